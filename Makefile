@@ -1,0 +1,64 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Everything else is set up by them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CLI := $(BIN)/order-saga
+EXTRAS := lambda,edge,cdk,dev
+
+.DEFAULT_GOAL := help
+.PHONY: help install lock services-up services-down migrate check demo test test-unit test-integration lint format clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(BIN)/activate:
+	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: install python3-venv (apt-get install python3-venv)"; exit 1; }
+
+$(VENV)/.installed: $(BIN)/activate pyproject.toml constraints.txt
+	$(BIN)/pip install -q --upgrade pip==25.3
+	$(BIN)/pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
+	@touch $@
+
+install: $(VENV)/.installed ## Create the virtualenv with the pinned dependencies
+
+lock: $(BIN)/activate ## Re-pin every dependency into constraints.txt (after editing pyproject.toml)
+	$(BIN)/pip install -q uv==0.13.9
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 \
+		--no-header --no-annotate -o constraints.txt
+
+services-up: install ## Start the project-private MariaDB and Redis (installs them with apt if needed)
+	$(CLI) services up
+
+services-down: ## Stop them, leaving no process of ours behind
+	@if [ -x $(CLI) ]; then $(CLI) services down; else echo "nothing to stop (no virtualenv)"; fi
+
+migrate: services-up ## Apply the schema migrations
+	$(CLI) migrate
+
+check: migrate ## Connect to every part with the current settings
+	$(CLI) check
+
+demo: migrate ## Run the main job end to end on the local stack
+	$(CLI) check
+
+test: migrate ## Run every tier of tests (unit, integration, e2e, infra)
+	$(BIN)/pytest
+
+test-unit: install ## Only the unit tests (no network)
+	$(BIN)/pytest tests/unit
+
+test-integration: migrate ## Only the integration tests (MariaDB, Redis, moto)
+	$(BIN)/pytest tests/integration
+
+lint: install ## ruff (lint + format check) and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install ## Format and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean: services-down ## Stop the services and remove every generated file
+	rm -rf $(VENV) .devstack build cdk.out .pytest_cache .mypy_cache .ruff_cache

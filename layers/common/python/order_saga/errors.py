@@ -1,0 +1,74 @@
+"""Typed errors of the domain.
+
+The class name is the contract: Lambda reports it as `errorType`, and the state machine's
+Retry and Catch match on it, so renaming a class is renaming an error in `statemachine/`.
+The gRPC edge maps the same classes to status codes in one place.
+"""
+
+
+class OrderSagaError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class BusinessError(OrderSagaError):
+    """A decision, not a fault: retrying gives the same answer. Never retried by the saga."""
+
+
+class InvalidOrder(BusinessError):
+    """The input breaks a rule of the contract (a field is missing, malformed or out of range)."""
+
+
+class UnknownProduct(BusinessError):
+    """An order names a product that is not in the catalog."""
+
+
+class OrderNotFound(BusinessError):
+    """No such order (or not one the caller may see)."""
+
+
+class PaymentDeclined(BusinessError):
+    """The payment gateway declined the charge."""
+
+
+class OutOfStock(BusinessError):
+    """There are not enough unreserved units of a product."""
+
+
+class OrderCancelled(BusinessError):
+    """The customer asked to cancel before the order was confirmed."""
+
+
+class StepAlreadyCompensated(BusinessError):
+    """A forward step arrived after its compensation ran; it is rejected and changes nothing."""
+
+
+class InvalidStateTransition(BusinessError):
+    """The order is not in a state that allows the requested change."""
+
+
+class TransientDependencyError(OrderSagaError):
+    """A dependency failed in a way that may pass: safe to retry with backoff."""
+
+
+class DatabaseUnavailable(TransientDependencyError):
+    """MySQL could not be reached, or the connection was lost."""
+
+
+class CacheUnavailable(TransientDependencyError):
+    """Redis could not be reached, or the connection was lost."""
+
+
+class PaymentGatewayUnavailable(TransientDependencyError):
+    """The payment gateway did not answer, or answered that it is briefly unavailable."""
+
+
+class ConfigurationError(OrderSagaError):
+    """The deployment is wrong (credentials, settings): retrying does not help, a person must act."""
+
+
+TRANSIENT_ERRORS: tuple[type[TransientDependencyError], ...] = (
+    DatabaseUnavailable,
+    CacheUnavailable,
+    PaymentGatewayUnavailable,
+)
+"""The concrete transient classes, by which the state machines' Retry blocks name them."""

@@ -1,0 +1,43 @@
+"""Every setting of the system, read from the environment.
+
+The names are the ones `.devstack/env` and the CDK stacks write, so a shell that sources
+`.devstack/env` and a deployed Lambda function configure the code the same way.
+"""
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    mysql_host: str = Field("127.0.0.1", description="MySQL host (the RDS Proxy endpoint in AWS)")
+    mysql_port: int = Field(3306, description="MySQL port")
+    mysql_user: str = Field("orders", description="MySQL user, unless MYSQL_SECRET_ARN is set")
+    mysql_password: str = Field("", description="MySQL password, unless MYSQL_SECRET_ARN is set")
+    mysql_database: str = Field("orders", description="MySQL database (schema) name")
+    mysql_secret_arn: str | None = Field(
+        None,
+        description="Secrets Manager secret holding the MySQL credentials (RDS JSON format); "
+        "when set, it wins over MYSQL_USER/MYSQL_PASSWORD",
+    )
+    mysql_tls: bool = Field(False, description="Require TLS to MySQL, verifying the server certificate")
+    mysql_connect_timeout: int = Field(5, description="Seconds to wait for a MySQL connection")
+
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis URL; rediss:// for TLS (ElastiCache in transit)"
+    )
+    redis_auth_secret_arn: str | None = Field(
+        None, description="Secrets Manager secret holding the Redis AUTH token (ElastiCache)"
+    )
+    redis_timeout: float = Field(2.0, description="Seconds for a Redis connect or command")
+
+    secret_max_age: int = Field(300, description="Seconds a secret read from Secrets Manager is cached")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once (a Lambda environment does not change while warm)."""
+    return Settings()

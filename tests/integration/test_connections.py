@@ -1,0 +1,137 @@
+"""Connections to MySQL and Redis: reuse, reconnection, and clear errors for wrong settings."""
+
+import json
+from collections.abc import Iterator
+
+import boto3
+import pytest
+import redis
+from aws_lambda_powertools.utilities import parameters
+from moto import mock_aws
+from mypy_boto3_secretsmanager import SecretsManagerClient
+
+from order_saga.cache import check_redis, create_redis
+from order_saga.db import Database
+from order_saga.errors import CacheUnavailable, ConfigurationError, DatabaseUnavailable
+from order_saga.settings import Settings
+
+
+def select_one(db: Database) -> int:
+    with db.transaction() as cursor:
+        cursor.execute("SELECT CONNECTION_ID() AS id")
+        row = cursor.fetchone()
+    assert row is not None
+    return int(row["id"])
+
+
+def test_the_connection_is_reused_across_calls(database: Database) -> None:
+    assert select_one(database) == select_one(database)
+
+
+def test_a_dropped_connection_is_reopened(database: Database, settings: Settings) -> None:
+    # Given a warm connection that the server then kills (as RDS Proxy or a failover would)
+    first = select_one(database)
+    killer = Database(settings)
+    with killer.transaction() as cursor:
+        cursor.execute(f"KILL {first}")
+    killer.close()
+    # When the next invocation uses the database
+    second = select_one(database)
+    # Then it works on a new connection
+    assert second != first
+
+
+def test_a_failed_transaction_is_rolled_back(database: Database) -> None:
+    with pytest.raises(RuntimeError), database.transaction() as cursor:
+        cursor.execute(
+            "INSERT INTO inventory (product_id, stock, unit_price, currency) VALUES ('sku-9', 1, 1, 'EUR')"
+        )
+        raise RuntimeError("the step failed half-way")
+    with database.transaction() as cursor:
+        cursor.execute("SELECT COUNT(*) AS n FROM inventory")
+        assert cursor.fetchone() == {"n": 0}
+
+
+def test_a_wrong_password_names_the_setting(settings: Settings) -> None:
+    wrong = Database(settings.model_copy(update={"mysql_password": "wrong"}))
+    with pytest.raises(ConfigurationError, match="MYSQL_PASSWORD"):
+        wrong.connection()
+
+
+def test_an_unknown_database_names_the_setting(settings: Settings) -> None:
+    wrong = Database(settings.model_copy(update={"mysql_database": "orders_nowhere"}))
+    with pytest.raises(ConfigurationError, match="MYSQL_DATABASE"):
+        wrong.connection()
+
+
+def test_an_unreachable_server_is_transient(settings: Settings) -> None:
+    wrong = Database(settings.model_copy(update={"mysql_port": 1, "mysql_connect_timeout": 1}))
+    with pytest.raises(DatabaseUnavailable, match="MYSQL_HOST/MYSQL_PORT"):
+        wrong.connection()
+
+
+def test_redis_round_trip(settings: Settings, redis_client: "redis.Redis") -> None:
+    client = create_redis(settings)
+    check_redis(client, settings)
+    client.set("order-saga:test", "42")
+    assert redis_client.get("order-saga:test") == "42"
+
+
+def test_an_unreachable_redis_names_the_setting(settings: Settings) -> None:
+    wrong = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0", "redis_timeout": 0.5})
+    with pytest.raises(CacheUnavailable, match=r"REDIS_URL=redis://127\.0\.0\.1:1/0"):
+        check_redis(create_redis(wrong), wrong)
+
+
+@pytest.fixture
+def secretsmanager(monkeypatch: pytest.MonkeyPatch) -> Iterator[SecretsManagerClient]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    with mock_aws():
+        yield boto3.client("secretsmanager", region_name="eu-west-1")
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+
+
+def test_credentials_come_from_secrets_manager(
+    settings: Settings, secretsmanager: SecretsManagerClient
+) -> None:
+    # Given the real credentials only in a secret (RDS format), and none in the settings
+    secret = {
+        "username": settings.mysql_user,
+        "password": settings.mysql_password,
+        "dbname": settings.mysql_database,
+        "port": settings.mysql_port,
+        "engine": "mysql",
+    }
+    arn = secretsmanager.create_secret(Name="orders/db", SecretString=json.dumps(secret))["ARN"]
+    from_secret = settings.model_copy(
+        update={"mysql_secret_arn": arn, "mysql_user": "", "mysql_password": ""}
+    )
+    # When a function connects
+    db = Database(from_secret)
+    # Then it logs in with the secret's credentials
+    assert select_one(db) > 0
+    db.close()
+
+
+def test_a_missing_secret_names_the_setting(settings: Settings, secretsmanager: SecretsManagerClient) -> None:
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:orders/missing-AbCdEf"
+    with pytest.raises(ConfigurationError, match="MYSQL_SECRET_ARN"):
+        Database(settings.model_copy(update={"mysql_secret_arn": arn})).connection()
+
+
+def test_a_secret_without_a_password_is_a_clear_error(
+    settings: Settings, secretsmanager: SecretsManagerClient
+) -> None:
+    arn = secretsmanager.create_secret(Name="orders/bad", SecretString=json.dumps({"username": "x"}))["ARN"]
+    with pytest.raises(ConfigurationError, match="password"):
+        Database(settings.model_copy(update={"mysql_secret_arn": arn})).connection()
+
+
+def test_the_redis_auth_token_comes_from_secrets_manager(
+    settings: Settings, secretsmanager: SecretsManagerClient
+) -> None:
+    arn = secretsmanager.create_secret(Name="orders/redis", SecretString="token-123")["ARN"]
+    client = create_redis(settings.model_copy(update={"redis_auth_secret_arn": arn}))
+    assert client.connection_pool.connection_kwargs["password"] == "token-123"

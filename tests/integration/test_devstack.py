@@ -1,0 +1,135 @@
+"""The local services and the CLI, run as a newcomer runs them: as commands, in their own folder."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from order_saga.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "devstack", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def our_processes(env: dict[str, str]) -> list[str]:
+    """Command lines of live processes of this stack (mariadbd names its folder, redis-server its port)."""
+    markers = (env["DEVSTACK_DIR"], f"127.0.0.1:{env['DEVSTACK_REDIS_PORT']}")
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        if any(marker in cmdline for marker in markers) and "State:\tZ" not in status:
+            found.append(cmdline)
+    return found
+
+
+@pytest.fixture
+def isolated_env(tmp_path: Path) -> dict[str, str]:
+    """A second private stack: its own folder and ports, so the running servers are untouched."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MYSQL_", "REDIS_"))}
+    env |= {
+        "DEVSTACK_DIR": str(tmp_path / "stack"),
+        "DEVSTACK_MYSQL_PORT": str(free_port()),
+        "DEVSTACK_REDIS_PORT": str(free_port()),
+    }
+    return env
+
+
+def test_services_lifecycle(isolated_env: dict[str, str], tmp_path: Path) -> None:
+    state = tmp_path / "stack"
+    try:
+        # When the services are started twice
+        first = cli("services", "up", env=isolated_env)
+        second = cli("services", "up", env=isolated_env)
+        # Then the second start is harmless and says so
+        assert first.returncode == 0, first.stderr
+        assert "started" in first.stdout
+        assert second.returncode == 0, second.stderr
+        assert second.stdout.count("already running") == 2
+        # And the settings are written where scripts find them
+        env_file = (state / "env").read_text()
+        for key in (
+            "MYSQL_HOST",
+            "MYSQL_PORT",
+            "MYSQL_USER",
+            "MYSQL_PASSWORD",
+            "MYSQL_DATABASE",
+            "REDIS_URL",
+        ):
+            assert f"{key}=" in env_file
+        assert cli("migrate", env=isolated_env).stdout.strip() == "applied: 0001_initial_schema"
+        assert cli("check", env=isolated_env).returncode == 0
+        assert len(our_processes(isolated_env)) == 2
+    finally:
+        down = cli("services", "down", env=isolated_env)
+    # Then stopping leaves no process of ours behind
+    assert down.returncode == 0, down.stderr
+    assert our_processes(isolated_env) == []
+    assert cli("services", "status", env=isolated_env).returncode == 1
+
+
+def test_a_taken_port_is_refused_with_the_setting_to_change(
+    isolated_env: dict[str, str], settings: Settings
+) -> None:
+    # Given Redis's port already taken (by the running private Redis)
+    isolated_env["DEVSTACK_REDIS_PORT"] = settings.redis_url.rsplit(":", 1)[1].split("/")[0]
+    try:
+        result = cli("services", "up", env=isolated_env)
+    finally:
+        cli("services", "down", env=isolated_env)
+    assert result.returncode == 1
+    assert "port" in result.stderr
+    assert "DEVSTACK_REDIS_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_failed_start_shows_the_server_log(isolated_env: dict[str, str], tmp_path: Path) -> None:
+    # Given a data folder that looks initialised but holds no system tables
+    (tmp_path / "stack" / "mariadb" / "data" / "mysql").mkdir(parents=True)
+    try:
+        result = cli("services", "up", env=isolated_env)
+    finally:
+        cli("services", "down", env=isolated_env)
+    # Then the start fails with the server's own words, and nothing is left running
+    assert result.returncode == 1
+    assert "mariadb did not start" in result.stderr
+    assert "[ERROR]" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert our_processes(isolated_env) == []
+
+
+def test_a_wrong_password_is_one_clear_line(settings: Settings) -> None:
+    env = os.environ | {"MYSQL_PASSWORD": "wrong", "MYSQL_DATABASE": settings.mysql_database}
+    result = cli("migrate", env=env)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: MySQL at 127.0.0.1:")
+    assert "check MYSQL_USER and MYSQL_PASSWORD" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_unreachable_redis_is_one_clear_line(settings: Settings) -> None:
+    env = os.environ | {"REDIS_URL": "redis://127.0.0.1:1/0", "REDIS_TIMEOUT": "0.5"}
+    result = cli("check", env=env)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: Redis at REDIS_URL=redis://127.0.0.1:1/0 is unreachable")
+    assert len(result.stderr.strip().splitlines()) == 1
