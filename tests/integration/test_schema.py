@@ -26,8 +26,8 @@ def insert_order(db: Database, user_id: str = "user-1", key: str = "key-1") -> s
     order_id = str(uuid.uuid4())
     with db.transaction() as cursor:
         cursor.execute(
-            "INSERT INTO orders (order_id, user_id, idempotency_key, request_hash, total, currency)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
+            "INSERT INTO orders (order_id, user_id, idempotency_key, request_hash, total, currency,"
+            " payment_token) VALUES (%s, %s, %s, %s, %s, %s, 'tok_visa')",
             (order_id, user_id, key, "0" * 64, "9.99", "EUR"),
         )
     return order_id

@@ -67,6 +67,7 @@ class Order(Model):
     total: Money
     currency: Currency
     email: str | None = None
+    payment_token: str
     failure_reason: str | None = None
     execution_arn: str | None = None
     cancel_requested: bool = False

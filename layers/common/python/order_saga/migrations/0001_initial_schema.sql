@@ -11,6 +11,7 @@ CREATE TABLE orders (
   total             DECIMAL(10,2) NOT NULL,
   currency          CHAR(3)       NOT NULL,
   email             VARCHAR(254)  NULL,
+  payment_token     VARCHAR(255)  NOT NULL,
   status            ENUM('PENDING','CONFIRMED','FAILED','CANCELLING','CANCELLED','NEEDS_ATTENTION')
                                   NOT NULL DEFAULT 'PENDING',
   failure_reason    VARCHAR(500)  NULL,

@@ -1,0 +1,95 @@
+"""The one description of every Lambda function: the CDK stacks and the local stack both read it.
+
+A function's `name` is the saga step it performs, the same word in the seed, the state machine
+(`${ProcessPaymentFunctionArn}`), the console and the fault plan. Its code is the folder
+`functions/<service>/` and its entry point `handler` is `module.function` inside that folder,
+exactly as the Lambda runtime resolves it.
+"""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Needs(StrEnum):
+    """What a function reaches besides its own logs: drives its settings and its IAM policy."""
+
+    DATABASE = "database"  # MySQL through RDS Proxy (credentials secret)
+    CACHE = "cache"  # Redis: availability cache, idempotency records, status feed
+    PAYMENT_GATEWAY = "payment-gateway"  # the gateway's URL and API key secret
+    EMAIL = "email"  # SES SendEmail from the sender identity
+    NOTIFICATION_QUEUE = "notification-queue"  # consumes the notification queue (event source)
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    service: str
+    handler: str
+    description: str
+    needs: frozenset[Needs]
+    timeout_seconds: int = 10
+    memory_mb: int = 512
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def code_dir(self) -> str:
+        """The function's code folder, relative to the repository root."""
+        return f"functions/{self.service}"
+
+    @property
+    def arn_substitution(self) -> str:
+        """The `${...}` name under which the state machines refer to this function's ARN."""
+        return f"{self.name}FunctionArn"
+
+    @property
+    def all_environment(self) -> dict[str, str]:
+        """Environment common to every function, then the function's own."""
+        return {"POWERTOOLS_SERVICE_NAME": self.service, "POWERTOOLS_METRICS_NAMESPACE": "OrderSaga"} | (
+            self.environment
+        )
+
+
+_STEP = frozenset({Needs.DATABASE, Needs.CACHE})
+_PAYMENT = _STEP | {Needs.PAYMENT_GATEWAY}
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec(
+        "ProcessPayment", "payment", "handler.process_payment", "Charge the order's total", _PAYMENT, 20
+    ),
+    FunctionSpec(
+        "RefundPayment", "payment", "handler.refund_payment", "Refund the charge (compensation)", _PAYMENT, 20
+    ),
+    FunctionSpec("ReserveStock", "inventory", "handler.reserve_stock", "Reserve every line's units", _STEP),
+    FunctionSpec(
+        "ReleaseStock", "inventory", "handler.release_stock", "Release the reservation (compensation)", _STEP
+    ),
+    FunctionSpec(
+        "ConfirmOrder", "orders", "handler.confirm_order", "Confirm the order, commit its stock", _STEP
+    ),
+    FunctionSpec(
+        "MarkOrderFailed", "orders", "handler.mark_order_failed", "End a compensated order FAILED", _STEP
+    ),
+    FunctionSpec(
+        "MarkOrderCancelled",
+        "orders",
+        "handler.mark_order_cancelled",
+        "End a compensated order CANCELLED",
+        _STEP,
+    ),
+    FunctionSpec(
+        "MarkNeedsAttention", "orders", "handler.mark_needs_attention", "Flag a failed compensation", _STEP
+    ),
+    FunctionSpec(
+        "SendNotification",
+        "notification",
+        "handler.send_notification",
+        "Send the e-mails the saga queued (SQS consumer)",
+        frozenset({Needs.DATABASE, Needs.CACHE, Needs.EMAIL, Needs.NOTIFICATION_QUEUE}),
+        timeout_seconds=30,
+    ),
+)
+
+
+def function(name: str) -> FunctionSpec:
+    """The definition of the function called `name` (KeyError for an unknown one)."""
+    return {spec.name: spec for spec in FUNCTIONS}[name]
