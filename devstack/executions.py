@@ -142,5 +142,5 @@ def render_path(path: ExecutionPath) -> list[str]:
         lines.append(f"  -> {visit.name:<24} {took:>8}{retries}")
         lines += [f"       ! {error}" for error in visit.errors]
     if path.error:
-        lines.append(f"  final error: {path.error}" + (f" ({path.cause[:300]})" if path.cause else ""))
+        lines.append(f"  final error: {error_name({'error': path.error, 'cause': path.cause or ''})[:300]}")
     return lines

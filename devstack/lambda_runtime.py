@@ -77,7 +77,9 @@ def invoke(handler: Callable[[Any, LambdaContext], Any], request: dict[str, Any]
     try:
         result = handler(request["event"], LambdaContext(request_id, request["timeout_ms"]))
     except Exception as exc:  # Lambda reports every exception the same way
-        return False, error_payload(type(exc).__name__, str(exc), request_id, exc.__traceback__)
+        # The trace starts in the function's code, as Lambda's does (not in this runtime loop).
+        trace = exc.__traceback__.tb_next if exc.__traceback__ else None
+        return False, error_payload(type(exc).__name__, str(exc), request_id, trace)
     try:
         json.dumps(result)
     except (TypeError, ValueError) as exc:
