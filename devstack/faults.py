@@ -149,30 +149,31 @@ def _locked_plan(path: Path) -> Iterator[FaultPlan]:
             handle.write(after + "\n")
 
 
-def read_plan(path: Path = FAULTS_FILE) -> FaultPlan:
+def read_plan(path: Path | None = None) -> FaultPlan:
+    path = path or FAULTS_FILE
     if not path.exists():
         return FaultPlan()
     return parse_plan(path.read_text(), str(path))
 
 
-def add_fault(fault: Fault, path: Path = FAULTS_FILE) -> None:
-    with _locked_plan(path) as plan:
+def add_fault(fault: Fault, path: Path | None = None) -> None:
+    with _locked_plan(path or FAULTS_FILE) as plan:
         plan.faults.append(fault)
 
 
-def replace_plan(text: str, source: str, path: Path = FAULTS_FILE) -> FaultPlan:
+def replace_plan(text: str, source: str, path: Path | None = None) -> FaultPlan:
     """Make the plan in `text` the active one (validated first: a bad file changes nothing)."""
     new = parse_plan(text, source)
-    with _locked_plan(path) as plan:
+    with _locked_plan(path or FAULTS_FILE) as plan:
         plan.faults[:] = new.faults
     return new
 
 
-def clear_faults(function: str | None = None, path: Path = FAULTS_FILE) -> int:
+def clear_faults(function: str | None = None, path: Path | None = None) -> int:
     """Remove every fault (or every fault of one function); the number removed."""
     if function is not None and function not in {spec.name for spec in FUNCTIONS}:
         raise FaultPlanError(f"unknown function {function!r}")
-    with _locked_plan(path) as plan:
+    with _locked_plan(path or FAULTS_FILE) as plan:
         kept = [fault for fault in plan.faults if function is not None and fault.function != function]
         removed = len(plan.faults) - len(kept)
         plan.faults[:] = kept
@@ -180,9 +181,10 @@ def clear_faults(function: str | None = None, path: Path = FAULTS_FILE) -> int:
 
 
 def take_fault(
-    function_name: str, event: Any, path: Path = FAULTS_FILE, rng: random.Random | None = None
+    function_name: str, event: Any, path: Path | None = None, rng: random.Random | None = None
 ) -> Fault | None:
     """The fault that hits this invocation, if any, counting it against its `times`."""
+    path = path or FAULTS_FILE
     if not path.exists():
         return None
     draw = (rng or random.Random()).random  # noqa: S311 - chaos, not cryptography
