@@ -43,11 +43,11 @@ def test_install_fails_loudly_when_the_hook_is_gone(monkeypatch: pytest.MonkeyPa
 
 
 def test_retry_waits_sleep_through_the_retrier_modules_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert retrier_decl.time is time
+    assert retrier_decl.time is time  # type: ignore[attr-defined]
     assert "time.sleep(interval_seconds)" in inspect.getsource(retrier_decl.RetrierDecl._eval_body)
     monkeypatch.setattr(retrier_decl, "time", time)
     scale_retry_waits(0.5)
-    assert isinstance(retrier_decl.time, ScaledClock)
+    assert isinstance(retrier_decl.time, ScaledClock)  # type: ignore[attr-defined]
     # Scaling twice would be a bug in the server's start-up: refused.
     with pytest.raises(RuntimeError, match="retrier"):
         scale_retry_waits(0.5)
