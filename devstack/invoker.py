@@ -158,10 +158,9 @@ class LocalInvoker:
     def invoke(self, invocation: Invocation, event: Any) -> Answer:
         request_id = str(uuid.uuid4())
         code_dir = self.code_dirs.get(invocation.function_name)
-        if code_dir is None:
-            message = (
-                f"function {invocation.function_name!r} is not defined in order_saga.functions.FUNCTIONS"
-            )
+        if code_dir is None or not code_dir.is_dir():
+            reason = f"no code folder {code_dir}" if code_dir else "not in order_saga.functions.FUNCTIONS"
+            message = f"Unable to import module of {invocation.function_name!r}: {reason}"
             return error_answer("Runtime.ImportModuleError", message, request_id), True, ""
         fault = faults.take_fault(invocation.function_name, event, self.faults_file)
         if fault is None:
