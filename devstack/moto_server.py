@@ -49,6 +49,17 @@ def scale_retry_waits(scale: float) -> None:
     module.time = ScaledClock(scale)  # type: ignore[attr-defined]
 
 
+def without_docker() -> None:
+    """There is no Docker engine here: moto's lazily made Docker client is None, not an error.
+
+    Only the Docker runner (replaced by the invoker) would use it; this lets /moto-api/data.json
+    list moto's models (for instance the e-mails SES accepted) instead of failing on it.
+    """
+    from moto.utilities.docker_utilities import DockerModel  # noqa: PLC0415
+
+    DockerModel.docker_client = property(lambda _model: None)  # type: ignore[assignment,method-assign]
+
+
 def enable_execution() -> None:
     from moto.core.config import default_user_config  # noqa: PLC0415
 
@@ -67,6 +78,7 @@ def main() -> None:
     from moto.server import ThreadedMotoServer  # noqa: PLC0415
 
     enable_execution()
+    without_docker()
     if settings.retry_time_scale != 1:
         scale_retry_waits(settings.retry_time_scale)
     invoker = LocalInvoker(base_env=base_environment(settings.endpoint_url, settings.region))
