@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from order_saga.settings import Settings
 
-from .envfile import update_env
+from .envfile import remove_env, update_env
 from .services import LocalServer, ServiceError
 
 
@@ -87,7 +87,13 @@ def aws_up(database: Settings, settings: AwsStackSettings | None = None) -> list
 
 
 def aws_down(settings: AwsStackSettings | None = None) -> list[str]:
-    return [MotoServer(settings or AwsStackSettings()).stop()]
+    """Stop moto, and take its settings out of `.devstack/env` (they would point at nothing)."""
+    from .wiring import ENV_KEYS  # noqa: PLC0415
+
+    server = MotoServer(settings or AwsStackSettings())
+    line = server.stop()
+    remove_env(*server.env(), *ENV_KEYS)
+    return [line]
 
 
 def aws_running(settings: AwsStackSettings | None = None) -> bool:

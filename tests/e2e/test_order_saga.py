@@ -124,16 +124,17 @@ def test_a_briefly_unavailable_gateway_is_retried_until_it_answers(stack: LocalS
 # A fault at each forward step in turn. An `error` and a `timeout` of ProcessPayment or
 # ReserveStock are compensated; a timed-out ConfirmOrder (the pivot: its work is done, its answer
 # lost) is asked again and stands; a `duplicate` invocation changes nothing (steps are idempotent).
+# (final order status, state transitions) per (step, fault)
 FAULTS = {
-    ("ProcessPayment", "error"): "FAILED",
-    ("ProcessPayment", "timeout"): "FAILED",
-    ("ProcessPayment", "duplicate"): "CONFIRMED",
-    ("ReserveStock", "error"): "FAILED",
-    ("ReserveStock", "timeout"): "FAILED",
-    ("ReserveStock", "duplicate"): "CONFIRMED",
-    ("ConfirmOrder", "error"): "FAILED",
-    ("ConfirmOrder", "timeout"): "CONFIRMED",
-    ("ConfirmOrder", "duplicate"): "CONFIRMED",
+    ("ProcessPayment", "error"): ("FAILED", 7),
+    ("ProcessPayment", "timeout"): ("FAILED", 7),
+    ("ProcessPayment", "duplicate"): ("CONFIRMED", 5),
+    ("ReserveStock", "error"): ("FAILED", 8),
+    ("ReserveStock", "timeout"): ("FAILED", 8),
+    ("ReserveStock", "duplicate"): ("CONFIRMED", 5),
+    ("ConfirmOrder", "error"): ("FAILED", 9),
+    ("ConfirmOrder", "timeout"): ("CONFIRMED", 6),
+    ("ConfirmOrder", "duplicate"): ("CONFIRMED", 5),
 }
 
 
@@ -149,7 +150,10 @@ def test_a_fault_at_each_step_in_turn_leaves_every_order_consistent(stack: Local
     with ThreadPoolExecutor(max_workers=len(orders)) as pool:
         paths = dict(zip(orders, pool.map(stack.run, orders.values()), strict=True))
     # Then each ended as expected, with the fault visible in its path, and the books balance
-    assert {case: stack.order(order_id)["status"] for case, order_id in orders.items()} == FAULTS
+    outcomes = {
+        case: (stack.order(order_id)["status"], paths[case].transitions) for case, order_id in orders.items()
+    }
+    assert outcomes == FAULTS
     for (step, kind), path in paths.items():
         [visit] = [visit for visit in path.visits if visit.name == step]
         if kind == "error":

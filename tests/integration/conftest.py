@@ -30,6 +30,9 @@ TABLES = ("saga_log", "inventory_reservations", "payments", "order_items", "orde
 def base_settings() -> Settings:
     services.services_up()
     load_env()
+    # AWS is mocked in-process here (moto's mock_aws); the local stack's endpoint, which
+    # `order-saga aws up` writes to .devstack/env, would send those calls to the running server.
+    os.environ.pop("AWS_ENDPOINT_URL", None)
     return Settings()
 
 
