@@ -2,6 +2,7 @@
 
 import io
 import zipfile
+from pathlib import Path
 
 from devstack.aws import AwsStackSettings
 from devstack.wiring import ENV_KEYS, Wiring, code_zip, function_environment
@@ -43,3 +44,9 @@ def test_aws_down_removes_every_key_aws_up_writes() -> None:
     machines = {"ORDER_SAGA_STATE_MACHINE_ARN": "a", "ORDER_CANCELLATION_STATE_MACHINE_ARN": "b"}
     wiring = Wiring({}, machines, "q", "d", "c", "s")
     assert set(wiring.env()) == set(ENV_KEYS)
+
+
+def test_every_local_aws_setting_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    missing = [f"DEVSTACK_{name.upper()}" for name in AwsStackSettings.model_fields]
+    assert [name for name in missing if f"| `{name}` |" not in readme] == []
