@@ -9,16 +9,14 @@ memory, so a fresh one is the only clean one) and stopped at the end.
 import os
 from collections.abc import Iterator
 
-import pymysql
 import pytest
 
 from devstack import faults
 from devstack.aws import AwsStackSettings, aws_down, aws_up
 from order_saga.db import Database
-from order_saga.migrate import apply_migrations
 from order_saga.settings import Settings
 from tests.e2e.stack import LocalStack
-from tests.integration.conftest import TABLES, base_settings
+from tests.integration.conftest import TABLES, base_settings, private_database
 
 __all__ = ["base_settings"]  # the integration tier's fixture: starts MariaDB and Redis
 
@@ -28,25 +26,8 @@ RETRY_TIME_SCALE = 0.05
 
 @pytest.fixture(scope="session")
 def e2e_settings(base_settings: Settings) -> Iterator[Settings]:
-    name = f"orders_e2e_{os.getpid()}"
-    admin = pymysql.connect(
-        host=base_settings.mysql_host,
-        port=base_settings.mysql_port,
-        user=base_settings.mysql_user,
-        password=base_settings.mysql_password,
-        autocommit=True,
-    )
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        cursor.execute(f"CREATE DATABASE `{name}`")
-    settings = base_settings.model_copy(
-        update={"mysql_database": name, "redis_url": base_settings.redis_url.rsplit("/", 1)[0] + "/14"}
-    )
-    apply_migrations(Database(settings).credentials)
-    yield settings
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    admin.close()
+    with private_database(base_settings, f"orders_e2e_{os.getpid()}", redis_db=14) as settings:
+        yield settings
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ so the tests never touch the data of a running demo.
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -36,9 +37,9 @@ def base_settings() -> Settings:
     return Settings()
 
 
-@pytest.fixture(scope="session")
-def settings(base_settings: Settings) -> Iterator[Settings]:
-    name = f"orders_test_{os.getpid()}"
+@contextmanager
+def private_database(base_settings: Settings, name: str, redis_db: int) -> Iterator[Settings]:
+    """Settings for a database of this run's own, migrated from scratch and dropped at the end."""
     admin = pymysql.connect(
         host=base_settings.mysql_host,
         port=base_settings.mysql_port,
@@ -50,13 +51,22 @@ def settings(base_settings: Settings) -> Iterator[Settings]:
         cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
         cursor.execute(f"CREATE DATABASE `{name}`")
     test_settings = base_settings.model_copy(
-        update={"mysql_database": name, "redis_url": base_settings.redis_url.rsplit("/", 1)[0] + "/15"}
+        update={
+            "mysql_database": name,
+            "redis_url": base_settings.redis_url.rsplit("/", 1)[0] + f"/{redis_db}",
+        }
     )
     apply_migrations(Database(test_settings).credentials)
     yield test_settings
     with admin.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
     admin.close()
+
+
+@pytest.fixture(scope="session")
+def settings(base_settings: Settings) -> Iterator[Settings]:
+    with private_database(base_settings, f"orders_test_{os.getpid()}", redis_db=15) as test_settings:
+        yield test_settings
 
 
 @pytest.fixture
