@@ -13,9 +13,9 @@ import redis
 from pydantic import BaseModel
 
 from ..db import Cursor, Database
-from ..errors import OutOfStock, StepAlreadyCompensated
+from ..errors import InvalidStateTransition, OutOfStock, StepAlreadyCompensated
 from ..feeds import write_availability
-from ..models import Order, Reservation, ReservationStatus
+from ..models import Order, OrderStatus, Reservation, ReservationStatus
 from ..repository import fetch_order, fetch_reservations, log_step
 
 
@@ -33,15 +33,20 @@ def reserve_stock(db: Database, cache: "redis.Redis", order_id: str) -> StockOut
             reservations = fetch_reservations(cursor, order_id)
             if any(r.status is ReservationStatus.RELEASED for r in reservations):
                 raise StepAlreadyCompensated(f"order {order_id}: ReleaseStock already ran; nothing reserved")
-            if not reservations:
-                _reserve(cursor, order)
-                reservations = fetch_reservations(cursor, order_id)
-    finally:
-        refresh_availability(db, cache, products)  # an OutOfStock also corrects a stale cache entry
+            if reservations:
+                return StockOutcome(order_id=order_id, reservations=reservations)  # a repeat: nothing to do
+            reservations = _reserve(cursor, order)
+            available = _available(cursor, products)
+    except OutOfStock:
+        refresh_availability(db, cache, products)  # the cache may have promised units that are not there
+        raise
+    write_availability(cache, available)
     return StockOutcome(order_id=order_id, reservations=reservations)
 
 
-def _reserve(cursor: Cursor, order: Order) -> None:
+def _reserve(cursor: Cursor, order: Order) -> list[Reservation]:
+    """Take the units first: the reservation rows' foreign key would share-lock the inventory rows,
+    and upgrading that lock for the UPDATE deadlocks concurrent sagas on a hot product."""
     for item in order.items:  # in product_id order, so concurrent sagas lock rows in the same order
         cursor.execute(
             "UPDATE inventory SET reserved = reserved + %s WHERE product_id = %s AND stock - reserved >= %s",
@@ -49,12 +54,17 @@ def _reserve(cursor: Cursor, order: Order) -> None:
         )
         if cursor.rowcount == 0:
             raise OutOfStock(f"order {order.order_id}: fewer than {item.quantity} of {item.product_id} left")
-        cursor.execute(
-            "INSERT INTO inventory_reservations (order_id, product_id, quantity, status)"
-            " VALUES (%s, %s, %s, 'RESERVED')",
-            (order.order_id, item.product_id, item.quantity),
-        )
+    reservations = [
+        Reservation(order_id=order.order_id, product_id=item.product_id, quantity=item.quantity,
+                    status=ReservationStatus.RESERVED)
+        for item in order.items
+    ]  # fmt: skip
+    cursor.executemany(
+        "INSERT INTO inventory_reservations (order_id, product_id, quantity, status) VALUES (%s, %s, %s, %s)",
+        [(r.order_id, r.product_id, r.quantity, r.status) for r in reservations],
+    )
     log_step(cursor, order.order_id, "ReserveStock", "RESERVED", _lines(order.items))
+    return reservations
 
 
 def release_stock(db: Database, cache: "redis.Redis", order_id: str) -> StockOutcome:
@@ -68,15 +78,20 @@ def release_stock(db: Database, cache: "redis.Redis", order_id: str) -> StockOut
                 [(order_id, item.product_id) for item in order.items],
             )
             log_step(cursor, order_id, "ReleaseStock", "NOTHING_TO_UNDO")
-        elif _release(cursor, reservations):
+        elif _release(cursor, order, reservations):
             log_step(cursor, order_id, "ReleaseStock", "RELEASED", _lines(reservations))
         reservations = fetch_reservations(cursor, order_id)
-    refresh_availability(db, cache, [item.product_id for item in order.items])
+        available = _available(cursor, [item.product_id for item in order.items])
+    write_availability(cache, available)
     return StockOutcome(order_id=order_id, reservations=reservations)
 
 
-def _release(cursor: Cursor, reservations: list[Reservation]) -> int:
+def _release(cursor: Cursor, order: Order, reservations: list[Reservation]) -> int:
     """Give reserved units back, and restock the units of a confirmed order; count what changed."""
+    if order.status is OrderStatus.CONFIRMED:
+        raise InvalidStateTransition(
+            f"order {order.order_id} is CONFIRMED: only the cancellation machine restocks it"
+        )
     undo = {
         ReservationStatus.RESERVED: "UPDATE inventory SET reserved = reserved - %s WHERE product_id = %s",
         ReservationStatus.COMMITTED: "UPDATE inventory SET stock = stock + %s WHERE product_id = %s",
@@ -107,17 +122,20 @@ def commit_stock(cursor: Cursor, reservations: list[Reservation]) -> None:
     )
 
 
+def _available(cursor: Cursor, product_ids: list[str]) -> dict[str, int]:
+    cursor.execute(
+        "SELECT product_id, stock - reserved AS available FROM inventory WHERE product_id IN %s",
+        (product_ids,),
+    )
+    return {row["product_id"]: int(row["available"]) for row in cursor.fetchall()}
+
+
 def refresh_availability(db: Database, cache: "redis.Redis", product_ids: list[str]) -> None:
     """Write the committed availability of these products through to the Redis cache."""
-    if not product_ids:
-        return
-    with db.transaction() as cursor:
-        cursor.execute(
-            "SELECT product_id, stock - reserved AS available FROM inventory WHERE product_id IN %s",
-            (product_ids,),
-        )
-        available = {row["product_id"]: int(row["available"]) for row in cursor.fetchall()}
-    write_availability(cache, available)
+    if product_ids:
+        with db.transaction() as cursor:
+            available = _available(cursor, product_ids)
+        write_availability(cache, available)
 
 
 class _Line(Protocol):
