@@ -13,7 +13,6 @@ import pytest
 
 from devstack import faults
 from devstack.aws import AwsStackSettings, aws_down, aws_up
-from order_saga.db import Database
 from order_saga.settings import Settings
 from tests.e2e.stack import LocalStack
 from tests.integration.conftest import TABLES, base_settings, private_database
@@ -36,7 +35,7 @@ def local_stack(e2e_settings: Settings) -> Iterator[LocalStack]:
     aws_down(aws_settings)
     faults.clear_faults()
     aws_up(e2e_settings, aws_settings)
-    stack = LocalStack(aws_settings, Database(e2e_settings), e2e_settings.redis_url)
+    stack = LocalStack(aws_settings, e2e_settings)
     yield stack
     faults.clear_faults()
     stack.database.close()

@@ -15,6 +15,7 @@ from devstack.aws import AwsStackSettings
 from devstack.executions import ExecutionPath
 from devstack.wiring import COMPENSATION_DLQ, NOTIFICATION_QUEUE
 from order_saga.db import Database
+from order_saga.settings import Settings
 from tests.integration.conftest import CATALOG, OrderFactory, query
 
 TERMINAL = {"CONFIRMED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"}
@@ -23,10 +24,10 @@ TERMINAL = {"CONFIRMED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"}
 @dataclass
 class LocalStack:
     aws: AwsStackSettings
-    database: Database
-    redis_url: str
+    settings: Settings  # what the functions were wired to (the run's own database)
 
     def __post_init__(self) -> None:
+        self.database = Database(self.settings)
         self.new_order = OrderFactory(self.database)
         self.sfn = self.client("stepfunctions")
         self.sqs = self.client("sqs")
@@ -53,7 +54,7 @@ class LocalStack:
                 " VALUES (%s, %s, %s, %s, 'EUR')",
                 [(product, product.upper(), stock, price) for product, (price, stock) in CATALOG.items()],
             )
-        redis.Redis.from_url(self.redis_url).flushdb()
+        redis.Redis.from_url(self.settings.redis_url).flushdb()
 
     # -- executions -------------------------------------------------------------------------
 

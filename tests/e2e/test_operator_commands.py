@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from devstack.asl import substitution_names
+from devstack.aws import aws_up
 from devstack.cli import main
 from devstack.envfile import read_env
 from devstack.wiring import DB_SECRET, NOTIFICATION_DLQ, NOTIFICATION_QUEUE
@@ -61,6 +62,17 @@ def test_everything_is_wired_from_the_function_definitions(stack: LocalStack) ->
     assert env_file["ORDER_SAGA_STATE_MACHINE_ARN"] == stack.saga_arn
     assert env_file["ORDER_CANCELLATION_STATE_MACHINE_ARN"] == stack.cancellation_arn
     assert env_file["COMPENSATION_DLQ_URL"] == stack.dlq_url
+
+
+def test_aws_up_on_a_running_stack_updates_in_place(stack: LocalStack) -> None:
+    before = stack.lam.list_event_source_mappings()["EventSourceMappings"]
+    lines = aws_up(stack.settings, stack.aws)
+    assert lines[0].startswith("moto: already running")
+    assert stack.lam.list_event_source_mappings()["EventSourceMappings"] == before
+    assert len(stack.lam.list_functions()["Functions"]) == len(FUNCTIONS)
+    assert len(stack.sfn.list_state_machines()["stateMachines"]) == 2
+    order_id = stack.new_order({"sku-1": 1})
+    assert stack.run(order_id).status == "SUCCEEDED"
 
 
 def test_executions_list_and_show_tell_an_orders_story(stack: LocalStack) -> None:

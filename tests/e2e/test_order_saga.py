@@ -260,3 +260,27 @@ def test_concurrent_sagas_on_the_last_units_never_oversell(stack: LocalStack) ->
     assert sorted(path.status for path in paths) == ["FAILED", "FAILED", "FAILED", "SUCCEEDED", "SUCCEEDED"]
     assert stack.stock()["sku-2"] == (1, 0)
     assert_consistent(stack, orders)
+
+
+def test_a_cancellation_that_cannot_refund_flags_the_order(stack: LocalStack) -> None:
+    # Given a CONFIRMED order being cancelled, whose refund fails with an error no Retry covers
+    order_id = stack.new_order({"sku-1": 1})
+    assert stack.run(order_id).status == "SUCCEEDED"
+    with stack.database.transaction() as cursor:
+        cursor.execute("UPDATE orders SET status = 'CANCELLING' WHERE order_id = %s", (order_id,))
+    stack.fault("RefundPayment", "error", order_id, error_type="InjectedFault")
+    path = stack.run(order_id, cancellation=True)
+    # Then the DLQ branch runs, the order is flagged, and nothing was undone half-way
+    assert (path.status, path.error) == ("FAILED", "CompensationFailed")
+    assert path.states() == [
+        "RefundPayment",
+        "CompensationFailed",
+        "MarkNeedsAttention",
+        "CancellationNeedsAttention",
+    ]
+    assert path.transitions == 4
+    assert stack.order(order_id)["status"] == "NEEDS_ATTENTION"
+    assert stack.payment(order_id)["status"] == "SUCCESS"  # type: ignore[index]
+    assert stack.stock()["sku-1"] == (19, 0)
+    [message] = [body for body in stack.dlq_messages() if body["order_id"] == order_id]
+    assert message["state_machine"] == "OrderCancellation"
