@@ -29,7 +29,13 @@ def reported(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except EXPECTED as exc:
-            hint = " (is the local AWS stack up? order-saga aws up)" if isinstance(exc, BotoCoreError) else ""
+            hint = ""
+            if isinstance(exc, BotoCoreError):
+                hint = (
+                    " (is the local AWS stack up? order-saga aws up)"
+                    if os.environ.get("AWS_ENDPOINT_URL")
+                    else " (no local AWS stack: order-saga aws up; for AWS, configure a region)"
+                )
             click.echo(f"error: {exc}{hint}", err=True)
             sys.exit(1)
 
