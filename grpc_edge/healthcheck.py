@@ -29,7 +29,7 @@ def certificate_name(pem: bytes) -> str | None:
 
 def probe(settings: EdgeSettings) -> bool:
     address = f"127.0.0.1:{settings.grpc_port}"
-    if settings.tls_cert_file is None:
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
         channel = open_channel(address)
     else:
         trust = settings.tls_cert_file.read_bytes()

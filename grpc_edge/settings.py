@@ -25,7 +25,9 @@ class EdgeSettings(Settings):
     jwt_public_key_file: Path | None = Field(
         None, description="PEM public key that verifies access tokens (the local stack's dev key)"
     )
-    grpc_host: str = Field("127.0.0.1", description="Address the gRPC server binds (0.0.0.0 in the container)")
+    grpc_host: str = Field(
+        "127.0.0.1", description="Address the gRPC server binds (0.0.0.0 in the container)"
+    )
     grpc_port: int = Field(50051, description="gRPC port")
     grpc_max_workers: int = Field(
         32, description="Threads serving RPCs (each open WatchOrder stream holds one)"
