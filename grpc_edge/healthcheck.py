@@ -1,7 +1,8 @@
 """The container's HEALTHCHECK: ask the server's own grpc.health.v1 service whether it serves.
 
-Under TLS it trusts the server's certificate file and the client CA, and under mTLS it presents
-the server's own certificate, which works when one private CA issues both (design §7).
+Under TLS it trusts the server's certificate file and the client CA; under mTLS it presents the
+server's own certificate, so there that certificate must come from the client CA and allow the
+clientAuth usage as well as serverAuth (one private CA issues both, design §7).
 """
 
 import sys

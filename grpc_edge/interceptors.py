@@ -203,7 +203,7 @@ class RateLimitStage(RpcStage):
     """A fixed one-minute window per user in Redis, shared by every edge task. When Redis cannot
     answer, requests pass (a warning is logged): the limit protects, it must not take the API down."""
 
-    def __init__(self, cache: "redis.Redis", per_minute: int) -> None:
+    def __init__(self, cache: redis.Redis, per_minute: int) -> None:
         self.cache = cache
         self.per_minute = per_minute
 

@@ -17,6 +17,7 @@ import pytest
 import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from moto import mock_aws
 from prometheus_client import CollectorRegistry
@@ -46,7 +47,9 @@ def signing_key(tmp_path_factory: pytest.TempPathFactory) -> SigningKey:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public_file = tmp_path_factory.mktemp("jwt") / "public.pem"
     public_file.write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     )
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -54,11 +57,16 @@ def signing_key(tmp_path_factory: pytest.TempPathFactory) -> SigningKey:
     return SigningKey(private_pem, public_file)
 
 
-def make_token(
-    key: SigningKey, sub: str, scopes: tuple[str, ...] = ALL_SCOPES, **overrides: Any
-) -> str:
+def make_token(key: SigningKey, sub: str, scopes: tuple[str, ...] = ALL_SCOPES, **overrides: Any) -> str:
     now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + 300, "scope": " ".join(scopes)}
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": sub,
+        "iat": now,
+        "exp": now + 300,
+        "scope": " ".join(scopes),
+    }
     claims.update(overrides)
     return jwt.encode({k: v for k, v in claims.items() if v is not None}, key.private_pem, algorithm="RS256")
 
@@ -201,15 +209,13 @@ def catalog(database: Database) -> dict[str, tuple[int, Decimal]]:
 
 
 def status_of(error: grpc.RpcError) -> grpc.StatusCode:
-    return error.code()  # type: ignore[attr-defined,no-any-return]
+    return error.code()
 
 
 def field_violations(error: grpc.RpcError) -> list[str]:
     """The fields named by the google.rpc.BadRequest detail of an error."""
-    from google.rpc import error_details_pb2
-
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    fields = []
+    status = rpc_status.from_call(error)
+    fields: list[str] = []
     for detail in status.details if status else []:
         bad_request = error_details_pb2.BadRequest()
         if detail.Unpack(bad_request):

@@ -1,7 +1,12 @@
 """Every RPC needs a valid RS256 access token from our issuer, for us, with the right scope."""
 
+import base64
+import hashlib
+import hmac
+import json
 import time
 import uuid
+from collections.abc import Callable
 
 import grpc
 import jwt
@@ -20,7 +25,7 @@ def get_order(edge: Edge, metadata: tuple[tuple[str, str], ...]) -> None:
 def unsigned_token() -> str:
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": now + 300, "scope": "orders:read"}
-    return jwt.encode(claims, None, algorithm="none")
+    return jwt.encode(claims, "", algorithm="none")
 
 
 def token_signed_by_another_key() -> str:
@@ -32,10 +37,6 @@ def token_signed_by_another_key() -> str:
 
 def hs256_with_the_public_key(edge: Edge) -> str:
     """The algorithm-confusion attack: an HMAC token keyed with the (public) RSA key."""
-    import base64
-    import hashlib
-    import hmac
-    import json
 
     def b64(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -66,8 +67,8 @@ def hs256_with_the_public_key(edge: Edge) -> str:
     ids=lambda value: value if isinstance(value, str) else str(len(value)),
 )
 def test_a_request_without_a_valid_token_is_unauthenticated(edge: Edge, metadata: object) -> None:
-    tokens = {
-        "unsigned": lambda: unsigned_token(),
+    tokens: dict[str, Callable[[], str]] = {
+        "unsigned": unsigned_token,
         "another-key": token_signed_by_another_key,
         "hs256-confusion": lambda: hs256_with_the_public_key(edge),
         "expired": lambda: make_token(edge.key, "alice", exp=int(time.time()) - 120),
@@ -93,10 +94,14 @@ def test_a_request_without_a_valid_token_is_unauthenticated(edge: Edge, metadata
         ("WatchOrder", ("profile",)),
     ],
 )
-def test_a_token_without_the_rpcs_scope_is_permission_denied(edge: Edge, rpc: str, scopes: tuple[str, ...]) -> None:
+def test_a_token_without_the_rpcs_scope_is_permission_denied(
+    edge: Edge, rpc: str, scopes: tuple[str, ...]
+) -> None:
     order_id = str(uuid.uuid4())
     requests = {
-        "CreateOrder": pb.CreateOrderRequest(idempotency_key="k", items=[pb.OrderItem(product_id="p", quantity=1)]),
+        "CreateOrder": pb.CreateOrderRequest(
+            idempotency_key="k", items=[pb.OrderItem(product_id="p", quantity=1)]
+        ),
         "CancelOrder": pb.CancelOrderRequest(order_id=order_id),
         "GetOrder": pb.GetOrderRequest(order_id=order_id),
         "ListOrders": pb.ListOrdersRequest(),

@@ -2,6 +2,7 @@
 
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 
 import grpc
@@ -48,13 +49,16 @@ def test_an_unknown_order_is_not_found(edge: Edge) -> None:
     assert status_of(error.value) == grpc.StatusCode.NOT_FOUND
 
 
-@pytest.mark.parametrize("order_id", ["", "42", "not-a-uuid", "00000000-0000-4000-8000-00000000000G", "A" * 36])
+@pytest.mark.parametrize(
+    "order_id", ["", "42", "not-a-uuid", "00000000-0000-4000-8000-00000000000G", "A" * 36]
+)
 def test_a_malformed_order_id_is_invalid_argument(edge: Edge, order_id: str) -> None:
-    for call in (
+    calls: list[Callable[[], object]] = [
         lambda: edge.stub.GetOrder(pb.GetOrderRequest(order_id=order_id), metadata=edge.auth()),
         lambda: edge.stub.CancelOrder(pb.CancelOrderRequest(order_id=order_id), metadata=edge.auth()),
         lambda: next(edge.stub.WatchOrder(pb.WatchOrderRequest(order_id=order_id), metadata=edge.auth())),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(grpc.RpcError) as error:
             call()
         assert status_of(error.value) == grpc.StatusCode.INVALID_ARGUMENT
@@ -112,7 +116,9 @@ def test_list_orders_filters_by_status_and_caps_the_page_size(edge: Edge, catalo
     ],
     ids=["negative-page-size", "garbage-token", "forged-token", "unknown-status"],
 )
-def test_bad_list_requests_are_invalid_argument(edge: Edge, request_fields: dict[str, object], violated: str) -> None:
+def test_bad_list_requests_are_invalid_argument(
+    edge: Edge, request_fields: dict[str, object], violated: str
+) -> None:
     with pytest.raises(grpc.RpcError) as error:
         edge.stub.ListOrders(pb.ListOrdersRequest(**request_fields), metadata=edge.auth())  # type: ignore[arg-type]
     assert status_of(error.value) == grpc.StatusCode.INVALID_ARGUMENT
@@ -135,7 +141,9 @@ def test_a_page_token_only_continues_its_own_filter(edge: Edge, catalog: Catalog
 
 
 def cancel(edge: Edge, order_id: str, sub: str = "alice", reason: str = "changed my mind") -> pb.Order:
-    return edge.stub.CancelOrder(pb.CancelOrderRequest(order_id=order_id, reason=reason), metadata=edge.auth(sub))
+    return edge.stub.CancelOrder(
+        pb.CancelOrderRequest(order_id=order_id, reason=reason), metadata=edge.auth(sub)
+    )
 
 
 def test_cancelling_a_pending_order_flags_it_for_the_saga(edge: Edge, catalog: Catalog) -> None:
@@ -155,7 +163,7 @@ def test_cancelling_a_confirmed_order_starts_the_cancellation_saga_once(
 ) -> None:
     order = edge.create([("book", 1)])
     set_status(edge, order.order_id, "CONFIRMED")
-    feed = redis_client.pubsub(ignore_subscribe_messages=True)
+    feed = redis_client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
     feed.subscribe(status_channel(order.order_id))
 
     cancelled = cancel(edge, order.order_id)
@@ -185,7 +193,9 @@ def test_cancelling_a_failed_order_is_failed_precondition(edge: Edge, catalog: C
     assert status_of(error.value) == grpc.StatusCode.FAILED_PRECONDITION
 
 
-def test_cancelling_another_users_order_is_not_found_and_changes_nothing(edge: Edge, catalog: Catalog) -> None:
+def test_cancelling_another_users_order_is_not_found_and_changes_nothing(
+    edge: Edge, catalog: Catalog
+) -> None:
     order = edge.create([("book", 1)])
     with pytest.raises(grpc.RpcError) as error:
         cancel(edge, order.order_id, sub="mallory")
@@ -208,7 +218,9 @@ def test_watch_order_streams_pending_then_confirmed_and_ends(
     edge: Edge, catalog: Catalog, redis_client: "redis.Redis"
 ) -> None:
     order = edge.create([("book", 1)])
-    stream = edge.stub.WatchOrder(pb.WatchOrderRequest(order_id=order.order_id), metadata=edge.auth(), timeout=20)
+    stream = edge.stub.WatchOrder(
+        pb.WatchOrderRequest(order_id=order.order_id), metadata=edge.auth(), timeout=20
+    )
 
     # Given: the stream has shown the order PENDING
     first = next(stream)
@@ -227,7 +239,10 @@ def test_watch_order_streams_pending_then_confirmed_and_ends(
 def test_watch_order_of_a_terminal_order_sends_it_once(edge: Edge, catalog: Catalog) -> None:
     order = edge.create([("book", 1)])
     set_status(edge, order.order_id, "FAILED")
-    statuses = [o.status for o in edge.stub.WatchOrder(pb.WatchOrderRequest(order_id=order.order_id), metadata=edge.auth())]
+    statuses = [
+        o.status
+        for o in edge.stub.WatchOrder(pb.WatchOrderRequest(order_id=order.order_id), metadata=edge.auth())
+    ]
     assert statuses == [pb.ORDER_STATUS_FAILED]
 
 
@@ -235,7 +250,9 @@ def test_watch_order_honours_the_deadline_and_frees_its_subscription(
     edge: Edge, catalog: Catalog, redis_client: "redis.Redis"
 ) -> None:
     order = edge.create([("book", 1)])
-    stream = edge.stub.WatchOrder(pb.WatchOrderRequest(order_id=order.order_id), metadata=edge.auth(), timeout=1.5)
+    stream = edge.stub.WatchOrder(
+        pb.WatchOrderRequest(order_id=order.order_id), metadata=edge.auth(), timeout=1.5
+    )
     assert next(stream).status == pb.ORDER_STATUS_PENDING
     with pytest.raises(grpc.RpcError) as error:
         next(stream)
@@ -257,7 +274,9 @@ def test_a_cancelled_watch_frees_its_subscription(
 def test_watching_another_users_order_is_not_found(edge: Edge, catalog: Catalog) -> None:
     order = edge.create([("book", 1)])
     with pytest.raises(grpc.RpcError) as error:
-        next(edge.stub.WatchOrder(pb.WatchOrderRequest(order_id=order.order_id), metadata=edge.auth("mallory")))
+        next(
+            edge.stub.WatchOrder(pb.WatchOrderRequest(order_id=order.order_id), metadata=edge.auth("mallory"))
+        )
     assert status_of(error.value) == grpc.StatusCode.NOT_FOUND
 
 
