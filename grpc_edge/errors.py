@@ -21,6 +21,7 @@ from order_saga.errors import (
     PermissionDenied,
     RateLimited,
     TransientDependencyError,
+    WorkflowUnavailable,
 )
 from order_saga.observability import logger
 
@@ -34,6 +35,7 @@ STATUS_CODES: dict[type[OrderSagaError], grpc.StatusCode] = {
     RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     BusinessError: grpc.StatusCode.FAILED_PRECONDITION,  # UnknownProduct, OutOfStock, a wrong state
     TransientDependencyError: grpc.StatusCode.UNAVAILABLE,
+    WorkflowUnavailable: grpc.StatusCode.UNAVAILABLE,
     ConfigurationError: grpc.StatusCode.INTERNAL,
 }
 

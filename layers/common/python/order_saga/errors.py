@@ -118,5 +118,8 @@ class RateLimited(BusinessError):
         super().__init__(message)
 
 
-class WorkflowUnavailable(TransientDependencyError):
-    """Step Functions did not accept a StartExecution call (throttled, unreachable, failing)."""
+class WorkflowUnavailable(OrderSagaError):
+    """Step Functions did not accept a StartExecution call (throttled, unreachable, failing).
+
+    Safe to retry, like a TransientDependencyError, but only the edge raises it: no state machine
+    retries on it, so it stays out of TRANSIENT_ERRORS."""
