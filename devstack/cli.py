@@ -13,7 +13,7 @@ from order_saga.errors import OrderSagaError
 from order_saga.migrate import apply_migrations
 from order_saga.settings import Settings
 
-from . import services
+from . import commands_orders, services
 from .envfile import load_env
 
 
@@ -89,3 +89,8 @@ def check() -> None:
     client = create_redis(settings)
     check_redis(client, settings)
     click.echo(f"redis: {client.info('server')['redis_version']}")
+
+
+main.add_command(commands_orders.token)
+main.add_command(commands_orders.orders)
+main.add_command(commands_orders.inventory)

@@ -25,7 +25,7 @@ def test_a_stub_edited_by_hand_is_reported_as_drift(tmp_path: Path) -> None:
     shutil.copytree(protogen.OUTPUT_ROOT, copy)
     stub = copy / "orders" / "v1" / "orders_pb2.pyi"
     stub.write_text(stub.read_text() + "\n# edited\n")
-    with pytest.raises(protogen.StubsDrifted, match="orders_pb2.pyi"):
+    with pytest.raises(protogen.StubsDrifted, match=r"orders_pb2\.pyi"):
         protogen.check(copy)
 
 
@@ -68,7 +68,9 @@ def test_each_domain_error_has_its_status_code(error: errors.OrderSagaError, cod
 
 
 def test_field_violations_travel_as_bad_request_details() -> None:
-    status = rich_status(errors.InvalidRequest([errors.FieldViolation("items[0].quantity", "must be 1..1000")]))
+    status = rich_status(
+        errors.InvalidRequest([errors.FieldViolation("items[0].quantity", "must be 1..1000")])
+    )
     [(key, value)] = status.trailing_metadata
     assert key == "grpc-status-details-bin"
     detail = status_pb2.Status.FromString(value).details[0]
