@@ -136,6 +136,23 @@ class Edge:
 EdgeFactory = Callable[..., Edge]
 
 
+def make_edge_settings(
+    settings: Settings, machines: StateMachines, key: SigningKey, **overrides: Any
+) -> EdgeSettings:
+    """The test database and Redis, moto's state machines, and the test issuer's key."""
+    return EdgeSettings(
+        **settings.model_dump()
+        | {
+            "order_saga_state_machine_arn": machines.saga_arn,
+            "order_cancellation_state_machine_arn": machines.cancellation_arn,
+            "jwt_issuer": ISSUER,
+            "jwt_audience": AUDIENCE,
+            "jwt_public_key_file": key.public_file,
+        }
+        | overrides
+    )
+
+
 @pytest.fixture
 def edge_factory(
     settings: Settings,
@@ -147,19 +164,8 @@ def edge_factory(
     servers: list[tuple[grpc.Server, grpc.Channel]] = []
 
     def start(channel_factory: Callable[[int], grpc.Channel] | None = None, **overrides: Any) -> Edge:
-        edge_settings = EdgeSettings(
-            **(
-                settings.model_dump()
-                | {
-                    "order_saga_state_machine_arn": state_machines.saga_arn,
-                    "order_cancellation_state_machine_arn": state_machines.cancellation_arn,
-                    "jwt_issuer": ISSUER,
-                    "jwt_audience": AUDIENCE,
-                    "jwt_public_key_file": signing_key.public_file,
-                    "grpc_max_workers": 8,
-                }
-                | overrides
-            )
+        edge_settings = make_edge_settings(
+            settings, state_machines, signing_key, grpc_max_workers=8, **overrides
         )
         registry = CollectorRegistry()
         server, port = create_server(

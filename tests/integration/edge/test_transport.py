@@ -20,10 +20,9 @@ from grpc_edge.channel import open_channel
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
 from grpc_edge.healthcheck import probe
-from grpc_edge.settings import EdgeSettings
 from order_saga.settings import Settings
 
-from .conftest import AUDIENCE, ISSUER, EdgeFactory, SigningKey, StateMachines, make_token, status_of
+from .conftest import EdgeFactory, SigningKey, StateMachines, make_edge_settings, make_token, status_of
 from .test_operations import free_port
 
 
@@ -134,21 +133,16 @@ def test_the_edge_process_reports_healthy_and_drains_on_sigterm(
     settings: Settings, state_machines: StateMachines, signing_key: SigningKey, pki: Pki, tmp_path: Path
 ) -> None:
     # Given: `python -m grpc_edge` with mTLS, as the container runs it
-    edge_settings = EdgeSettings(
-        **settings.model_dump()
-        | {
-            "order_saga_state_machine_arn": state_machines.saga_arn,
-            "order_cancellation_state_machine_arn": state_machines.cancellation_arn,
-            "jwt_issuer": ISSUER,
-            "jwt_audience": AUDIENCE,
-            "jwt_public_key_file": signing_key.public_file,
-            "grpc_port": free_port(),
-            "metrics_port": free_port(),
-            "tls_cert_file": pki.server_cert,
-            "tls_key_file": pki.server_key,
-            "tls_client_ca_file": pki.ca,
-            "shutdown_grace_seconds": 2,
-        }
+    edge_settings = make_edge_settings(
+        settings,
+        state_machines,
+        signing_key,
+        grpc_port=free_port(),
+        metrics_port=free_port(),
+        tls_cert_file=pki.server_cert,
+        tls_key_file=pki.server_key,
+        tls_client_ca_file=pki.ca,
+        shutdown_grace_seconds=2,
     )
     environment = {
         **os.environ,
