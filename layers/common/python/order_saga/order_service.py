@@ -198,7 +198,7 @@ class OrderService:
                 raise
             return self._replay(existing, request)
         try:
-            self._start_saga(order_id)
+            return self._start_saga(order_id)
         except WorkflowUnavailable as exc:
             # The order is stored; the reconciler starts it. The client already has its answer.
             logger.warning(
@@ -348,8 +348,7 @@ class OrderService:
                 f"idempotency key {request.idempotency_key!r} was used for another order ({order.order_id})"
             )
         if order.execution_arn is None and order.status is OrderStatus.PENDING:
-            self._start_saga(order.order_id)  # the first attempt stored it but did not start it
-            return self.get_order(order.user_id, order.order_id)
+            return self._start_saga(order.order_id)  # the first attempt stored it but did not start it
         return order
 
     def _catalog(self, product_ids: list[str]) -> dict[str, CatalogEntry]:
@@ -423,13 +422,15 @@ class OrderService:
             )
             _log_step(cursor, order_id, "CreateOrder", OrderStatus.PENDING, None)
 
-    def _start_saga(self, order_id: str) -> None:
+    def _start_saga(self, order_id: str) -> Order:
+        """Start the order's saga, store its execution ARN, and return the order as stored."""
         arn = self._start(self.saga_arn, order_id)
         with self._database().transaction() as cursor:
             cursor.execute(
                 "UPDATE orders SET execution_arn = %s WHERE order_id = %s AND execution_arn IS NULL",
                 (arn, order_id),
             )
+            return self._load(cursor, "order_id = %s", (order_id,))[0]
 
     def _start(self, state_machine_arn: str, order_id: str) -> str:
         """StartExecution named after the order; an execution of that name already there counts
