@@ -7,7 +7,7 @@ CLI := $(BIN)/order-saga
 EXTRAS := lambda,edge,cdk,dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock services-up services-down migrate check demo test test-unit test-integration lint format clean protos protos-check
+.PHONY: help install lock services-up services-down migrate check demo test test-unit test-integration lint format clean protos protos-check protos-lint
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -68,3 +68,7 @@ protos: install ## Regenerate the gRPC stubs in grpc_edge/generated/ from protos
 
 protos-check: install ## Fail when the committed stubs drift from protos/
 	$(BIN)/python -c 'from devstack.protogen import check; check()'
+
+BUF_VERSION := 1.75.0
+protos-lint: ## buf's lint rules on protos/ (buf from the npm registry, via npx)
+	cd protos && npx --yes @bufbuild/buf@$(BUF_VERSION) lint

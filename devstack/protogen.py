@@ -48,7 +48,10 @@ def generate(output_root: Path = OUTPUT_ROOT) -> list[Path]:
     written = sorted(path for path in output_root.rglob("*") if path.suffix in {".py", ".pyi"})
     for path in written:
         path.write_text(_PROTO_IMPORT.sub(rf"\1 {PACKAGE}.\2", path.read_text()))
-    for folder in {output_root, *(path.parent for path in written)}:
+    packages = {output_root}
+    for path in written:
+        packages.update(parent for parent in path.parents if parent.is_relative_to(output_root))
+    for folder in packages:
         (folder / "__init__.py").touch()
     return written
 
