@@ -4,9 +4,11 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
 import jwt
@@ -15,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 
-from .conftest import AUDIENCE, ISSUER, Edge, make_token, status_of
+from .conftest import AUDIENCE, ISSUER, Edge, EdgeFactory, make_token, status_of
 
 
 def get_order(edge: Edge, metadata: tuple[tuple[str, str], ...]) -> None:
@@ -120,3 +122,46 @@ def test_a_cognito_access_token_with_client_id_and_prefixed_scopes_is_accepted(e
     token = make_token(edge.key, "alice", scopes=("orders-api/orders:read",), aud=None, client_id=AUDIENCE)
     answer = edge.stub.ListOrders(pb.ListOrdersRequest(), metadata=(("authorization", f"Bearer {token}"),))
     assert list(answer.orders) == []
+
+
+@pytest.fixture
+def jwks_url() -> Iterator[tuple[str, rsa.RSAPrivateKey]]:
+    """An issuer's JWKS endpoint (what Cognito serves), on a local HTTP server."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key())) | {"kid": "key-1", "use": "sig"}
+    body = json.dumps({"keys": [jwk]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json", key
+    server.shutdown()
+    thread.join()
+
+
+def test_tokens_are_verified_with_the_issuers_jwks(
+    edge_factory: EdgeFactory, jwks_url: tuple[str, rsa.RSAPrivateKey]
+) -> None:
+    url, key = jwks_url
+    edge = edge_factory(jwt_jwks_url=url)
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": now + 300, "scope": "orders:read"}
+
+    good = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "key-1"})
+    answer = edge.stub.ListOrders(pb.ListOrdersRequest(), metadata=(("authorization", f"Bearer {good}"),))
+    assert list(answer.orders) == []
+
+    unknown_kid = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "key-2"})
+    with pytest.raises(grpc.RpcError) as error:
+        edge.stub.ListOrders(pb.ListOrdersRequest(), metadata=(("authorization", f"Bearer {unknown_kid}"),))
+    assert status_of(error.value) == grpc.StatusCode.UNAUTHENTICATED

@@ -19,6 +19,7 @@ from prometheus_client import start_http_server
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.reconciler import Reconciler
 from grpc_edge.server import build_order_service
+from order_saga.db import Database
 
 from .conftest import Edge, EdgeFactory, status_of
 
@@ -103,16 +104,17 @@ def test_the_access_log_carries_the_order_id_as_correlation_id(
     assert entry["duration_ms"] > 0
 
 
-def insert_orphan(edge: Edge, age_seconds: int) -> str:
+def insert_orphan(database: Database, age_seconds: int) -> str:
     """What an edge that died between the insert and StartExecution leaves behind."""
     order_id = str(uuid.uuid4())
-    edge.sql(
-        "INSERT INTO orders (order_id, user_id, idempotency_key, request_hash, total, currency, "
-        "payment_token, created_at) VALUES (%s, 'alice', %s, %s, 1.20, 'EUR', 'tok_visa', "
-        "CURRENT_TIMESTAMP(3) - INTERVAL %s SECOND)",
-        (order_id, order_id, "0" * 64, age_seconds),
-    )
-    edge.sql("INSERT INTO order_items VALUES (%s, 'pen', 1, 1.20)", (order_id,))
+    with database.transaction() as cursor:
+        cursor.execute(
+            "INSERT INTO orders (order_id, user_id, idempotency_key, request_hash, total, currency, "
+            "payment_token, created_at) VALUES (%s, 'alice', %s, %s, 1.20, 'EUR', 'tok_visa', "
+            "CURRENT_TIMESTAMP(3) - INTERVAL %s SECOND)",
+            (order_id, order_id, "0" * 64, age_seconds),
+        )
+        cursor.execute("INSERT INTO order_items VALUES (%s, 'pen', 1, 1.20)", (order_id,))
     return order_id
 
 
@@ -120,8 +122,8 @@ def test_the_reconciler_starts_an_orphaned_order_exactly_once(
     edge: Edge, catalog: Catalog, redis_client: "redis.Redis"
 ) -> None:
     # Given: an orphan past the grace period, and a fresh order that may still be starting
-    orphan = insert_orphan(edge, age_seconds=120)
-    fresh = insert_orphan(edge, age_seconds=0)
+    orphan = insert_orphan(edge.database, age_seconds=120)
+    fresh = insert_orphan(edge.database, age_seconds=0)
     reconcilers = [
         Reconciler(build_order_service(edge.settings, redis_client), interval_seconds=0, grace_seconds=60)
         for _ in range(3)

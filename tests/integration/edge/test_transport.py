@@ -6,24 +6,38 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 import grpc
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from moto.server import ThreadedMotoServer
 
 from grpc_edge.channel import open_channel
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
 from grpc_edge.healthcheck import probe
+from order_saga.db import Database
 from order_saga.settings import Settings
 
-from .conftest import EdgeFactory, SigningKey, StateMachines, make_edge_settings, make_token, status_of
-from .test_operations import free_port
+from .conftest import (
+    DEFINITION,
+    ROLE,
+    EdgeFactory,
+    SigningKey,
+    StateMachines,
+    make_edge_settings,
+    make_token,
+    status_of,
+)
+from .test_operations import free_port, insert_orphan
 
 
 @dataclass(frozen=True)
@@ -129,13 +143,41 @@ def test_mtls_requires_a_client_certificate(
     assert status_of(error.value) == grpc.StatusCode.UNAVAILABLE
 
 
-def test_the_edge_process_reports_healthy_and_drains_on_sigterm(
-    settings: Settings, state_machines: StateMachines, signing_key: SigningKey, pki: Pki, tmp_path: Path
+MOTO_PORT = 35020  # this worktree's port for a moto server
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[StateMachines]:
+    """moto in server mode (executions recorded, not run), for an edge in another process."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{MOTO_PORT}")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=MOTO_PORT, verbose=False)
+    server.start()
+    client = boto3.client("stepfunctions")
+    arns = [
+        client.create_state_machine(name=name, definition=DEFINITION, roleArn=ROLE)["stateMachineArn"]
+        for name in ("OrderSaga", "OrderCancellation")
+    ]
+    yield StateMachines(client, *arns)
+    server.stop()
+
+
+def test_the_edge_process_serves_reconciles_and_drains_on_sigterm(
+    settings: Settings,
+    database: Database,
+    moto_server: StateMachines,
+    signing_key: SigningKey,
+    pki: Pki,
+    tmp_path: Path,
 ) -> None:
-    # Given: `python -m grpc_edge` with mTLS, as the container runs it
+    # Given: an order orphaned by an edge that died, and `python -m grpc_edge` with mTLS, as the
+    # container runs it, reconciling often
+    orphan = insert_orphan(database, age_seconds=120)
     edge_settings = make_edge_settings(
         settings,
-        state_machines,
+        moto_server,
         signing_key,
         grpc_port=free_port(),
         metrics_port=free_port(),
@@ -143,11 +185,10 @@ def test_the_edge_process_reports_healthy_and_drains_on_sigterm(
         tls_key_file=pki.server_key,
         tls_client_ca_file=pki.ca,
         shutdown_grace_seconds=2,
+        reconcile_interval_seconds=0.3,
     )
-    environment = {
-        **os.environ,
-        **{k.upper(): str(v) for k, v in edge_settings.model_dump().items() if v is not None},
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",  # never called: no order is created
+    environment = os.environ | {
+        k.upper(): str(v) for k, v in edge_settings.model_dump().items() if v is not None
     }
     log = tmp_path / "edge.log"
     with log.open("w") as output:
@@ -155,11 +196,18 @@ def test_the_edge_process_reports_healthy_and_drains_on_sigterm(
             [sys.executable, "-m", "grpc_edge"], env=environment, stdout=output, stderr=output
         )
     try:
-        deadline = time.monotonic() + 20
-        while not probe(edge_settings):
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        # Then: its own health check says SERVING ...
+        wait_for(lambda: probe(edge_settings), process, log)
+        # ... its metrics endpoint answers ...
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{edge_settings.metrics_port}/metrics", timeout=5)
+        assert "grpc_server_handled_total" in metrics.read().decode()
+        # ... and its reconciler starts the orphan's saga
+        wait_for(
+            lambda: [e["name"] for e in moto_server.executions(moto_server.saga_arn)] == [orphan],
+            process,
+            log,
+        )
+
         # When: the orchestrator stops the task
         process.send_signal(signal.SIGTERM)
         # Then: it stops cleanly within the grace period
@@ -168,3 +216,18 @@ def test_the_edge_process_reports_healthy_and_drains_on_sigterm(
         if process.poll() is None:
             process.kill()
     assert "edge stopped" in log.read_text()
+    with database.transaction() as cursor:
+        cursor.execute("SELECT execution_arn FROM orders WHERE order_id = %s", (orphan,))
+        assert cursor.fetchone() == {
+            "execution_arn": moto_server.executions(moto_server.saga_arn)[0]["executionArn"]
+        }
+
+
+def wait_for(
+    condition: Callable[[], bool], process: "subprocess.Popen[bytes]", log: Path, seconds: float = 20
+) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
