@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
-from order_saga.cache import available_key
+from order_saga.feeds import availability_key as available_key
 
 from .conftest import Edge, field_violations, status_of
 

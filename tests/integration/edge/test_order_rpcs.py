@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
-from order_saga.cache import status_channel
+from order_saga.feeds import status_channel
 
 from .conftest import Edge, field_violations, status_of
 

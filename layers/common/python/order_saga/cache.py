@@ -54,18 +54,3 @@ def check_redis(client: "redis.Redis", settings: Settings) -> None:
 def get_redis() -> "redis.Redis":
     """The process-wide Redis client (its pool is kept across warm Lambda invocations)."""
     return create_redis(get_settings())
-
-
-# The Redis key contract shared by the saga steps and the edge.
-AVAILABLE_KEY_PREFIX = "order-saga:available:"
-STATUS_CHANNEL_PREFIX = "order-saga:order-status:"
-
-
-def available_key(product_id: str) -> str:
-    """Available units of a product (an integer string), written through by the inventory steps."""
-    return f"{AVAILABLE_KEY_PREFIX}{product_id}"
-
-
-def status_channel(order_id: str) -> str:
-    """The pub/sub channel on which every committed status change of an order is published."""
-    return f"{STATUS_CHANNEL_PREFIX}{order_id}"

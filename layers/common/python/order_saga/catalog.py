@@ -5,11 +5,10 @@ from decimal import Decimal
 import pymysql
 import redis
 
-from .cache import available_key
 from .db import Database
 from .errors import InvalidStateTransition
+from .feeds import write_availability
 from .models import Product
-from .observability import logger
 
 ER_CHECK_CONSTRAINT = {3819, 4025}  # MySQL, MariaDB
 PRODUCT_COLUMNS = "product_id, stock, reserved, unit_price, currency"
@@ -60,10 +59,5 @@ def set_product(
         if exc.args[0] in ER_CHECK_CONSTRAINT:
             raise InvalidStateTransition(f"{product_id}: stock cannot go below the reserved units") from exc
         raise
-    try:
-        cache.set(available_key(product_id), product.available)
-    except redis.RedisError as exc:
-        logger.warning(
-            "availability not written through", extra={"product_id": product_id, "error": str(exc)}
-        )
+    write_availability(cache, {product_id: product.available})
     return product

@@ -24,7 +24,6 @@ import pymysql
 import redis
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .cache import available_key, status_channel
 from .db import Cursor, Database
 from .errors import (
     CacheUnavailable,
@@ -37,8 +36,10 @@ from .errors import (
     UnknownProduct,
     WorkflowUnavailable,
 )
+from .feeds import AVAILABILITY_TTL_SECONDS, availability_key, publish_status, status_channel
 from .models import MAX_ORDER_LINES, MAX_QUANTITY, Order, OrderItem, OrderStatus
 from .observability import logger
+from .repository import ORDER_COLUMNS, log_step, order_from_row
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -53,16 +54,11 @@ MAX_EMAIL = 254
 MAX_PRODUCT_ID = 36
 MAX_REASON = 500
 MAX_TOTAL = Decimal("99999999.99")  # DECIMAL(10,2)
-AVAILABILITY_CACHE_SECONDS = 60
 ER_DUP_ENTRY = 1062
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _PRODUCT_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_ORDER_COLUMNS = (
-    "order_id, user_id, idempotency_key, request_hash, status, total, currency, email, payment_token, "
-    "failure_reason, execution_arn, cancel_requested, version, created_at, updated_at"
-)
 
 
 @dataclass(frozen=True)
@@ -253,15 +249,15 @@ class OrderService:
                     "UPDATE orders SET cancel_requested = TRUE, version = version + 1 WHERE order_id = %s",
                     (order_id,),
                 )
-                _log_step(cursor, order_id, "CancelOrder", "REQUESTED", reason)
+                log_step(cursor, order_id, "CancelOrder", "REQUESTED", reason)
             elif status is OrderStatus.CONFIRMED:
                 cursor.execute(
                     "UPDATE orders SET status = 'CANCELLING', version = version + 1 WHERE order_id = %s",
                     (order_id,),
                 )
-                _log_step(cursor, order_id, "CancelOrder", OrderStatus.CANCELLING, reason)
+                log_step(cursor, order_id, "CancelOrder", OrderStatus.CANCELLING, reason)
         if status is OrderStatus.CONFIRMED:
-            self._publish(order_id, OrderStatus.CANCELLING)
+            publish_status(self._cache, order_id, OrderStatus.CANCELLING)
         if status in {OrderStatus.CONFIRMED, OrderStatus.CANCELLING}:
             # Also on CANCELLING: a retry after a failed start starts it now (same name: at most once).
             self._start(self.cancellation_arn, order_id)
@@ -372,7 +368,7 @@ class OrderService:
         overwriting a fresher write-through. ReserveStock's conditional UPDATE stays the guard."""
         product_ids = [product_id for product_id, _ in request.items]
         try:
-            cached = self._cache.mget([available_key(product_id) for product_id in product_ids])
+            cached = self._cache.mget([availability_key(product_id) for product_id in product_ids])
         except redis.RedisError as exc:
             logger.warning("availability cache unreachable; using MySQL", extra={"error": str(exc)})
             cached = [None] * len(product_ids)
@@ -393,7 +389,7 @@ class OrderService:
         try:
             with self._cache.pipeline(transaction=False) as pipe:
                 for product_id, available in misses.items():
-                    pipe.set(available_key(product_id), available, nx=True, ex=AVAILABILITY_CACHE_SECONDS)
+                    pipe.set(availability_key(product_id), available, nx=True, ex=AVAILABILITY_TTL_SECONDS)
                 pipe.execute()
         except redis.RedisError as exc:
             logger.warning("availability not cached", extra={"error": str(exc)})
@@ -420,7 +416,7 @@ class OrderService:
                 "VALUES (%s, %s, %s, %s)",
                 [(order_id, item.product_id, item.quantity, item.unit_price) for item in priced.items],
             )
-            _log_step(cursor, order_id, "CreateOrder", OrderStatus.PENDING, None)
+            log_step(cursor, order_id, "CreateOrder", OrderStatus.PENDING, None)
 
     def _start_saga(self, order_id: str) -> Order:
         """Start the order's saga, store its execution ARN, and return the order as stored."""
@@ -447,31 +443,20 @@ class OrderService:
             raise WorkflowUnavailable(f"StartExecution on {state_machine_arn}: {exc}") from exc
         return answer["executionArn"]
 
-    def _publish(self, order_id: str, status: OrderStatus) -> None:
-        try:
-            self._cache.publish(status_channel(order_id), status.value)
-        except redis.RedisError as exc:  # watchers re-read the database periodically
-            logger.warning("status not published", extra={"order_id": order_id, "error": str(exc)})
-
     @staticmethod
     def _load(cursor: Cursor, where: str, params: tuple[Any, ...]) -> list[Order]:
-        cursor.execute(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE {where}", params)  # noqa: S608
+        cursor.execute(f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where}", params)  # noqa: S608
         rows = cursor.fetchall()
         if not rows:
             return []
         ids = [row["order_id"] for row in rows]
-        query = f"SELECT * FROM order_items WHERE order_id IN ({_placeholders(ids)})"  # noqa: S608
+        columns = "order_id, product_id, quantity, unit_price"
+        query = f"SELECT {columns} FROM order_items WHERE order_id IN ({_placeholders(ids)})"  # noqa: S608
         cursor.execute(f"{query} ORDER BY order_id, product_id", tuple(ids))
-        items: dict[str, list[OrderItem]] = {}
+        items: dict[str, list[dict[str, Any]]] = {}
         for item in cursor.fetchall():
-            items.setdefault(item.pop("order_id"), []).append(OrderItem(**item))
-        return [
-            Order(
-                **{key: value for key, value in row.items() if key != "request_hash"},
-                items=tuple(items.get(row["order_id"], ())),
-            )
-            for row in rows
-        ]
+            items.setdefault(item.pop("order_id"), []).append(item)
+        return [order_from_row(row, items.get(row["order_id"], [])) for row in rows]
 
 
 def _price(request: NewOrder, catalog: dict[str, CatalogEntry]) -> PricedOrder:
@@ -494,13 +479,6 @@ def _price(request: NewOrder, catalog: dict[str, CatalogEntry]) -> PricedOrder:
 def _placeholders(values: Sequence[object]) -> str:
     """`%s, %s, ...` for an IN list: the values themselves always travel as parameters."""
     return ", ".join(["%s"] * len(values))
-
-
-def _log_step(cursor: Cursor, order_id: str, step: str, status: str, detail: str | None) -> None:
-    cursor.execute(
-        "INSERT INTO saga_log (saga_id, step, status, detail) VALUES (%s, %s, %s, %s)",
-        (order_id, step, str(status), detail),
-    )
 
 
 def _encode_page_token(last: Order, status: OrderStatus | None) -> str:
