@@ -95,7 +95,8 @@ def create_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    orders_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(orders), server)
+    servicer = OrderServicer(orders, max_watches=max(1, settings.grpc_max_workers // 2))
+    orders_pb2_grpc.add_OrderServiceServicer_to_server(servicer, server)
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE):

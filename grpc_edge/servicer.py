@@ -1,10 +1,12 @@
 """OrderService: each RPC turns its request into one call of the domain and its answer into
 protobuf. No rule lives here; errors are mapped by the interceptor chain."""
 
+import threading
 from collections.abc import Iterator
 
 import grpc
 
+from order_saga.errors import RateLimited
 from order_saga.order_service import NewOrder, OrderService
 
 from .auth import current_principal
@@ -12,10 +14,14 @@ from .convert import order_to_proto, status_from_proto
 from .generated.orders.v1 import orders_pb2 as pb
 from .generated.orders.v1 import orders_pb2_grpc
 
+WATCH_RETRY_SECONDS = 5
+
 
 class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
-    def __init__(self, orders: OrderService) -> None:
+    def __init__(self, orders: OrderService, *, max_watches: int) -> None:
         self.orders = orders
+        # An open stream holds a server thread; capping them keeps threads for the unary RPCs.
+        self._watch_slots = threading.BoundedSemaphore(max_watches)
 
     def CreateOrder(
         self, request: pb.CreateOrderRequest, context: grpc.ServicerContext
@@ -50,7 +56,14 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         )
 
     def WatchOrder(self, request: pb.WatchOrderRequest, context: grpc.ServicerContext) -> Iterator[pb.Order]:
-        for order in self.orders.watch_order(
-            current_principal().subject, request.order_id, is_active=context.is_active
-        ):
-            yield order_to_proto(order)
+        if not self._watch_slots.acquire(blocking=False):
+            raise RateLimited(
+                "too many open WatchOrder streams on this server", retry_after=WATCH_RETRY_SECONDS
+            )
+        try:
+            for order in self.orders.watch_order(
+                current_principal().subject, request.order_id, is_active=context.is_active
+            ):
+                yield order_to_proto(order)
+        finally:
+            self._watch_slots.release()

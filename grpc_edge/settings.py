@@ -30,7 +30,7 @@ class EdgeSettings(Settings):
     )
     grpc_port: int = Field(50051, description="gRPC port")
     grpc_max_workers: int = Field(
-        32, description="Threads serving RPCs (each open WatchOrder stream holds one)"
+        32, description="Threads serving RPCs; open WatchOrder streams may hold at most half of them"
     )
     metrics_host: str = Field("127.0.0.1", description="Address the Prometheus metrics endpoint binds")
     metrics_port: int = Field(9464, description="Prometheus metrics port (0 = off)")

@@ -165,7 +165,7 @@ def edge_factory(
 
     def start(channel_factory: Callable[[int], grpc.Channel] | None = None, **overrides: Any) -> Edge:
         edge_settings = make_edge_settings(
-            settings, state_machines, signing_key, grpc_max_workers=8, **overrides
+            settings, state_machines, signing_key, **({"grpc_max_workers": 8} | overrides)
         )
         registry = CollectorRegistry()
         server, port = create_server(

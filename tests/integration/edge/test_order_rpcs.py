@@ -12,7 +12,7 @@ import redis
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from order_saga.feeds import status_channel
 
-from .conftest import Edge, field_violations, status_of
+from .conftest import Edge, EdgeFactory, field_violations, status_of
 
 Catalog = dict[str, tuple[int, Decimal]]
 
@@ -297,3 +297,33 @@ def wait_until_unsubscribed(client: "redis.Redis", channel: str, seconds: float 
             return True
         time.sleep(0.1)
     return False
+
+
+def test_watch_streams_may_hold_at_most_half_the_server_threads(
+    edge_factory: EdgeFactory, catalog: Catalog
+) -> None:
+    # Given: a server with 4 threads, and two open watches (its limit)
+    edge = edge_factory(grpc_max_workers=4)
+    order = edge.create([("book", 1)])
+    request = pb.WatchOrderRequest(order_id=order.order_id)
+    open_streams = [edge.stub.WatchOrder(request, metadata=edge.auth()) for _ in range(2)]
+    for stream in open_streams:
+        next(stream)
+
+    # When / Then: a third is turned away, and unary RPCs are still served
+    with pytest.raises(grpc.RpcError) as error:
+        next(edge.stub.WatchOrder(request, metadata=edge.auth()))
+    assert status_of(error.value) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert edge.stub.GetOrder(pb.GetOrderRequest(order_id=order.order_id), metadata=edge.auth()) == order
+
+    # ... and a closed stream frees its slot
+    open_streams[0].cancel()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            next(edge.stub.WatchOrder(request, metadata=edge.auth(), timeout=1))
+            break
+        except grpc.RpcError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    open_streams[1].cancel()
