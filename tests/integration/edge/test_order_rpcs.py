@@ -149,12 +149,16 @@ def cancel(edge: Edge, order_id: str, sub: str = "alice", reason: str = "changed
 def test_cancelling_a_pending_order_flags_it_for_the_saga(edge: Edge, catalog: Catalog) -> None:
     order = edge.create([("book", 1)])
     cancelled = cancel(edge, order.order_id)
+    assert cancel(edge, order.order_id) == cancelled  # a retry changes nothing
     assert (cancelled.status, cancelled.cancel_requested) == (pb.ORDER_STATUS_PENDING, True)
     [row] = edge.sql("SELECT cancel_requested, version FROM orders WHERE order_id = %s", (order.order_id,))
     assert (row["cancel_requested"], row["version"]) == (1, 1)
-    assert {"step": "CancelOrder", "status": "REQUESTED"} in edge.sql(
-        "SELECT step, status FROM saga_log WHERE saga_id = %s", (order.order_id,)
-    )
+    assert edge.sql(
+        "SELECT step, status FROM saga_log WHERE saga_id = %s ORDER BY id", (order.order_id,)
+    ) == [
+        {"step": "CreateOrder", "status": "PENDING"},
+        {"step": "CancelOrder", "status": "REQUESTED"},
+    ]
     assert edge.machines.executions(edge.machines.cancellation_arn) == []
 
 

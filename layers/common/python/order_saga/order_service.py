@@ -244,7 +244,7 @@ class OrderService:
             status = orders[0].status
             if status in {OrderStatus.FAILED, OrderStatus.NEEDS_ATTENTION}:
                 raise InvalidStateTransition(f"order {order_id} is {status}; it cannot be cancelled")
-            if status is OrderStatus.PENDING:
+            if status is OrderStatus.PENDING and not orders[0].cancel_requested:
                 cursor.execute(
                     "UPDATE orders SET cancel_requested = TRUE, version = version + 1 WHERE order_id = %s",
                     (order_id,),
