@@ -7,7 +7,7 @@ CLI := $(BIN)/order-saga
 EXTRAS := lambda,edge,cdk,dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock services-up services-down migrate check demo test test-unit test-integration lint format clean aws-up aws-down
+.PHONY: help install lock services-up services-down migrate check demo test test-unit test-integration lint format clean protos protos-check protos-lint aws-up aws-down
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -58,7 +58,7 @@ test-unit: install ## Only the unit tests (no network)
 test-integration: migrate ## Only the integration tests (MariaDB, Redis, moto)
 	$(BIN)/pytest tests/integration
 
-lint: install ## ruff (lint + format check) and mypy --strict
+lint: install protos-check ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -69,3 +69,13 @@ format: install ## Format and autofix
 
 clean: services-down ## Stop the services and remove every generated file
 	rm -rf $(VENV) .devstack build cdk.out .pytest_cache .mypy_cache .ruff_cache
+
+protos: install ## Regenerate the gRPC stubs in grpc_edge/generated/ from protos/
+	$(BIN)/python -c 'from devstack.protogen import generate; generate()'
+
+protos-check: install ## Fail when the committed stubs drift from protos/
+	$(BIN)/python -c 'from devstack.protogen import check; check()'
+
+BUF_VERSION := 1.75.0
+protos-lint: ## buf's lint rules on protos/ (buf from the npm registry, via npx)
+	cd protos && npx --yes @bufbuild/buf@$(BUF_VERSION) lint

@@ -122,7 +122,7 @@ def list_executions(sfn: Any, status: str | None = None, limit: int = 50) -> lis
 
 
 def executions_of_order(sfn: Any, order_id: str) -> list[str]:
-    """ARNs of the executions about an order: named by its id (the saga) or starting with it."""
+    """ARNs of the executions about an order, oldest first: named by its id (on either machine)."""
     return [
         execution["executionArn"]
         for execution in reversed(list_executions(sfn, limit=100_000))

@@ -59,10 +59,10 @@ class LocalStack:
     # -- executions -------------------------------------------------------------------------
 
     def start(self, order_id: str, *, cancellation: bool = False) -> str:
+        # Named after the order on either machine, as the edge does.
         machine = self.cancellation_arn if cancellation else self.saga_arn
-        name = f"{order_id}-cancel" if cancellation else order_id
         started = self.sfn.start_execution(
-            stateMachineArn=machine, name=name, input=json.dumps({"order_id": order_id})
+            stateMachineArn=machine, name=order_id, input=json.dumps({"order_id": order_id})
         )
         return str(started["executionArn"])
 

@@ -72,3 +72,54 @@ TRANSIENT_ERRORS: tuple[type[TransientDependencyError], ...] = (
     PaymentGatewayUnavailable,
 )
 """The concrete transient classes, by which the state machines' Retry blocks name them."""
+
+
+# Errors of the public API (the gRPC edge maps each to a status code in grpc_edge/errors.py).
+
+
+class FieldViolation:
+    """One field of a request and what is wrong with it (google.rpc.BadRequest at the edge)."""
+
+    __slots__ = ("description", "field")
+
+    def __init__(self, field: str, description: str) -> None:
+        self.field = field
+        self.description = description
+
+    def __repr__(self) -> str:
+        return f"FieldViolation({self.field!r}, {self.description!r})"
+
+
+class InvalidRequest(InvalidOrder):
+    """Fields of a request break the contract; each violation names its field."""
+
+    def __init__(self, violations: list[FieldViolation]) -> None:
+        self.violations = violations
+        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
+
+
+class IdempotencyConflict(BusinessError):
+    """The idempotency key was used before by the same user for a different request body."""
+
+
+class NotAuthenticated(BusinessError):
+    """The caller presented no valid access token."""
+
+
+class PermissionDenied(BusinessError):
+    """The access token lacks the scope the operation needs."""
+
+
+class RateLimited(BusinessError):
+    """The caller sent more requests than its per-minute allowance."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class WorkflowUnavailable(OrderSagaError):
+    """Step Functions did not accept a StartExecution call (throttled, unreachable, failing).
+
+    Safe to retry, like a TransientDependencyError, but only the edge raises it: no state machine
+    retries on it, so it stays out of TRANSIENT_ERRORS."""

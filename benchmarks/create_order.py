@@ -1,0 +1,266 @@
+"""CreateOrder throughput and latency, against a bare grpcio echo server measured in the same run.
+
+    .venv/bin/python benchmarks/create_order.py --clients 8 --seconds 10
+
+The edge runs in this process with its whole chain (JWT check, metrics, access log, rate-limit
+stage switched off, MySQL insert of the order and its line in one transaction, Redis pre-check,
+saga_log) over the project's private MariaDB and Redis; StartExecution goes to moto in-process,
+which records the execution without running it. The echo server answers the same bytes with no
+work at all: the ratio shows what the edge costs over the transport itself on this machine.
+Clients are threads of this process, one channel each.
+"""
+
+import argparse
+import logging
+import os
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import grpc
+import jwt
+import pymysql
+import redis
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from moto import mock_aws
+from prometheus_client import CollectorRegistry
+
+from devstack import services
+from devstack.envfile import load_env
+from devstack.paths import STATE_DIR
+from grpc_edge.generated.orders.v1 import orders_pb2 as pb
+from grpc_edge.generated.orders.v1 import orders_pb2_grpc
+from grpc_edge.server import build_order_service, build_verifier, create_server
+from grpc_edge.settings import EdgeSettings
+from order_saga.db import Database
+from order_saga.migrate import apply_migrations
+from order_saga.settings import Settings
+
+DATABASE = "orders_bench"
+ISSUER, AUDIENCE = "order-saga-bench", "orders-api-bench"
+ECHO_METHOD = "/bench.Echo/Echo"
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    calls: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def throughput(self) -> float:
+        return self.calls / self.seconds
+
+    def percentile(self, p: float) -> float:
+        return statistics.quantiles(self.latencies, n=1000)[int(p * 10) - 1] * 1000
+
+    def row(self) -> str:
+        return (
+            f"| {self.name} | {self.throughput:,.0f} | {self.percentile(50):.2f} | "
+            f"{self.percentile(99):.2f} | {self.calls:,} |"
+        )
+
+
+def load(name: str, clients: int, seconds: float, make_call: Callable[[], Callable[[], object]]) -> Result:
+    """`clients` threads calling as fast as they can for `seconds` (after a one-second warm-up)."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    start = threading.Barrier(clients + 1)
+    stop_at = [0.0]
+
+    def client(index: int) -> None:
+        call = make_call()
+        warm_until = time.monotonic() + 1
+        while time.monotonic() < warm_until:
+            call()
+        start.wait()
+        mine = latencies[index]
+        while True:
+            began = time.perf_counter()
+            call()
+            mine.append(time.perf_counter() - began)
+            if time.monotonic() >= stop_at[0]:
+                return
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    stop_at[0] = time.monotonic() + 3600
+    start.wait()
+    began = time.monotonic()
+    stop_at[0] = began + seconds
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - began
+    merged = [value for per_client in latencies for value in per_client]
+    return Result(name, len(merged), elapsed, merged)
+
+
+def prepare_database(base: Settings) -> Settings:
+    admin = pymysql.connect(
+        host=base.mysql_host,
+        port=base.mysql_port,
+        user=base.mysql_user,
+        password=base.mysql_password,
+        autocommit=True,
+    )
+    with admin.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
+        cursor.execute(f"CREATE DATABASE `{DATABASE}`")
+    admin.close()
+    settings = base.model_copy(
+        update={"mysql_database": DATABASE, "redis_url": base.redis_url.rsplit("/", 1)[0] + "/14"}
+    )
+    apply_migrations(Database(settings).credentials)
+    database = Database(settings)
+    with database.transaction() as cursor:
+        cursor.execute(
+            "INSERT INTO inventory (product_id, name, stock, reserved, unit_price, currency) "
+            "VALUES ('bench-item', 'Bench item', 1000000000, 0, 1.00, 'EUR')"
+        )
+    database.close()
+    redis.Redis.from_url(settings.redis_url).flushdb()
+    return settings
+
+
+def order_request() -> pb.CreateOrderRequest:
+    """A new order each time (a fresh idempotency key): every call inserts and starts one."""
+    return pb.CreateOrderRequest(
+        idempotency_key=str(uuid.uuid4()),
+        items=[pb.OrderItem(product_id="bench-item", quantity=1)],
+        payment_token="tok_visa",  # noqa: S106 -- the simulated gateway's test card
+        email="bench@example.com",
+    )
+
+
+def stored_orders(settings: Settings) -> int:
+    database = Database(settings)
+    with database.transaction() as cursor:
+        cursor.execute("SELECT COUNT(*) AS n FROM orders WHERE execution_arn IS NOT NULL")
+        row = cursor.fetchone()
+    database.close()
+    return int(row["n"]) if row else 0
+
+
+def echo_server() -> tuple[grpc.Server, int]:
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(lambda request, _context: request)}
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (threads)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per target")
+    args = parser.parse_args()
+
+    logging.disable(logging.INFO)  # one access-log line per call would measure the terminal
+    services.services_up()
+    load_env()
+    settings = prepare_database(Settings())
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        os.environ[name] = value
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_file = STATE_DIR / "bench-public.pem"
+    public_file.parent.mkdir(parents=True, exist_ok=True)
+    public_file.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    now = int(time.time())
+    token = jwt.encode(
+        {"iss": ISSUER, "aud": AUDIENCE, "sub": "bench", "exp": now + 3600, "scope": "orders:write"},
+        key,
+        "RS256",
+    )
+    metadata = (("authorization", f"Bearer {token}"),)
+
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": False}}):
+        sfn = boto3.client("stepfunctions")
+        definition = '{"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}'
+        role = "arn:aws:iam::123456789012:role/bench"
+        saga = sfn.create_state_machine(name="OrderSaga", definition=definition, roleArn=role)[
+            "stateMachineArn"
+        ]
+        edge_settings = EdgeSettings(
+            **settings.model_dump()
+            | {
+                "order_saga_state_machine_arn": saga,
+                "order_cancellation_state_machine_arn": saga,
+                "jwt_issuer": ISSUER,
+                "jwt_audience": AUDIENCE,
+                "jwt_public_key_file": Path(public_file),
+                "rate_limit_per_minute": 0,
+            }
+        )
+        cache = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+        edge, edge_port = create_server(
+            edge_settings,
+            orders=build_order_service(edge_settings, cache),
+            cache=cache,
+            verifier=build_verifier(edge_settings),
+            registry=CollectorRegistry(),
+            address="127.0.0.1:0",
+        )
+        edge.start()
+        echo, echo_port = echo_server()
+        sample = order_request().SerializeToString()
+
+        def echo_caller() -> Callable[[], object]:
+            call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = grpc.insecure_channel(
+                f"127.0.0.1:{echo_port}"
+            ).unary_unary(ECHO_METHOD)
+            return lambda: call(sample, metadata=metadata)
+
+        def create_caller() -> Callable[[], object]:
+            stub = orders_pb2_grpc.OrderServiceStub(grpc.insecure_channel(f"127.0.0.1:{edge_port}"))
+
+            def call() -> object:
+                return stub.CreateOrder(order_request(), metadata=metadata, timeout=30)
+
+            return call
+
+        echo_result = load("bare grpcio unary echo", args.clients, args.seconds, echo_caller)
+        create_result = load(
+            "CreateOrder (StartExecution: moto, not run)", args.clients, args.seconds, create_caller
+        )
+        pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=saga)
+        executions = sum(len(page["executions"]) for page in pages)
+        edge.stop(None)
+        echo.stop(None)
+
+    print(f"clients: {args.clients}, seconds per target: {args.seconds}, CPUs: {os.cpu_count()}")
+    print("| target | calls/s | p50 ms | p99 ms | calls |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    print(echo_result.row())
+    print(create_result.row())
+    print(
+        f"CreateOrder throughput / echo throughput: {create_result.throughput / echo_result.throughput:.3f}"
+    )
+    stored = stored_orders(settings)
+    print(f"orders stored: {stored}, executions recorded by moto: {executions} (warm-up included)")
+
+
+if __name__ == "__main__":
+    main()

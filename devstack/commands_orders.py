@@ -1,0 +1,332 @@
+"""`order-saga token`, `order-saga orders ...` and `order-saga inventory ...`.
+
+The orders commands are a gRPC client of the edge (ORDERS_GRPC_ADDRESS), authenticated with a dev
+token minted for `--user` (or the token in ORDER_SAGA_TOKEN). Output is a readable table, or JSON
+with `--json` for scripts.
+"""
+
+import json
+import sys
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+import grpc
+from google.protobuf.json_format import MessageToDict
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from grpc_edge.auth import READ_SCOPE, WRITE_SCOPE
+from grpc_edge.channel import open_channel
+from grpc_edge.convert import status_name
+from grpc_edge.generated.orders.v1 import orders_pb2 as pb
+from grpc_edge.generated.orders.v1 import orders_pb2_grpc
+from order_saga.cache import create_redis
+from order_saga.catalog import list_products, set_product
+from order_saga.db import Database
+from order_saga.errors import OrderSagaError
+from order_saga.models import OrderStatus, Product
+from order_saga.settings import Settings
+
+from .devtokens import mint_token
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+STATUS_CHOICES = [status.value for status in OrderStatus]
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(value) for value in row] for row in rows]
+    widths = [max([len(header)] + [len(row[i]) for row in cells]) for i, header in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def order_dict(order: pb.Order) -> dict[str, Any]:
+    return MessageToDict(order, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+
+def order_rows(orders: Sequence[pb.Order]) -> str:
+    headers = ("order_id", "status", "total", "items", "created_at", "failure_reason")
+    rows = [
+        (
+            o.order_id,
+            status_name(o.status) + (" (cancel requested)" if o.cancel_requested else ""),
+            f"{o.total} {o.currency}",
+            ", ".join(f"{i.product_id}x{i.quantity}" for i in o.items),
+            o.created_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"),
+            o.failure_reason or "-",
+        )
+        for o in orders
+    ]
+    return render_table(headers, rows)
+
+
+def grpc_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """A failed RPC is one line on stderr (code, message, field violations) and exit status 1."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except grpc.RpcError as exc:
+            code, details = exc.code(), exc.details()
+            click.echo(f"error: {code.name}: {details}", err=True)
+            status = rpc_status.from_call(exc)
+            for detail in status.details if status else []:
+                bad_request = error_details_pb2.BadRequest()
+                if detail.Unpack(bad_request):
+                    for violation in bad_request.field_violations:
+                        click.echo(f"  {violation.field}: {violation.description}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+class EdgeClient:
+    """The stub and the caller's token, minted only when an RPC is about to be sent."""
+
+    def __init__(self, stub: orders_pb2_grpc.OrderServiceStub, token: Callable[[], str]) -> None:
+        self.stub = stub
+        self._token = token
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str]]:
+        return (("authorization", f"Bearer {self._token()}"),)
+
+
+pass_client = click.make_pass_decorator(EdgeClient)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+@click.command()
+@click.option("--sub", required=True, help="The user the token speaks for (its subject).")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    default=[READ_SCOPE, WRITE_SCOPE],
+    show_default=True,
+    help="Repeatable.",
+)
+@click.option("--ttl", default=3600, show_default=True, help="Seconds the token stays valid.")
+def token(sub: str, scopes: tuple[str, ...], ttl: int) -> None:
+    """Mint a dev access token that the local edge accepts."""
+    click.echo(mint_token(sub, scopes, ttl_seconds=ttl))
+
+
+@click.group()
+@click.option("--address", envvar="ORDERS_GRPC_ADDRESS", default=DEFAULT_ADDRESS, show_default=True)
+@click.option(
+    "--user", envvar="ORDER_SAGA_USER", default="demo-user", show_default=True, help="Acts as this user."
+)
+@click.option(
+    "--token", "bearer", envvar="ORDER_SAGA_TOKEN", help="Use this access token instead of minting one."
+)
+@click.option(
+    "--ca", type=click.Path(path_type=Path), envvar="ORDERS_GRPC_CA_FILE", help="TLS: CA of the edge."
+)
+@click.option(
+    "--cert", type=click.Path(path_type=Path), envvar="ORDERS_GRPC_CERT_FILE", help="mTLS: client cert."
+)
+@click.option(
+    "--key", type=click.Path(path_type=Path), envvar="ORDERS_GRPC_KEY_FILE", help="mTLS: client key."
+)
+@click.pass_context
+def orders(
+    ctx: click.Context,
+    *,
+    address: str,
+    user: str,
+    bearer: str | None,
+    ca: Path | None,
+    cert: Path | None,
+    key: Path | None,
+) -> None:
+    """Create, read, list, cancel and watch orders through the gRPC edge."""
+    channel = ctx.with_resource(open_channel(address, ca_file=ca, cert_file=cert, key_file=key))
+    ctx.obj = EdgeClient(orders_pb2_grpc.OrderServiceStub(channel), lambda: bearer or mint_token(user))
+
+
+def parse_item(value: str) -> pb.OrderItem:
+    product_id, _, quantity = value.partition("=")
+    try:
+        return pb.OrderItem(product_id=product_id, quantity=int(quantity or "1"))
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r}: expected PRODUCT or PRODUCT=QUANTITY") from exc
+
+
+@orders.command("create")
+@click.option("--item", "items", multiple=True, required=True, help="PRODUCT=QUANTITY; repeatable.")
+@click.option("--payment-token", default="tok_visa", show_default=True)
+@click.option("--email", default="", help="Where the confirmation goes.")
+@click.option("--idempotency-key", default=None, help="Default: a new random key.")
+@json_option
+@pass_client
+@grpc_errors
+def create_order(
+    client: EdgeClient,
+    *,
+    items: tuple[str, ...],
+    payment_token: str,
+    email: str,
+    idempotency_key: str | None,
+    as_json: bool,
+) -> None:
+    """Place an order."""
+    request = pb.CreateOrderRequest(
+        idempotency_key=idempotency_key or str(uuid.uuid4()),
+        items=[parse_item(item) for item in items],
+        payment_token=payment_token,
+        email=email,
+    )
+    order = client.stub.CreateOrder(request, metadata=client.metadata, timeout=30).order
+    show_orders([order], as_json)
+
+
+@orders.command("get")
+@click.argument("order_id")
+@json_option
+@pass_client
+@grpc_errors
+def get_order(client: EdgeClient, order_id: str, as_json: bool) -> None:
+    """Show one order."""
+    show_orders(
+        [client.stub.GetOrder(pb.GetOrderRequest(order_id=order_id), metadata=client.metadata)], as_json
+    )
+
+
+@orders.command("list")
+@click.option("--status", type=click.Choice(STATUS_CHOICES), default=None)
+@click.option("--page-size", default=20, show_default=True)
+@click.option("--page-token", default="")
+@json_option
+@pass_client
+@grpc_errors
+def list_orders(
+    client: EdgeClient, status: str | None, page_size: int, page_token: str, as_json: bool
+) -> None:
+    """List your orders, newest first (one page; the next page's token is printed)."""
+    request = pb.ListOrdersRequest(
+        page_size=page_size,
+        page_token=page_token,
+        status=pb.OrderStatus.Value(f"ORDER_STATUS_{status}") if status else pb.ORDER_STATUS_UNSPECIFIED,
+    )
+    page = client.stub.ListOrders(request, metadata=client.metadata)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"orders": [order_dict(o) for o in page.orders], "next_page_token": page.next_page_token}
+            )
+        )
+        return
+    click.echo(order_rows(page.orders))
+    if page.next_page_token:
+        click.echo(f"next page: --page-token {page.next_page_token}")
+
+
+@orders.command("cancel")
+@click.argument("order_id")
+@click.option("--reason", default="")
+@json_option
+@pass_client
+@grpc_errors
+def cancel_order(client: EdgeClient, order_id: str, reason: str, as_json: bool) -> None:
+    """Cancel an order (PENDING: flagged for the saga; CONFIRMED: refunded and restocked)."""
+    request = pb.CancelOrderRequest(order_id=order_id, reason=reason)
+    show_orders([client.stub.CancelOrder(request, metadata=client.metadata)], as_json)
+
+
+@orders.command("watch")
+@click.argument("order_id")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for a terminal status.")
+@json_option
+@pass_client
+@grpc_errors
+def watch_order(client: EdgeClient, order_id: str, timeout: float, as_json: bool) -> None:
+    """Print every status change of an order until it is terminal."""
+    stream = client.stub.WatchOrder(
+        pb.WatchOrderRequest(order_id=order_id), metadata=client.metadata, timeout=timeout
+    )
+    for order in stream:
+        if as_json:
+            click.echo(json.dumps(order_dict(order)))
+        else:
+            reason = f" ({order.failure_reason})" if order.failure_reason else ""
+            click.echo(f"{order.updated_at.ToDatetime():%H:%M:%S}  {status_name(order.status)}{reason}")
+
+
+def show_orders(found: Sequence[pb.Order], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(order_dict(found[0]) if len(found) == 1 else [order_dict(o) for o in found]))
+    else:
+        click.echo(order_rows(found))
+
+
+@click.group()
+def inventory() -> None:
+    """The catalog: products, prices and stock (MySQL, written through to Redis)."""
+
+
+@contextmanager
+def catalog_database() -> Iterator[Database]:
+    """The database, closed afterwards; a domain error becomes click's one-line error (exit 1)."""
+    database = Database(Settings())
+    try:
+        yield database
+    except OrderSagaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        database.close()
+
+
+def product_rows(products: Sequence[Product]) -> str:
+    headers = ("product_id", "stock", "reserved", "available", "unit_price", "currency")
+    return render_table(
+        headers,
+        [(p.product_id, p.stock, p.reserved, p.available, p.unit_price, p.currency) for p in products],
+    )
+
+
+def product_dict(product: Product) -> dict[str, Any]:
+    return product.model_dump(mode="json") | {"available": product.available}
+
+
+@inventory.command("list")
+@json_option
+def inventory_list(as_json: bool) -> None:
+    """Show every product."""
+    with catalog_database() as database:
+        products = list_products(database)
+    click.echo(json.dumps([product_dict(p) for p in products]) if as_json else product_rows(products))
+
+
+@inventory.command("set")
+@click.argument("product_id")
+@click.option("--stock", type=click.IntRange(min=0), required=True)
+@click.option("--price", type=Decimal, required=True, help="Unit price, e.g. 12.50.")
+@click.option("--currency", default="EUR", show_default=True)
+@click.option("--name", default="")
+@json_option
+def inventory_set(
+    *, product_id: str, stock: int, price: Decimal, currency: str, name: str, as_json: bool
+) -> None:
+    """Create or update a product."""
+    settings = Settings()
+    with catalog_database() as database:
+        product = set_product(
+            database,
+            create_redis(settings),
+            product_id=product_id,
+            stock=stock,
+            unit_price=price,
+            currency=currency,
+            name=name,
+        )
+    click.echo(json.dumps(product_dict(product)) if as_json else product_rows([product]))

@@ -1,0 +1,230 @@
+"""The interceptor of the OrderService RPCs: a chain of stages, outermost first: metrics, access
+log, error mapping, authentication, rate limiting. Health and reflection pass through untouched.
+
+Each stage is a context manager around one RPC, and all stages share one `RpcCall`; for a server
+stream the stages stay open until the last message is sent, so latency and status cover it all.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import redis
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from order_saga.errors import RateLimited
+from order_saga.observability import logger
+
+from . import auth
+from .errors import rich_status
+from .generated.orders.v1 import orders_pb2 as pb
+
+SERVICE = "orders.v1.OrderService"
+PREFIX = f"/{SERVICE}/"
+RATE_LIMIT_KEY = "order-saga:ratelimit:{user}:{window}"
+RATE_WINDOW_SECONDS = 60
+
+
+@dataclass
+class RpcCall:
+    """One RPC as the interceptors see it."""
+
+    method: str  # the short name, e.g. CreateOrder
+    request: Any
+    context: grpc.ServicerContext
+    response: Any = None
+    user: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def code(self) -> grpc.StatusCode:
+        code = self.context.code()  # type: ignore[attr-defined]
+        return code if isinstance(code, grpc.StatusCode) else grpc.StatusCode.OK
+
+    @property
+    def order_id(self) -> str:
+        """The correlation id of the access log: the order the RPC is about, when there is one."""
+        for message in (self.request, self.response):
+            subject = message.order if isinstance(message, pb.CreateOrderResponse) else message
+            order_id = getattr(subject, "order_id", "")
+            if order_id:
+                return str(order_id)
+        return ""
+
+
+class RpcStage(ABC):
+    @abstractmethod
+    def around(self, call: RpcCall) -> AbstractContextManager[None]:
+        """Entered before the RPC runs, left when it is over (an exception passes through)."""
+
+
+class StageChain(grpc.ServerInterceptor):
+    """Runs every OrderService RPC inside the stages, the first one outermost."""
+
+    def __init__(self, stages: list[RpcStage]) -> None:
+        self.stages = stages
+
+    @contextmanager
+    def around(self, call: RpcCall) -> Iterator[None]:
+        with ExitStack() as stack:
+            for stage in self.stages:
+                stack.enter_context(stage.around(call))
+            yield
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = continuation(details)
+        if handler is None or not details.method.startswith(PREFIX):
+            return handler
+        method = details.method.removeprefix(PREFIX)
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _unary(
+        self, method: str, behaviour: Callable[[Any, grpc.ServicerContext], Any]
+    ) -> Callable[..., Any]:
+        def unary(request: Any, context: grpc.ServicerContext) -> Any:
+            call = RpcCall(method, request, context)
+            with self.around(call):
+                call.response = behaviour(request, context)
+            return call.response
+
+        return unary
+
+    def _stream(
+        self, method: str, behaviour: Callable[[Any, grpc.ServicerContext], Iterator[Any]]
+    ) -> Callable[..., Iterator[Any]]:
+        def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            call = RpcCall(method, request, context)
+            with self.around(call):
+                for response in behaviour(request, context):
+                    call.response = response
+                    yield response
+
+        return stream
+
+
+class MetricsStage(RpcStage):
+    """Prometheus: RPCs handled and their latency, per method and status code."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ("grpc_service", "grpc_method", "grpc_code")
+        self.handled = Counter(
+            "grpc_server_handled", "RPCs completed on the server", labels, registry=registry
+        )
+        self.latency = Histogram(
+            "grpc_server_handling_seconds",
+            "Time from the request to the last response",
+            labels,
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+        )
+
+    @contextmanager
+    def around(self, call: RpcCall) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            labels = (SERVICE, call.method, call.code.name)
+            self.handled.labels(*labels).inc()
+            self.latency.labels(*labels).observe(time.perf_counter() - call.started)
+
+
+class AccessLogStage(RpcStage):
+    """One JSON line per RPC, correlated by the order id."""
+
+    @contextmanager
+    def around(self, call: RpcCall) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            logger.info(
+                "rpc",
+                extra={
+                    "rpc": call.method,
+                    "code": call.code.name,
+                    "duration_ms": round((time.perf_counter() - call.started) * 1000, 2),
+                    "correlation_id": call.order_id or None,
+                    "user": call.user,
+                    "peer": call.context.peer(),
+                },
+            )
+
+
+class ErrorMappingStage(RpcStage):
+    """Turns any exception below it into a rich status (grpc_edge.errors): the one mapping."""
+
+    @contextmanager
+    def around(self, call: RpcCall) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:  # every error leaves as a status, never a trace
+            call.context.abort_with_status(rich_status(exc))
+
+
+class AuthStage(RpcStage):
+    """Verifies the access token and the scope of the RPC; the caller is bound for the RPC."""
+
+    def __init__(self, verifier: auth.TokenVerifier) -> None:
+        self.verifier = verifier
+
+    @contextmanager
+    def around(self, call: RpcCall) -> Iterator[None]:
+        principal = auth.authenticate(self.verifier, tuple(call.context.invocation_metadata()), call.method)
+        call.user = principal.subject
+        token = auth.bind_principal(principal)
+        try:
+            yield
+        finally:
+            auth.unbind_principal(token)
+
+
+class RateLimitStage(RpcStage):
+    """A fixed one-minute window per user in Redis, shared by every edge task. When Redis cannot
+    answer, requests pass (a warning is logged): the limit protects, it must not take the API down."""
+
+    def __init__(self, cache: redis.Redis, per_minute: int) -> None:
+        self.cache = cache
+        self.per_minute = per_minute
+
+    @contextmanager
+    def around(self, call: RpcCall) -> Iterator[None]:
+        if self.per_minute > 0 and call.user is not None:
+            self._count(call.user)
+        yield
+
+    def _count(self, user: str) -> None:
+        now = time.time()
+        window = int(now // RATE_WINDOW_SECONDS)
+        key = RATE_LIMIT_KEY.format(user=user, window=window)
+        try:
+            with self.cache.pipeline(transaction=False) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, RATE_WINDOW_SECONDS * 2)
+                count = int(pipe.execute()[0])
+        except redis.RedisError as exc:
+            logger.warning("rate limit not checked: Redis unreachable", extra={"error": str(exc)})
+            return
+        if count > self.per_minute:
+            retry_after = int((window + 1) * RATE_WINDOW_SECONDS - now) + 1
+            raise RateLimited(f"more than {self.per_minute} requests per minute", retry_after=retry_after)

@@ -1,0 +1,65 @@
+"""The edge's settings: the shared ones (MYSQL_*, REDIS_*) plus its own, read from the environment."""
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from order_saga.errors import ConfigurationError
+from order_saga.settings import Settings
+
+
+class EdgeSettings(Settings):
+    order_saga_state_machine_arn: str = Field(
+        "", description="ARN of the OrderSaga state machine that CreateOrder starts"
+    )
+    order_cancellation_state_machine_arn: str = Field(
+        "", description="ARN of the cancellation state machine that CancelOrder starts for a CONFIRMED order"
+    )
+    jwt_issuer: str = Field("order-saga-local", description="Expected `iss` of access tokens")
+    jwt_audience: str = Field(
+        "orders-api", description="Expected `aud` (or Cognito's `client_id`) of access tokens"
+    )
+    jwt_jwks_url: str | None = Field(
+        None, description="JWKS URL of the token issuer (Cognito in AWS); wins over JWT_PUBLIC_KEY_FILE"
+    )
+    jwt_public_key_file: Path | None = Field(
+        None, description="PEM public key that verifies access tokens (the local stack's dev key)"
+    )
+    grpc_host: str = Field(
+        "127.0.0.1", description="Address the gRPC server binds (0.0.0.0 in the container)"
+    )
+    grpc_port: int = Field(50051, description="gRPC port")
+    grpc_max_workers: int = Field(
+        32, description="Threads serving RPCs; open WatchOrder streams may hold at most half of them"
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the Prometheus metrics endpoint binds")
+    metrics_port: int = Field(9464, description="Prometheus metrics port (0 = off)")
+    tls_cert_file: Path | None = Field(None, description="PEM server certificate chain; TLS when set")
+    tls_key_file: Path | None = Field(None, description="PEM private key of TLS_CERT_FILE")
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle of client certificates; when set, clients must present one (mTLS)"
+    )
+    rate_limit_per_minute: int = Field(600, description="RPCs per user per minute (0 = no limit)")
+    reconcile_interval_seconds: float = Field(
+        30.0, description="Seconds between reconciler passes over orphaned PENDING orders (0 = off)"
+    )
+    reconcile_grace_seconds: float = Field(
+        60.0, description="Age after which a PENDING order without an execution counts as orphaned"
+    )
+    shutdown_grace_seconds: float = Field(
+        10.0, description="Seconds in-flight RPCs get to finish after SIGTERM"
+    )
+
+    @model_validator(mode="after")
+    def _tls_files_come_in_pairs(self) -> "EdgeSettings":
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("TLS_CERT_FILE and TLS_KEY_FILE must be set together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("TLS_CLIENT_CA_FILE (mTLS) needs TLS_CERT_FILE and TLS_KEY_FILE")
+        return self
+
+    def require_state_machines(self) -> None:
+        """The edge cannot start sagas without them; say which setting is missing."""
+        for name in ("order_saga_state_machine_arn", "order_cancellation_state_machine_arn"):
+            if not getattr(self, name):
+                raise ConfigurationError(f"{name.upper()} is not set")

@@ -1,0 +1,146 @@
+"""What operators rely on: rate limits, UNAVAILABLE on a dead dependency, health, reflection,
+Prometheus metrics, access logs, and the reconciler of orphaned orders."""
+
+import socket
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import grpc
+import pytest
+import redis
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_status import rpc_status
+from prometheus_client import start_http_server
+
+from grpc_edge.generated.orders.v1 import orders_pb2 as pb
+from grpc_edge.reconciler import Reconciler
+from grpc_edge.server import build_order_service
+from order_saga.db import Database
+
+from .conftest import Edge, EdgeFactory, status_of
+
+Catalog = dict[str, tuple[int, Decimal]]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_more_requests_than_the_limit_are_resource_exhausted_per_user(edge_factory: EdgeFactory) -> None:
+    edge = edge_factory(rate_limit_per_minute=3)
+    for _ in range(3):
+        edge.stub.ListOrders(pb.ListOrdersRequest(), metadata=edge.auth("alice"))
+
+    with pytest.raises(grpc.RpcError) as error:
+        edge.stub.ListOrders(pb.ListOrdersRequest(), metadata=edge.auth("alice"))
+
+    assert status_of(error.value) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = rpc_status.from_call(error.value)
+    retry = error_details_pb2.RetryInfo()
+    assert status is not None
+    assert status.details[0].Unpack(retry)
+    assert 0 < retry.retry_delay.seconds <= 61
+    # another user has an allowance of their own
+    edge.stub.ListOrders(pb.ListOrdersRequest(), metadata=edge.auth("bob"))
+
+
+def test_a_database_that_does_not_answer_is_unavailable(edge_factory: EdgeFactory) -> None:
+    edge = edge_factory(mysql_port=free_port(), mysql_connect_timeout=1)
+    with pytest.raises(grpc.RpcError) as error:
+        edge.stub.GetOrder(pb.GetOrderRequest(order_id=str(uuid.uuid4())), metadata=edge.auth())
+    assert status_of(error.value) == grpc.StatusCode.UNAVAILABLE
+    assert "MYSQL_HOST" in str(error.value.details())
+
+
+def test_health_and_reflection_answer_without_a_token(edge: Edge) -> None:
+    health = health_pb2_grpc.HealthStub(edge.channel)
+    for service in ("", "orders.v1.OrderService"):
+        answer = health.Check(health_pb2.HealthCheckRequest(service=service))
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+
+    reflection = reflection_pb2_grpc.ServerReflectionStub(edge.channel)
+    [answer] = reflection.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+    )
+    names = {service.name for service in answer.list_services_response.service}
+    assert {"orders.v1.OrderService", "grpc.health.v1.Health"} <= names
+
+
+def test_metrics_count_each_method_and_code_with_latency(edge: Edge, catalog: Catalog) -> None:
+    # Given: the metrics endpoint of this edge
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=edge.registry)
+    try:
+        # When: one good order, and one GetOrder of an unknown order
+        edge.create([("pen", 1)])
+        with pytest.raises(grpc.RpcError):
+            edge.stub.GetOrder(pb.GetOrderRequest(order_id=str(uuid.uuid4())), metadata=edge.auth())
+
+        # Then: a scrape shows both, by method and code, with their latency histograms
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+    finally:
+        server.shutdown()
+        thread.join()
+    labels = 'grpc_code="{code}",grpc_method="{method}",grpc_service="orders.v1.OrderService"'
+    assert f"grpc_server_handled_total{{{labels.format(code='OK', method='CreateOrder')}}} 1.0" in text
+    assert f"grpc_server_handled_total{{{labels.format(code='NOT_FOUND', method='GetOrder')}}} 1.0" in text
+    assert (
+        f"grpc_server_handling_seconds_count{{{labels.format(code='OK', method='CreateOrder')}}} 1.0" in text
+    )
+
+
+def test_the_access_log_carries_the_order_id_as_correlation_id(
+    edge: Edge, catalog: Catalog, caplog: pytest.LogCaptureFixture
+) -> None:
+    order = edge.create([("pen", 1)])
+    [entry] = [vars(record) for record in caplog.records if getattr(record, "rpc", None) == "CreateOrder"]
+    assert (entry["correlation_id"], entry["code"], entry["user"]) == (order.order_id, "OK", "alice")
+    assert entry["duration_ms"] > 0
+
+
+def insert_orphan(database: Database, age_seconds: int) -> str:
+    """What an edge that died between the insert and StartExecution leaves behind."""
+    order_id = str(uuid.uuid4())
+    with database.transaction() as cursor:
+        cursor.execute(
+            "INSERT INTO orders (order_id, user_id, idempotency_key, request_hash, total, currency, "
+            "payment_token, created_at) VALUES (%s, 'alice', %s, %s, 1.20, 'EUR', 'tok_visa', "
+            "CURRENT_TIMESTAMP(3) - INTERVAL %s SECOND)",
+            (order_id, order_id, "0" * 64, age_seconds),
+        )
+        cursor.execute("INSERT INTO order_items VALUES (%s, 'pen', 1, 1.20)", (order_id,))
+    return order_id
+
+
+def test_the_reconciler_starts_an_orphaned_order_exactly_once(
+    edge: Edge, catalog: Catalog, redis_client: "redis.Redis"
+) -> None:
+    # Given: an orphan past the grace period, and a fresh order that may still be starting
+    orphan = insert_orphan(edge.database, age_seconds=120)
+    fresh = insert_orphan(edge.database, age_seconds=0)
+    reconcilers = [
+        Reconciler(build_order_service(edge.settings, redis_client), interval_seconds=0, grace_seconds=60)
+        for _ in range(3)
+    ]
+
+    # When: three edge tasks reconcile at the same time, then once more each
+    with ThreadPoolExecutor(3) as pool:
+        first_pass = list(pool.map(lambda r: r.run_once(), reconcilers))
+    second_pass = [r.run_once() for r in reconcilers]
+
+    # Then: the orphan's saga runs once, under its id, and the fresh order is left alone
+    executions = edge.machines.executions(edge.machines.saga_arn)
+    assert [e["name"] for e in executions] == [orphan]
+    [row] = edge.sql("SELECT execution_arn FROM orders WHERE order_id = %s", (orphan,))
+    assert row["execution_arn"] == executions[0]["executionArn"]
+    assert all(started in ([orphan], []) for started in first_pass)
+    assert second_pass == [[], [], []]
+    assert edge.sql("SELECT execution_arn FROM orders WHERE order_id = %s", (fresh,)) == [
+        {"execution_arn": None}
+    ]
