@@ -2,6 +2,7 @@
 wiring they rely on (everything created from the function definitions and the ASL files)."""
 
 import json
+import os
 import time
 
 import pytest
@@ -22,7 +23,13 @@ def order_saga(stack: LocalStack, *args: str) -> tuple[int, str]:
         "COMPENSATION_DLQ_URL": stack.dlq_url,
         "NOTIFICATION_QUEUE_URL": stack.notification_queue_url,
     }
-    result = CliRunner().invoke(main, list(args), env=env)
+    saved = dict(os.environ)
+    try:
+        result = CliRunner().invoke(main, list(args), env=env)
+    finally:
+        # The command loads .devstack/env into the process; later tests must not inherit it.
+        os.environ.clear()
+        os.environ.update(saved)
     return result.exit_code, result.output
 
 
