@@ -2,8 +2,8 @@
 Functions execution and the local Lambda invoker, wired to a database of the run's own
 (`orders_e2e_<pid>`, Redis database 14). Tests start executions directly, as the edge does.
 
-The moto server of this checkout is restarted for the run (its resources and executions live in
-memory, so a fresh one is the only clean one) and stopped at the end.
+The moto server of this checkout is restarted for the tier (its resources and executions live in
+memory, so a fresh one is the only clean one) and stopped at the end of the tier.
 """
 
 import os
@@ -23,13 +23,15 @@ __all__ = ["base_settings"]  # the integration tier's fixture: starts MariaDB an
 RETRY_TIME_SCALE = 0.05
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def e2e_settings(base_settings: Settings) -> Iterator[Settings]:
     with private_database(base_settings, f"orders_e2e_{os.getpid()}", redis_db=14) as settings:
         yield settings
 
 
-@pytest.fixture(scope="session")
+# Package scope: the stack stops (and leaves .devstack/env) as soon as the e2e tier is done, so
+# the tiers that run after it never find its endpoint.
+@pytest.fixture(scope="package")
 def local_stack(e2e_settings: Settings) -> Iterator[LocalStack]:
     aws_settings = AwsStackSettings(retry_time_scale=RETRY_TIME_SCALE)
     aws_down(aws_settings)
