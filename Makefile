@@ -7,7 +7,7 @@ CLI := $(BIN)/order-saga
 EXTRAS := lambda,edge,cdk,dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock services-up services-down migrate check demo test test-unit test-integration lint format clean protos protos-check protos-lint
+.PHONY: help install lock services-up services-down migrate check demo test test-unit test-integration lint format clean protos protos-check protos-lint aws-up aws-down
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -31,7 +31,14 @@ services-up: install ## Start the project-private MariaDB and Redis (installs th
 	$(CLI) services up
 
 services-down: ## Stop them, leaving no process of ours behind
+	@if [ -x $(CLI) ]; then $(CLI) aws down; fi
 	@if [ -x $(CLI) ]; then $(CLI) services down; else echo "nothing to stop (no virtualenv)"; fi
+
+aws-up: migrate ## Start the local AWS stack (moto + the local Lambda invoker) and wire it
+	$(CLI) aws up
+
+aws-down: ## Stop the local AWS stack
+	@if [ -x $(CLI) ]; then $(CLI) aws down; else echo "nothing to stop (no virtualenv)"; fi
 
 migrate: services-up ## Apply the schema migrations
 	$(CLI) migrate

@@ -19,6 +19,13 @@ def update_env(**values: str) -> None:
     ENV_FILE.chmod(0o600)
 
 
+def remove_env(*keys: str) -> None:
+    """Drop these keys from the env file (a part of the stack that stopped takes its settings along)."""
+    if ENV_FILE.exists():
+        kept = {key: value for key, value in read_env().items() if key not in keys}
+        ENV_FILE.write_text("".join(f"{key}={value}\n" for key, value in sorted(kept.items())))
+
+
 def load_env() -> None:
     """Make the running stack's settings the defaults of this process (explicit variables win)."""
     load_dotenv(ENV_FILE, override=False)

@@ -8,6 +8,7 @@ so the tests never touch the data of a running demo.
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -29,15 +30,24 @@ TABLES = ("saga_log", "inventory_reservations", "payments", "order_items", "orde
 def base_settings() -> Settings:
     services.services_up()
     load_env()
+    # AWS is mocked in-process here (moto's mock_aws); the local stack's endpoint, which
+    # `order-saga aws up` writes to .devstack/env, would send those calls to the running server.
+    os.environ.pop("AWS_ENDPOINT_URL", None)
     return Settings()
+
+
+@contextmanager
+def private_database(base_settings: Settings, name: str, redis_db: int) -> Iterator[Settings]:
+    """Settings for a database of this run's own, migrated from scratch and dropped at the end."""
+    scratch = create_scratch_database(base_settings, name)
+    yield scratch.model_copy(update={"redis_url": base_settings.redis_url.rsplit("/", 1)[0] + f"/{redis_db}"})
+    drop_scratch_database(base_settings, name)
 
 
 @pytest.fixture(scope="session")
 def settings(base_settings: Settings) -> Iterator[Settings]:
-    name = f"orders_test_{os.getpid()}"
-    scratch = create_scratch_database(base_settings, name)
-    yield scratch.model_copy(update={"redis_url": base_settings.redis_url.rsplit("/", 1)[0] + "/15"})
-    drop_scratch_database(base_settings, name)
+    with private_database(base_settings, f"orders_test_{os.getpid()}", redis_db=15) as test_settings:
+        yield test_settings
 
 
 @pytest.fixture

@@ -1,0 +1,104 @@
+"""The local AWS stack: the moto server process, and bringing it up wired, or down.
+
+`order-saga aws up` starts moto (devstack/moto_server.py) on DEVSTACK_MOTO_PORT, creates every
+resource from the function definitions and the ASL files (devstack/wiring.py) and writes the
+endpoint, the state machine ARNs and the queue URLs to `.devstack/env`. It is separate from
+`services up` because the MariaDB/Redis pair is useful alone (integration tests, migrations),
+while the AWS part needs the database first (the functions' secret points at it).
+"""
+
+import sys
+import urllib.error
+import urllib.request
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from order_saga.settings import Settings
+
+from .envfile import remove_env, update_env
+from .services import LocalServer, ServiceError
+
+
+class AwsStackSettings(BaseSettings):
+    """Settings of the local AWS stack (environment variables DEVSTACK_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="DEVSTACK_", frozen=True, extra="ignore")
+
+    moto_port: int = Field(35000, description="Port of the local moto server (the AWS endpoint)")
+    region: str = Field("us-east-1", description="Region of the local AWS resources")
+    retry_time_scale: float = Field(
+        1.0, gt=0, le=1, description="Factor on the state machines' Retry waits (1 = real time)"
+    )
+    email_sender: str = Field(
+        "orders@order-saga.example", description="The SES identity the functions send from"
+    )
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+
+class MotoServer(LocalServer):
+    name = "moto"
+    binary = "devstack.moto_server"  # what the pid check looks for in the process's command line
+    port_setting = "DEVSTACK_MOTO_PORT"
+
+    def __init__(self, settings: AwsStackSettings) -> None:
+        super().__init__(settings.moto_port)
+        self.settings = settings
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", self.binary,
+            "--port", str(self.port),
+            "--retry-time-scale", str(self.settings.retry_time_scale),
+        ]  # fmt: skip
+
+    def is_healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.settings.endpoint_url}/moto-api/", timeout=2) as reply:  # noqa: S310 - our own local URL
+                return bool(reply.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.settings.endpoint_url,
+            "AWS_REGION": self.settings.region,
+            "AWS_DEFAULT_REGION": self.settings.region,
+            # moto accepts any credentials; these keep boto3 from looking for real ones.
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+        }
+
+
+def aws_up(database: Settings, settings: AwsStackSettings | None = None) -> list[str]:
+    """Start moto (if needed), wire every resource, write the settings to `.devstack/env`."""
+    from .wiring import wire  # noqa: PLC0415 - boto3 is only needed here
+
+    settings = settings or AwsStackSettings()
+    server = MotoServer(settings)
+    lines = [server.start()]
+    wiring = wire(settings, database)
+    update_env(**server.env(), **wiring.env())
+    lines += wiring.describe()
+    return lines
+
+
+def aws_down(settings: AwsStackSettings | None = None) -> list[str]:
+    """Stop moto, and take its settings out of `.devstack/env` (they would point at nothing)."""
+    from .wiring import ENV_KEYS  # noqa: PLC0415
+
+    server = MotoServer(settings or AwsStackSettings())
+    line = server.stop()
+    remove_env(*server.env(), *ENV_KEYS)
+    return [line]
+
+
+def aws_running(settings: AwsStackSettings | None = None) -> bool:
+    server = MotoServer(settings or AwsStackSettings())
+    return server.pid() is not None and server.is_healthy()
+
+
+__all__ = ["AwsStackSettings", "MotoServer", "ServiceError", "aws_down", "aws_running", "aws_up"]

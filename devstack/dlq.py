@@ -1,0 +1,133 @@
+"""The compensation DLQ: messages the state machines' CompensationFailed branch leaves for people.
+
+Each message carries the order id, the state machine and execution, and the execution's full
+state (`context`: the input, every step's output, the error that started the compensation and
+the compensation's own error). Re-driving runs the compensation again, step by step, through the
+same Lambda functions (each is idempotent, so steps that had succeeded do nothing), then queues
+the customer notice; only a message whose compensation now completes is deleted.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from order_saga.errors import OrderCancelled
+
+# How long a re-driven message stays hidden from a concurrent re-drive (one run takes seconds).
+REDRIVE_VISIBILITY_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class DlqMessage:
+    message_id: str
+    receipt_handle: str
+    body: dict[str, Any]
+
+    @property
+    def order_id(self) -> str:
+        return str(self.body.get("order_id", "?"))
+
+    @property
+    def context(self) -> dict[str, Any]:
+        context = self.body.get("context")
+        return context if isinstance(context, dict) else {}
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the compensation ends the order CANCELLED (a cancellation) rather than FAILED."""
+        error = self.context.get("error") or {}
+        return (
+            self.body.get("state_machine") == "OrderCancellation"
+            or error.get("Error") == OrderCancelled.__name__
+        )
+
+    def steps(self) -> list[str]:
+        return [
+            "RefundPayment",
+            "ReleaseStock",
+            "MarkOrderCancelled" if self.cancelled else "MarkOrderFailed",
+        ]
+
+    def notice(self) -> str:
+        return "CANCELLATION_NOTICE" if self.cancelled else "FAILURE_ALERT"
+
+    def summary(self) -> str:
+        failure = self.context.get("compensation_error") or {}
+        return (
+            f"{self.order_id}  {self.body.get('state_machine', '?')}  "
+            f"{failure.get('Error', '?')}  {self.body.get('execution_arn', '')}"
+        )
+
+
+def peek(sqs: Any, queue_url: str) -> list[DlqMessage]:
+    """Every message on the queue, left there (received with a zero visibility timeout)."""
+    seen: dict[str, DlqMessage] = {}
+    while True:
+        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get(
+            "Messages", []
+        )
+        fresh = [message for message in batch if message["MessageId"] not in seen]
+        if not fresh:
+            return list(seen.values())
+        for message in fresh:
+            seen[message["MessageId"]] = _parse(message)
+
+
+def _parse(message: dict[str, Any]) -> DlqMessage:
+    try:
+        body = json.loads(message["Body"])
+    except ValueError:
+        body = {"unreadable": message["Body"]}
+    return DlqMessage(message["MessageId"], message["ReceiptHandle"], body if isinstance(body, dict) else {})
+
+
+def redrive_all(
+    lam: Any, sqs: Any, queue_url: str, notification_queue_url: str, order_id: str | None = None
+) -> list[str]:
+    """Re-drive every message (or those of one order); the report, a few lines per message."""
+    messages: dict[str, DlqMessage] = {}
+    while True:  # take them all, hidden from a concurrent re-drive while this one works
+        batch = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=REDRIVE_VISIBILITY_SECONDS
+        ).get("Messages", [])
+        if not batch:
+            break
+        messages |= {message.message_id: message for message in map(_parse, batch)}
+    report: list[str] = []
+    for message in messages.values():
+        if order_id and message.order_id != order_id:
+            sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=0
+            )
+            continue
+        report.append(f"{message.order_id}:")
+        report += [f"  {line}" for line in redrive(message, lam, sqs, queue_url, notification_queue_url)]
+    return report
+
+
+def redrive(
+    message: DlqMessage, lam: Any, sqs: Any, queue_url: str, notification_queue_url: str
+) -> list[str]:
+    """Run the message's compensation again; delete the message if it completes. The steps' report."""
+    report = []
+    error = message.context.get("error")
+    for step in message.steps():
+        payload = {"order_id": message.order_id} | ({"error": error} if error else {})
+        reply = lam.invoke(FunctionName=step, Payload=json.dumps(payload).encode())
+        answer = reply["Payload"].read().decode()
+        if reply.get("FunctionError"):
+            report.append(f"{step}: failed again: {answer[:300]}")
+            report.append("message kept on the queue")
+            sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=0
+            )
+            return report
+        report.append(f"{step}: ok")
+    sqs.send_message(
+        QueueUrl=notification_queue_url,
+        MessageBody=json.dumps({"order_id": message.order_id, "kind": message.notice()}),
+    )
+    report.append(f"{message.notice()} queued")
+    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message.receipt_handle)
+    report.append("message deleted")
+    return report

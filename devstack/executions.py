@@ -1,0 +1,146 @@
+"""Executions of the local state machines, read back for the terminal (there is no console).
+
+`show` turns an execution's history into its path: every state visited, in order, with the
+attempts it took (a Retry adds one), the errors it met and how long it took, then the final status.
+It also counts the state transitions, which is what a Standard workflow is billed by: one per
+state entered, plus one per retry.
+"""
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .asl import STATE_MACHINES
+
+FAILED_EVENTS = {"TaskFailed", "TaskTimedOut", "LambdaFunctionFailed", "LambdaFunctionTimedOut"}
+
+
+@dataclass
+class StateVisit:
+    name: str
+    entered: datetime
+    exited: datetime | None = None
+    attempts: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def retries(self) -> int:
+        return max(0, self.attempts - 1)
+
+
+@dataclass
+class ExecutionPath:
+    name: str
+    machine: str
+    arn: str
+    status: str
+    started: datetime
+    stopped: datetime | None
+    visits: list[StateVisit]
+    error: str | None = None
+    cause: str | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return (self.stopped - self.started).total_seconds() if self.stopped else None
+
+    @property
+    def transitions(self) -> int:
+        return len(self.visits) + sum(visit.retries for visit in self.visits)
+
+    def states(self) -> list[str]:
+        return [visit.name for visit in self.visits]
+
+
+def _details(event: dict[str, Any]) -> dict[str, Any]:
+    for key, value in event.items():
+        if key.endswith("EventDetails") and isinstance(value, dict):
+            return value
+    return {}
+
+
+def error_name(details: dict[str, Any]) -> str:
+    """`Error: message` of a failure event, the message taken from a Lambda error payload."""
+    error = str(details.get("error", "?"))
+    try:
+        message = json.loads(details.get("cause", "")).get("errorMessage", "")
+    except (TypeError, ValueError, AttributeError):
+        message = details.get("cause", "")
+    return f"{error}: {message}" if message else error
+
+
+def path_of(sfn: Any, execution_arn: str) -> ExecutionPath:
+    described = sfn.describe_execution(executionArn=execution_arn)
+    events = sfn.get_execution_history(executionArn=execution_arn)["events"]  # moto ignores paging
+    visits: list[StateVisit] = []
+    for event in events:
+        kind, details = event["type"], _details(event)
+        if kind.endswith("StateEntered"):
+            visits.append(StateVisit(details["name"], event["timestamp"]))
+        elif not visits:
+            continue
+        elif kind in {"TaskScheduled", "LambdaFunctionScheduled"}:
+            visits[-1].attempts += 1
+        elif kind in FAILED_EVENTS:
+            visits[-1].errors.append(error_name(details))
+        elif kind.endswith("StateExited"):
+            visits[-1].exited = event["timestamp"]
+    return ExecutionPath(
+        name=described["name"],
+        machine=described["stateMachineArn"].rsplit(":", 1)[-1],
+        arn=execution_arn,
+        status=described["status"],
+        started=described["startDate"],
+        stopped=described.get("stopDate"),
+        visits=visits,
+        error=described.get("error"),
+        cause=described.get("cause"),
+    )
+
+
+def machine_arns(sfn: Any) -> dict[str, str]:
+    """The project's state machines that exist on the endpoint, by name."""
+    names = {machine.name for machine in STATE_MACHINES}
+    return {
+        m["name"]: m["stateMachineArn"]
+        for m in sfn.list_state_machines()["stateMachines"]
+        if m["name"] in names
+    }
+
+
+def list_executions(sfn: Any, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """The latest executions of every project state machine, newest first."""
+    found: list[dict[str, Any]] = []
+    for arn in machine_arns(sfn).values():
+        kwargs: dict[str, Any] = {"stateMachineArn": arn, "maxResults": 1000}
+        if status:
+            kwargs["statusFilter"] = status
+        found += sfn.list_executions(**kwargs)["executions"]
+    found.sort(key=lambda execution: execution["startDate"], reverse=True)
+    return found[:limit]
+
+
+def executions_of_order(sfn: Any, order_id: str) -> list[str]:
+    """ARNs of the executions about an order, oldest first: named by its id (on either machine)."""
+    return [
+        execution["executionArn"]
+        for execution in reversed(list_executions(sfn, limit=100_000))
+        if execution["name"] == order_id or execution["name"].startswith(f"{order_id}-")
+    ]
+
+
+def render_path(path: ExecutionPath) -> list[str]:
+    duration = f"{path.duration_seconds:.2f}s" if path.duration_seconds is not None else "running"
+    lines = [
+        f"{path.machine} / {path.name}: {path.status} in {duration}, {path.transitions} state transitions",
+        f"  {path.arn}",
+    ]
+    for visit in path.visits:
+        took = f"{(visit.exited - visit.entered).total_seconds():.2f}s" if visit.exited else ""
+        retries = f", {visit.retries} retr{'y' if visit.retries == 1 else 'ies'}" if visit.retries else ""
+        lines.append(f"  -> {visit.name:<24} {took:>8}{retries}")
+        lines += [f"       ! {error}" for error in visit.errors]
+    if path.error:
+        lines.append(f"  final error: {error_name({'error': path.error, 'cause': path.cause or ''})[:300]}")
+    return lines

@@ -1,0 +1,288 @@
+"""The local Lambda invoker: what moto calls instead of running a function in Docker.
+
+moto's Lambda backend runs every invocation through the private method
+`moto.awslambda.models.LambdaFunction._invoke_lambda(self, event) -> (payload, errored, logs)`
+(Step Functions' lambda:invoke, Invoke from a client and SQS event-source mappings all end
+there). `install()` replaces it with `LocalInvoker.invoke`, which runs our handler the way Lambda
+does and answers in Lambda's format. moto is pinned because the hook is private; a test fails
+loudly if it moves.
+
+Each invocation runs in a worker process (`devstack.lambda_runtime`), one per concurrent
+invocation of a function, reused while warm, like Lambda's execution environments. A process,
+not a thread, because:
+- the timeout must stop the code: a thread cannot be killed in Python, a process can (Lambda
+  also discards the sandbox of a timed-out invocation);
+- each function has its own environment variables and its own `handler` module (every service
+  folder has a handler.py), which one process cannot hold apart.
+"""
+
+import json
+import logging
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from order_saga.functions import FUNCTIONS
+
+from . import faults
+from .paths import REPO_ROOT, STATE_DIR
+
+LOG_DIR = STATE_DIR / "lambda"
+logger = logging.getLogger(__name__)
+
+Answer = tuple[str, bool, str]  # (payload, errored, logs): what moto's hook returns
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What the invoker needs from moto's function object."""
+
+    function_name: str
+    handler: str
+    timeout_seconds: float
+    environment: dict[str, str]
+    memory_mb: int = 128
+    arn: str = ""
+
+    @property
+    def configuration(self) -> tuple[Any, ...]:
+        """Workers are reused only for the same configuration (a changed environment gets new ones)."""
+        return (
+            self.function_name,
+            self.handler,
+            self.timeout_seconds,
+            self.memory_mb,
+            sorted(self.environment.items()).__repr__(),
+        )
+
+
+def error_answer(error_type: str, message: str, request_id: str) -> str:
+    return json.dumps(
+        {"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": []}
+    )
+
+
+def timed_out(request_id: str, timeout_seconds: float) -> Answer:
+    message = f"RequestId: {request_id} Error: Task timed out after {timeout_seconds:.2f} seconds"
+    return error_answer("Sandbox.Timedout", message, request_id), True, ""
+
+
+class Worker:
+    """One warm execution environment of one function configuration."""
+
+    def __init__(self, code_dir: Path, invocation: Invocation, base_env: dict[str, str]) -> None:
+        env = (
+            base_env
+            | invocation.environment
+            | {
+                "AWS_LAMBDA_FUNCTION_NAME": invocation.function_name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(invocation.memory_mb),
+                "AWS_LAMBDA_FUNCTION_TIMEOUT": str(invocation.timeout_seconds),
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "ORDER_SAGA_LOCAL_FUNCTION_ARN": invocation.arn,
+                "_HANDLER": invocation.handler,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        with (LOG_DIR / f"{invocation.function_name}.log").open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own runtime module
+                [sys.executable, "-m", "devstack.lambda_runtime", str(code_dir), invocation.handler],
+                cwd=code_dir,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+            )
+
+    def call(self, event: Any, request_id: str, timeout_seconds: float) -> Answer:
+        """The handler's answer, or Sandbox.Timedout (the worker is then killed, never reused)."""
+        stdin, stdout = self._pipes()
+        request = {"request_id": request_id, "event": event, "timeout_ms": int(timeout_seconds * 1000)}
+        try:
+            stdin.write(json.dumps(request).encode() + b"\n")
+            stdin.flush()
+        except BrokenPipeError:
+            return self._exited(request_id)
+        ready, _, _ = select.select([stdout], [], [], timeout_seconds)
+        if not ready:
+            self.kill()
+            return timed_out(request_id, timeout_seconds)
+        line = stdout.readline()
+        if not line:
+            return self._exited(request_id)
+        answer = json.loads(line)
+        return json.dumps(answer["payload"]), not answer["ok"], ""
+
+    def _pipes(self) -> tuple[IO[bytes], IO[bytes]]:
+        assert self.process.stdin is not None  # both are pipes, by construction
+        assert self.process.stdout is not None
+        return self.process.stdin, self.process.stdout
+
+    def _exited(self, request_id: str) -> Answer:
+        code = self.process.wait()
+        message = f"RequestId: {request_id} Error: Runtime exited with error: exit status {code}"
+        return error_answer("Runtime.ExitError", message, request_id), True, ""
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            self.process.kill()
+        self.process.wait()
+
+
+@dataclass
+class LocalInvoker:
+    """Runs invocations on warm workers, applying the fault plan first."""
+
+    code_dirs: dict[str, Path] = field(
+        default_factory=lambda: {spec.name: REPO_ROOT / spec.code_dir for spec in FUNCTIONS}
+    )
+    base_env: dict[str, str] = field(default_factory=dict)
+    faults_file: Path = field(default_factory=lambda: faults.FAULTS_FILE)
+    sleep: Callable[[float], None] = time.sleep
+    _idle: dict[tuple[Any, ...], list[Worker]] = field(default_factory=dict)
+    _busy: set[Worker] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def invoke(self, invocation: Invocation, event: Any) -> Answer:
+        request_id = str(uuid.uuid4())
+        code_dir = self.code_dirs.get(invocation.function_name)
+        if code_dir is None or not code_dir.is_dir():
+            reason = f"no code folder {code_dir}" if code_dir else "not in order_saga.functions.FUNCTIONS"
+            message = f"Unable to import module of {invocation.function_name!r}: {reason}"
+            return error_answer("Runtime.ImportModuleError", message, request_id), True, ""
+        fault = faults.take_fault(invocation.function_name, event, self.faults_file)
+        if fault is None:
+            return self._run(code_dir, invocation, event, request_id, invocation.timeout_seconds)
+        return self._run_with_fault(fault, code_dir, invocation, event, request_id)
+
+    def _run_with_fault(
+        self, fault: faults.Fault, code_dir: Path, invocation: Invocation, event: Any, request_id: str
+    ) -> Answer:
+        timeout = invocation.timeout_seconds
+        match fault.kind:
+            case faults.FaultKind.ERROR:
+                assert fault.error_type is not None  # the model guarantees it
+                return error_answer(fault.error_type, fault.message, request_id), True, ""
+            case faults.FaultKind.DELAY:
+                assert fault.delay_seconds is not None  # the model guarantees it
+                if fault.delay_seconds >= timeout:
+                    self.sleep(timeout)
+                    return timed_out(request_id, timeout)
+                self.sleep(fault.delay_seconds)
+                return self._run(code_dir, invocation, event, request_id, timeout - fault.delay_seconds)
+            case faults.FaultKind.TIMEOUT:
+                started = time.monotonic()
+                self._run(code_dir, invocation, event, request_id, timeout)
+                self.sleep(max(0.0, timeout - (time.monotonic() - started)))
+                return timed_out(request_id, timeout)
+            case faults.FaultKind.DUPLICATE:
+                self._run(code_dir, invocation, event, request_id, timeout)
+                return self._run(code_dir, invocation, event, str(uuid.uuid4()), timeout)
+
+    def _run(
+        self, code_dir: Path, invocation: Invocation, event: Any, request_id: str, timeout: float
+    ) -> Answer:
+        worker = self._checkout(code_dir, invocation)
+        try:
+            return worker.call(event, request_id, timeout)
+        finally:
+            self._checkin(invocation, worker)
+
+    def _checkout(self, code_dir: Path, invocation: Invocation) -> Worker:
+        with self._lock:
+            idle = self._idle.setdefault(invocation.configuration, [])
+            while idle:
+                worker = idle.pop()
+                if worker.alive():
+                    self._busy.add(worker)
+                    return worker
+            worker = Worker(code_dir, invocation, self.base_env)
+            self._busy.add(worker)
+            return worker
+
+    def _checkin(self, invocation: Invocation, worker: Worker) -> None:
+        with self._lock:
+            self._busy.discard(worker)
+            if worker.alive():
+                self._idle.setdefault(invocation.configuration, []).append(worker)
+
+    def shutdown(self) -> None:
+        """Stop every worker (the server is going away)."""
+        with self._lock:
+            workers = [w for pool in self._idle.values() for w in pool] + list(self._busy)
+            self._idle.clear()
+            self._busy.clear()
+        for worker in workers:
+            worker.kill()
+
+
+def invocation_of(function: Any) -> Invocation:
+    """The invocation settings of one of moto's LambdaFunction objects."""
+    return Invocation(
+        function_name=function.function_name,
+        handler=function.handler,
+        timeout_seconds=float(function.timeout),
+        environment=dict(function.environment_vars or {}),
+        memory_mb=int(function.memory_size),
+        arn=function.function_arn,
+    )
+
+
+def decode_event(event: Any) -> Any:
+    """moto passes the event as parsed JSON, a JSON string, or None."""
+    if event is None:
+        return {}
+    if isinstance(event, (str, bytes)):
+        try:
+            return json.loads(event)
+        except ValueError:
+            return event
+    return event
+
+
+def install(invoker: LocalInvoker) -> None:
+    """Route every moto Lambda invocation through `invoker` (fails loudly if moto's hook moved)."""
+    from moto.awslambda.models import LambdaFunction  # noqa: PLC0415 - only the server imports moto
+
+    if not callable(getattr(LambdaFunction, "_invoke_lambda", None)):
+        raise RuntimeError(
+            "moto.awslambda.models.LambdaFunction._invoke_lambda is gone: the pinned moto changed; "
+            "find the new per-invocation hook before upgrading moto"
+        )
+
+    def _invoke_lambda(self: Any, event: Any = None) -> Answer:
+        try:
+            return invoker.invoke(invocation_of(self), decode_event(event))
+        except Exception as exc:
+            # A fault of the local runtime itself: answered as Lambda does, never an HTTP 500
+            # (which the interpreter would turn into a baffling States.Runtime).
+            logger.exception("local invoker failed for %s", self.function_name)
+            return error_answer("Runtime.Unknown", f"local invoker failed: {exc!r}", ""), True, ""
+
+    LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+
+
+def base_environment(endpoint_url: str, region: str) -> dict[str, str]:
+    """What the Lambda service gives every function, pointed at the local AWS endpoint."""
+    keep = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "DEVSTACK_DIR")
+    return {key: os.environ[key] for key in keep if key in os.environ} | {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_SESSION_TOKEN": "local",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+    }

@@ -1,0 +1,47 @@
+"""A small Lambda function for testing the local invoker itself (not one of the saga's)."""
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+
+class PaymentDeclined(Exception):
+    """Named like a saga error, to check that the errorType is the class name."""
+
+
+def echo(event: Any, context: Any) -> dict[str, Any]:
+    print("a line on stdout must not disturb the answer")
+    time.sleep(event.get("seconds", 0))
+    return {
+        "event": event,
+        "setting": os.environ.get("FIXTURE_SETTING"),
+        "server_only": os.environ.get("SERVER_ONLY_SETTING"),
+        "endpoint": os.environ.get("AWS_ENDPOINT_URL"),
+        "pid": os.getpid(),
+        "cwd": os.getcwd(),
+        "request_id": context.aws_request_id,
+        "function_name": context.function_name,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+    }
+
+
+def decline(event: Any, context: Any) -> None:
+    raise PaymentDeclined(f"card declined for {event['order_id']}")
+
+
+def record(event: Any, context: Any) -> dict[str, Any]:
+    """Leave a trace of the call, after an optional pause: the side effect a step would have."""
+    time.sleep(event.get("seconds", 0))
+    marker = Path(event["marker"])
+    with marker.open("a") as handle:
+        handle.write(context.aws_request_id + "\n")
+    return {"calls": len(marker.read_text().splitlines())}
+
+
+def unmarshalable(event: Any, context: Any) -> set[int]:
+    return {1, 2}
+
+
+def crash(event: Any, context: Any) -> None:
+    os._exit(3)

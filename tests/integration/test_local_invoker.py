@@ -1,0 +1,175 @@
+"""The local Lambda invoker: real worker processes running a real handler module."""
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack import faults
+from devstack.invoker import Invocation, LocalInvoker
+
+FIXTURE = Path(__file__).parent / "lambda_fixture"
+
+
+@pytest.fixture
+def invoker(tmp_path: Path) -> Iterator[LocalInvoker]:
+    local = LocalInvoker(
+        code_dirs={"ProcessPayment": FIXTURE, "ReserveStock": tmp_path / "missing"},
+        base_env={"AWS_ENDPOINT_URL": "http://127.0.0.1:1"},
+        faults_file=tmp_path / "faults.json",
+    )
+    yield local
+    local.shutdown()
+
+
+def call(invoker: LocalInvoker, handler: str, event: Any, timeout: float = 5) -> tuple[Any, bool]:
+    invocation = Invocation("ProcessPayment", f"handler.{handler}", timeout, {"FIXTURE_SETTING": "own"})
+    payload, errored, _ = invoker.invoke(invocation, event)
+    return json.loads(payload), errored
+
+
+def add_fault(invoker: LocalInvoker, **fields: Any) -> None:
+    faults.add_fault(faults.make_fault(function="ProcessPayment", **fields), invoker.faults_file)
+
+
+def test_the_handler_runs_with_its_own_environment_and_a_context(
+    invoker: LocalInvoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SERVER_ONLY_SETTING", "not for functions")
+    answer, errored = call(invoker, "echo", {"order_id": "o-1"})
+    assert not errored
+    assert answer["event"] == {"order_id": "o-1"}
+    assert answer["setting"] == "own"
+    assert answer["server_only"] is None  # the server's own environment does not leak in
+    assert answer["endpoint"] == "http://127.0.0.1:1"
+    assert Path(answer["cwd"]) == FIXTURE  # like /var/task
+    assert answer["function_name"] == "ProcessPayment"
+    assert 0 < answer["remaining_ms"] <= 5000
+    assert len(answer["request_id"]) == 36
+
+
+def test_a_warm_worker_is_reused_and_concurrent_calls_get_their_own(invoker: LocalInvoker) -> None:
+    first, _ = call(invoker, "echo", {})
+    second, _ = call(invoker, "echo", {})
+    assert first["pid"] == second["pid"]
+    answers: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(call(invoker, "echo", {"seconds": 0})[0]))
+        for _ in range(3)
+    ]
+    slow = Invocation("ProcessPayment", "handler.record", 5, {})
+    markers = [Path(invoker.faults_file).with_name(f"m{i}") for i in range(2)]
+    started = time.monotonic()
+    parallel = [
+        threading.Thread(target=invoker.invoke, args=(slow, {"seconds": 1, "marker": str(marker)}))
+        for marker in markers
+    ]
+    for thread in threads + parallel:
+        thread.start()
+    for thread in threads + parallel:
+        thread.join()
+    assert len(answers) == 3
+    assert time.monotonic() - started < 1.9  # the two 1-second calls ran side by side
+    assert all(marker.exists() for marker in markers)
+
+
+def test_an_exception_comes_back_in_lambdas_error_format(invoker: LocalInvoker) -> None:
+    answer, errored = call(invoker, "decline", {"order_id": "o-1"})
+    assert errored
+    assert answer["errorType"] == "PaymentDeclined"
+    assert answer["errorMessage"] == "card declined for o-1"
+    assert len(answer["requestId"]) == 36
+    assert 'handler.py", line' in answer["stackTrace"][0]
+    assert "raise PaymentDeclined" in answer["stackTrace"][-1]
+
+
+def test_a_handler_that_runs_too_long_times_out_and_its_worker_is_discarded(invoker: LocalInvoker) -> None:
+    before, _ = call(invoker, "echo", {}, timeout=1)
+    started = time.monotonic()
+    answer, errored = call(invoker, "echo", {"seconds": 3}, timeout=1)
+    took = time.monotonic() - started
+    assert errored
+    assert answer["errorType"] == "Sandbox.Timedout"
+    assert answer["errorMessage"].endswith("Task timed out after 1.00 seconds")
+    assert 0.9 < took < 2
+    assert not Path(f"/proc/{before['pid']}").exists()  # the sandbox was killed, not left running
+    after, _ = call(invoker, "echo", {}, timeout=1)
+    assert after["pid"] != before["pid"]  # a fresh (cold) worker
+
+
+def test_runtime_failures_are_reported_like_lambda(invoker: LocalInvoker) -> None:
+    answer, errored = call(invoker, "unmarshalable", {})
+    assert (errored, answer["errorType"]) == (True, "Runtime.MarshalError")
+    answer, errored = call(invoker, "nope", {})
+    assert (errored, answer["errorType"]) == (True, "Runtime.HandlerNotFound")
+    answer, errored = call(invoker, "crash", {})
+    assert (errored, answer["errorType"]) == (True, "Runtime.ExitError")
+    assert "exit status 3" in answer["errorMessage"]
+    missing = Invocation("ReserveStock", "handler.echo", 5, {})
+    payload, errored, _ = invoker.invoke(missing, {})
+    assert (errored, json.loads(payload)["errorType"]) == (True, "Runtime.ImportModuleError")
+    unknown = Invocation("Unknown", "handler.echo", 5, {})
+    assert invoker.invoke(unknown, {})[1] is True
+
+
+def test_a_bad_module_is_an_import_error(invoker: LocalInvoker) -> None:
+    invocation = Invocation("ProcessPayment", "no_such_module.handler", 5, {})
+    payload, errored, _ = invoker.invoke(invocation, {})
+    answer = json.loads(payload)
+    assert errored
+    assert answer["errorType"] == "Runtime.ImportModuleError"
+    assert "no_such_module" in answer["errorMessage"]
+
+
+def test_an_error_fault_fails_the_call_without_running_the_handler(
+    invoker: LocalInvoker, tmp_path: Path
+) -> None:
+    marker = tmp_path / "calls"
+    add_fault(invoker, kind="error", error_type="PaymentGatewayUnavailable", times=1)
+    answer, errored = call(invoker, "record", {"marker": str(marker)})
+    assert errored
+    assert (answer["errorType"], answer["errorMessage"]) == (
+        "PaymentGatewayUnavailable",
+        "injected by the local fault plan",
+    )
+    assert not marker.exists()
+    answer, errored = call(invoker, "record", {"marker": str(marker)})
+    assert (errored, answer) == (False, {"calls": 1})
+
+
+def test_a_delay_fault_starts_the_handler_late_within_its_timeout(
+    invoker: LocalInvoker, tmp_path: Path
+) -> None:
+    marker = tmp_path / "calls"
+    add_fault(invoker, kind="delay", delay_seconds=1, times=2)
+    started = time.monotonic()
+    answer, errored = call(invoker, "record", {"marker": str(marker)}, timeout=3)
+    assert (errored, answer) == (False, {"calls": 1})
+    assert time.monotonic() - started >= 1
+    # A delay beyond the timeout: the handler never starts
+    answer, errored = call(invoker, "record", {"marker": str(marker)}, timeout=0.5)
+    assert (errored, answer["errorType"]) == (True, "Sandbox.Timedout")
+    assert marker.read_text().count("\n") == 1
+
+
+def test_a_timeout_fault_does_the_work_but_loses_the_answer(invoker: LocalInvoker, tmp_path: Path) -> None:
+    marker = tmp_path / "calls"
+    add_fault(invoker, kind="timeout", times=1)
+    started = time.monotonic()
+    answer, errored = call(invoker, "record", {"marker": str(marker)}, timeout=1)
+    assert (errored, answer["errorType"]) == (True, "Sandbox.Timedout")
+    assert time.monotonic() - started >= 1
+    assert marker.read_text().count("\n") == 1  # the side effect happened
+
+
+def test_a_duplicate_fault_runs_the_handler_twice(invoker: LocalInvoker, tmp_path: Path) -> None:
+    marker = tmp_path / "calls"
+    add_fault(invoker, kind="duplicate", times=1)
+    answer, errored = call(invoker, "record", {"marker": str(marker)})
+    assert (errored, answer) == (False, {"calls": 2})
+    ids = marker.read_text().split()
+    assert len(set(ids)) == 2  # two invocations, two request ids

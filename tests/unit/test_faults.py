@@ -1,0 +1,128 @@
+"""The fault plan: validation, matching, counting, and the file it lives in."""
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from devstack import faults
+from devstack.faults import Fault, FaultKind, FaultPlanError
+
+
+@pytest.fixture
+def plan_file(tmp_path: Path) -> Path:
+    return tmp_path / "faults.json"
+
+
+def sqs_event(*order_ids: str) -> dict[str, object]:
+    return {"Records": [{"body": json.dumps({"order_id": o, "kind": "FAILURE_ALERT"})} for o in order_ids]}
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"function": "Nope", "kind": "timeout"}, "unknown function 'Nope'"),
+        ({"function": "ProcessPayment", "kind": "error"}, "needs error_type"),
+        ({"function": "ProcessPayment", "kind": "timeout", "error_type": "X"}, "only an error fault"),
+        ({"function": "ProcessPayment", "kind": "delay"}, "needs delay_seconds"),
+        ({"function": "ProcessPayment", "kind": "duplicate", "times": 0}, "times"),
+        ({"function": "ProcessPayment", "kind": "duplicate", "probability": 1.5}, "probability"),
+        ({"function": "ProcessPayment", "kind": "explode"}, "kind"),
+    ],
+)
+def test_a_bad_fault_is_refused_with_its_reason(fields: dict[str, object], problem: str) -> None:
+    with pytest.raises(FaultPlanError, match=problem):
+        faults.make_fault(**fields)
+
+
+def test_no_plan_file_means_no_fault(plan_file: Path) -> None:
+    assert faults.take_fault("ProcessPayment", {"order_id": "o"}, plan_file) is None
+    assert faults.read_plan(plan_file).faults == []
+
+
+def test_a_counted_fault_fires_n_times_then_disappears(plan_file: Path) -> None:
+    # Given an error for the next 2 calls of ProcessPayment
+    faults.add_fault(
+        faults.make_fault(
+            function="ProcessPayment", kind="error", error_type="PaymentGatewayUnavailable", times=2
+        ),
+        plan_file,
+    )
+    # When ProcessPayment is called three times (and another function in between)
+    hits = [faults.take_fault("ProcessPayment", {"order_id": "o"}, plan_file) for _ in range(2)]
+    other = faults.take_fault("ReserveStock", {"order_id": "o"}, plan_file)
+    third = faults.take_fault("ProcessPayment", {"order_id": "o"}, plan_file)
+    # Then the first two are hit, the rest not, and the plan is empty again
+    assert [hit.error_type if hit else None for hit in hits] == ["PaymentGatewayUnavailable"] * 2
+    assert other is None
+    assert third is None
+    assert faults.read_plan(plan_file).faults == []
+
+
+def test_an_unlimited_fault_stays(plan_file: Path) -> None:
+    faults.add_fault(faults.make_fault(function="ConfirmOrder", kind="timeout"), plan_file)
+    for _ in range(3):
+        assert faults.take_fault("ConfirmOrder", {"order_id": "o"}, plan_file) is not None
+    assert len(faults.read_plan(plan_file).faults) == 1
+
+
+def test_a_fault_aimed_at_an_order_spares_the_others(plan_file: Path) -> None:
+    faults.add_fault(
+        faults.make_fault(function="SendNotification", kind="duplicate", order_id="o-1"), plan_file
+    )
+    assert faults.take_fault("SendNotification", sqs_event("o-2"), plan_file) is None
+    assert faults.take_fault("SendNotification", sqs_event("o-2", "o-1"), plan_file) is not None
+    assert faults.take_fault("SendNotification", {"order_id": "o-1"}, plan_file) is not None
+    assert faults.take_fault("SendNotification", "not an event", plan_file) is None
+
+
+def test_a_probable_fault_fires_about_as_often_as_asked(plan_file: Path) -> None:
+    faults.add_fault(
+        faults.make_fault(function="ReserveStock", kind="delay", delay_seconds=1, probability=0.3), plan_file
+    )
+    rng = random.Random(7)
+    fired = sum(faults.take_fault("ReserveStock", {}, plan_file, rng) is not None for _ in range(400))
+    assert 80 < fired < 160
+
+
+def test_clear_removes_all_or_one_functions_faults(plan_file: Path) -> None:
+    for name in ("ProcessPayment", "ReserveStock", "ProcessPayment"):
+        faults.add_fault(faults.make_fault(function=name, kind="timeout"), plan_file)
+    assert faults.clear_faults("ProcessPayment", plan_file) == 2
+    assert [f.function for f in faults.read_plan(plan_file).faults] == ["ReserveStock"]
+    assert faults.clear_faults(None, plan_file) == 1
+    with pytest.raises(FaultPlanError, match="unknown function"):
+        faults.clear_faults("Nope", plan_file)
+
+
+def test_a_plan_file_replaces_the_plan_and_a_bad_one_changes_nothing(plan_file: Path) -> None:
+    faults.add_fault(faults.make_fault(function="ReserveStock", kind="timeout"), plan_file)
+    good = {
+        "faults": [
+            {"function": "ConfirmOrder", "kind": "error", "error_type": "DatabaseUnavailable", "times": 1}
+        ]
+    }
+    faults.replace_plan(json.dumps(good), "good.json", plan_file)
+    assert faults.read_plan(plan_file).faults == [
+        Fault(function="ConfirmOrder", kind=FaultKind.ERROR, error_type="DatabaseUnavailable", times=1)
+    ]
+    before = plan_file.read_text()
+    for bad in ('{"faults": [{"function": "ConfirmOrder"}]}', "not json", '{"fault": []}'):
+        with pytest.raises(FaultPlanError, match=r"bad\.json"):
+            faults.replace_plan(bad, "bad.json", plan_file)
+    assert plan_file.read_text() == before
+
+
+def test_describe_reads_like_the_command_that_set_it() -> None:
+    fault = faults.make_fault(
+        function="ProcessPayment",
+        kind="error",
+        error_type="PaymentGatewayUnavailable",
+        times=2,
+        order_id="o-1",
+    )
+    assert fault.describe() == (
+        "ProcessPayment: error PaymentGatewayUnavailable: injected by the local fault plan, "
+        "next 2 call(s) for order o-1"
+    )

@@ -1,0 +1,52 @@
+"""What the local stack gives each function, derived from its definition (no server needed)."""
+
+import io
+import zipfile
+from pathlib import Path
+
+from devstack.aws import AwsStackSettings
+from devstack.wiring import ENV_KEYS, Wiring, code_zip, function_environment
+from order_saga.functions import FUNCTIONS, function
+from order_saga.settings import Settings
+
+DATABASE = Settings(mysql_host="127.0.0.1", mysql_port=3307, mysql_password="pw", redis_url="redis://r:1/2")
+SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db"
+
+
+def environment(name: str) -> dict[str, str]:
+    return function_environment(function(name), AwsStackSettings(), DATABASE, SECRET)
+
+
+def test_a_step_reaches_the_database_through_the_secret_and_redis_by_url() -> None:
+    env = environment("ProcessPayment")
+    assert env["MYSQL_SECRET_ARN"] == SECRET
+    assert (env["MYSQL_HOST"], env["MYSQL_PORT"]) == ("127.0.0.1", "3307")
+    assert env["REDIS_URL"] == "redis://r:1/2"
+    assert env["PAYMENT_GATEWAY"] == "simulated"
+    assert env["POWERTOOLS_SERVICE_NAME"] == "payment"
+    assert "EMAIL_SENDER" not in env
+
+
+def test_no_function_gets_the_password_and_only_the_mailer_gets_the_sender() -> None:
+    for spec in FUNCTIONS:
+        env = environment(spec.name)
+        assert "pw" not in env.values(), spec.name
+        assert ("EMAIL_SENDER" in env) == (spec.name == "SendNotification"), spec.name
+        assert ("PAYMENT_GATEWAY" in env) == (spec.service == "payment"), spec.name
+
+
+def test_the_code_package_is_the_functions_folder() -> None:
+    names = zipfile.ZipFile(io.BytesIO(code_zip(function("ReserveStock")))).namelist()
+    assert "handler.py" in names
+
+
+def test_aws_down_removes_every_key_aws_up_writes() -> None:
+    machines = {"ORDER_SAGA_STATE_MACHINE_ARN": "a", "ORDER_CANCELLATION_STATE_MACHINE_ARN": "b"}
+    wiring = Wiring({}, machines, "q", "d", "c", "s")
+    assert set(wiring.env()) == set(ENV_KEYS)
+
+
+def test_every_local_aws_setting_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    missing = [f"DEVSTACK_{name.upper()}" for name in AwsStackSettings.model_fields]
+    assert [name for name in missing if f"| `{name}` |" not in readme] == []
