@@ -25,7 +25,6 @@ from pathlib import Path
 import boto3
 import grpc
 import jwt
-import pymysql
 import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -35,12 +34,12 @@ from prometheus_client import CollectorRegistry
 from devstack import services
 from devstack.envfile import load_env
 from devstack.paths import STATE_DIR
+from devstack.scratch import create_scratch_database
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
 from grpc_edge.server import build_order_service, build_verifier, create_server
 from grpc_edge.settings import EdgeSettings
 from order_saga.db import Database
-from order_saga.migrate import apply_migrations
 from order_saga.settings import Settings
 
 DATABASE = "orders_bench"
@@ -104,21 +103,9 @@ def load(name: str, clients: int, seconds: float, make_call: Callable[[], Callab
 
 
 def prepare_database(base: Settings) -> Settings:
-    admin = pymysql.connect(
-        host=base.mysql_host,
-        port=base.mysql_port,
-        user=base.mysql_user,
-        password=base.mysql_password,
-        autocommit=True,
+    settings = create_scratch_database(base, DATABASE).model_copy(
+        update={"redis_url": base.redis_url.rsplit("/", 1)[0] + "/14"}
     )
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
-        cursor.execute(f"CREATE DATABASE `{DATABASE}`")
-    admin.close()
-    settings = base.model_copy(
-        update={"mysql_database": DATABASE, "redis_url": base.redis_url.rsplit("/", 1)[0] + "/14"}
-    )
-    apply_migrations(Database(settings).credentials)
     database = Database(settings)
     with database.transaction() as cursor:
         cursor.execute(

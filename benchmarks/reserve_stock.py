@@ -15,14 +15,13 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-import pymysql
 import redis
 
 from devstack import services
 from devstack.envfile import load_env
+from devstack.scratch import create_scratch_database
 from order_saga.cache import create_redis
 from order_saga.db import Database
-from order_saga.migrate import apply_migrations
 from order_saga.settings import Settings
 from order_saga.steps.inventory import reserve_stock
 
@@ -31,15 +30,6 @@ PRODUCT = "hot-sku"
 
 
 def prepare(settings: Settings, orders: int) -> list[str]:
-    admin = pymysql.connect(
-        host=settings.mysql_host, port=settings.mysql_port, user=settings.mysql_user,
-        password=settings.mysql_password, autocommit=True,
-    )  # fmt: skip
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE}")
-        cursor.execute(f"CREATE DATABASE {BENCH_DATABASE}")
-    admin.close()
-    apply_migrations(Database(settings).credentials)
     order_ids = [str(uuid.uuid4()) for _ in range(orders)]
     db = Database(settings)
     with db.transaction() as cursor:
@@ -95,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     services.services_up()
     load_env()
-    settings = Settings().model_copy(update={"mysql_database": BENCH_DATABASE})
+    settings = create_scratch_database(Settings(), BENCH_DATABASE)
     order_ids = prepare(settings, args.orders)
     cache: redis.Redis = create_redis(settings)
 

@@ -12,16 +12,15 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-import pymysql
 import pytest
 import redis
 
 from devstack import services
 from devstack.envfile import load_env
+from devstack.scratch import create_scratch_database, drop_scratch_database
 from order_saga import cache, clients, db, lambda_step, payment_gateway
 from order_saga import settings as settings_module
 from order_saga.db import Database
-from order_saga.migrate import apply_migrations
 from order_saga.settings import Settings
 
 TABLES = ("saga_log", "inventory_reservations", "payments", "order_items", "orders", "inventory")
@@ -40,27 +39,9 @@ def base_settings() -> Settings:
 @contextmanager
 def private_database(base_settings: Settings, name: str, redis_db: int) -> Iterator[Settings]:
     """Settings for a database of this run's own, migrated from scratch and dropped at the end."""
-    admin = pymysql.connect(
-        host=base_settings.mysql_host,
-        port=base_settings.mysql_port,
-        user=base_settings.mysql_user,
-        password=base_settings.mysql_password,
-        autocommit=True,
-    )
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        cursor.execute(f"CREATE DATABASE `{name}`")
-    test_settings = base_settings.model_copy(
-        update={
-            "mysql_database": name,
-            "redis_url": base_settings.redis_url.rsplit("/", 1)[0] + f"/{redis_db}",
-        }
-    )
-    apply_migrations(Database(test_settings).credentials)
-    yield test_settings
-    with admin.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    admin.close()
+    scratch = create_scratch_database(base_settings, name)
+    yield scratch.model_copy(update={"redis_url": base_settings.redis_url.rsplit("/", 1)[0] + f"/{redis_db}"})
+    drop_scratch_database(base_settings, name)
 
 
 @pytest.fixture(scope="session")

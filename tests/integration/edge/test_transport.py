@@ -143,17 +143,15 @@ def test_mtls_requires_a_client_certificate(
     assert status_of(error.value) == grpc.StatusCode.UNAVAILABLE
 
 
-MOTO_PORT = 35020  # this worktree's port for a moto server
-
-
 @pytest.fixture
 def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[StateMachines]:
     """moto in server mode (executions recorded, not run), for an edge in another process."""
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{MOTO_PORT}")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=MOTO_PORT, verbose=False)
+    port = free_port()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     client = boto3.client("stepfunctions")
     arns = [
@@ -224,7 +222,7 @@ def test_the_edge_process_serves_reconciles_and_drains_on_sigterm(
 
 
 def wait_for(
-    condition: Callable[[], bool], process: "subprocess.Popen[bytes]", log: Path, seconds: float = 20
+    condition: Callable[[], bool], process: "subprocess.Popen[bytes]", log: Path, seconds: float = 60
 ) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
