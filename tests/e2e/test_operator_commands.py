@@ -5,7 +5,6 @@ import json
 import os
 import time
 
-import pytest
 from click.testing import CliRunner
 
 from devstack.asl import substitution_names
@@ -155,11 +154,6 @@ def test_a_redrive_that_fails_again_keeps_the_message(stack: LocalStack) -> None
     assert stack.order(order_id)["status"] == "PENDING"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MarkOrderFailed accepts only a PENDING order, so an order flagged NEEDS_ATTENTION cannot "
-    "be re-driven to FAILED (order_saga/steps/orders.py: allowed_from of mark_order_failed)",
-)
 def test_redriving_an_order_flagged_needs_attention_ends_it_failed(stack: LocalStack) -> None:
     order_id = stack.new_order({"sku-1": 1}, token="tok_chargeDeclined")
     stack.fault("RefundPayment", "error", order_id, error_type="DatabaseUnavailable", times=11)

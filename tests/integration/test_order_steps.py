@@ -169,3 +169,13 @@ def test_the_saga_never_undoes_a_confirmed_order(
     assert query(database, "SELECT stock, reserved FROM inventory WHERE product_id = 'sku-1'") == [
         {"stock": 18, "reserved": 0}
     ]
+
+
+def test_a_flagged_order_ends_failed_when_its_compensation_is_re_driven(
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+) -> None:
+    # Given an order flagged after its compensation kept failing
+    order_id = new_order()
+    mark_needs_attention(database, redis_client, order_id, None)
+    # When an operator re-drives the compensation, then the order ends FAILED
+    assert mark_order_failed(database, redis_client, order_id, None).status is OrderStatus.FAILED

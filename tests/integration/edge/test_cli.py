@@ -1,6 +1,8 @@
 """`order-saga token`, `orders ...` and `inventory ...` against a real edge and database."""
 
 import json
+import os
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,6 +20,15 @@ from .conftest import Edge, EdgeFactory
 
 Catalog = dict[str, tuple[int, Decimal]]
 ISSUER, AUDIENCE = "order-saga-cli-test", "orders-api-cli-test"
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment() -> Iterator[None]:
+    """The CLI loads `.devstack/env` into the process; the next test gets its environment back."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture

@@ -113,7 +113,7 @@ def mark_order_failed(
         order_id,
         step="MarkOrderFailed",
         target=OrderStatus.FAILED,
-        allowed_from={OrderStatus.PENDING},
+        allowed_from={OrderStatus.PENDING, OrderStatus.NEEDS_ATTENTION},  # a re-driven compensation ends
         reason=error.describe() if error else "failed",
     )
 
@@ -125,7 +125,7 @@ def mark_order_cancelled(db: Database, cache: "redis.Redis", order_id: str) -> O
         order_id,
         step="MarkOrderCancelled",
         target=OrderStatus.CANCELLED,
-        allowed_from={OrderStatus.PENDING, OrderStatus.CANCELLING},
+        allowed_from={OrderStatus.PENDING, OrderStatus.CANCELLING, OrderStatus.NEEDS_ATTENTION},
     )
 
 
