@@ -1,0 +1,118 @@
+"""The stacks, split by lifetime: each only composes capability constructs.
+
+network (rarely changes) → data (stateful, protected in prod) → saga (code, changes daily)
+→ edge (the container service) → observability (dashboards and alarms, changed freely).
+"""
+
+from dataclasses import dataclass
+
+from aws_cdk import Stack
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+from order_saga.functions import FUNCTIONS
+
+from cdk import constants as c
+from cdk.capabilities.cache import Cache
+from cdk.capabilities.database import Database
+from cdk.capabilities.email import Email
+from cdk.capabilities.layers import Layers
+from cdk.capabilities.network import Network
+from cdk.capabilities.queues import Queues
+from cdk.capabilities.saga_function import PaymentGateway, SagaFunction, SagaResources
+from cdk.capabilities.schema_migration import SchemaMigration
+from cdk.capabilities.workflow import Workflow, WorkflowTargets
+from cdk.nag import acknowledge
+
+
+@dataclass(frozen=True)
+class DeploymentOptions:
+    """The context values of one deployment (see cdk.json and docs/deploy.md)."""
+
+    config: c.EnvironmentConfig
+    email_sender: str
+    payment_gateway_url: str  # empty: the simulated gateway
+
+
+class NetworkStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, options: DeploymentOptions) -> None:
+        super().__init__(scope, construct_id, description="order-saga: VPC, endpoints, security groups")
+        self.network = Network(self, "Network", config=options.config)
+
+
+class DataStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, options: DeploymentOptions, network: Network
+    ) -> None:
+        super().__init__(scope, construct_id, description="order-saga: RDS MySQL, RDS Proxy, ElastiCache Redis")
+        self.database = Database(self, "Database", network=network, config=options.config)
+        self.cache = Cache(self, "Cache", network=network, config=options.config)
+
+
+class SagaStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        options: DeploymentOptions,
+        network: Network,
+        data: DataStack,
+    ) -> None:
+        super().__init__(scope, construct_id, description="order-saga: functions, state machines, queues")
+        self.queues = Queues(self, "Queues")
+        self.email = Email(self, "Email", sender=options.email_sender)
+        gateway_secret = secretsmanager.Secret(
+            self,
+            "PaymentGatewaySecret",
+            description="The payment gateway's API key (PAYMENT_GATEWAY_SECRET_ARN); replace the generated value",
+        )
+        acknowledge(
+            gateway_secret,
+            "AwsSolutions-SMG4",
+            "The gateway issues this API key; it is rotated at the gateway and pasted here (docs/deploy.md).",
+        )
+        resources = SagaResources(
+            config=options.config,
+            network=network,
+            layers=Layers(self, "Layers"),
+            database=data.database,
+            cache=data.cache,
+            payment_gateway=PaymentGateway(
+                kind="http" if options.payment_gateway_url else "simulated",
+                url=options.payment_gateway_url,
+                secret=gateway_secret,
+            ),
+            email=self.email.identity,
+            email_sender=options.email_sender,
+            notification_queue=self.queues.notification_queue,
+        )
+        self.functions = {spec.name: SagaFunction(self, spec.name, spec=spec, resources=resources) for spec in FUNCTIONS}
+        targets = WorkflowTargets(
+            functions={spec.arn_substitution: self.functions[spec.name].function for spec in FUNCTIONS},
+            queues={
+                c.NOTIFICATION_QUEUE_URL: self.queues.notification_queue,
+                c.COMPENSATION_DLQ_URL: self.queues.compensation_dlq,
+            },
+        )
+        self.order_saga = Workflow(
+            self,
+            c.ORDER_SAGA_STATE_MACHINE,
+            name=c.ORDER_SAGA_STATE_MACHINE,
+            definition=c.ORDER_SAGA_ASL,
+            targets=targets,
+            config=options.config,
+        )
+        self.order_cancellation = Workflow(
+            self,
+            c.ORDER_CANCELLATION_STATE_MACHINE,
+            name=c.ORDER_CANCELLATION_STATE_MACHINE,
+            definition=c.ORDER_CANCELLATION_ASL,
+            targets=targets,
+            config=options.config,
+        )
+        self.migration = SchemaMigration(
+            self,
+            "SchemaMigration",
+            resources=resources,
+            before=[self.order_saga.state_machine, self.order_cancellation.state_machine],
+        )
