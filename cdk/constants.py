@@ -51,9 +51,14 @@ DATABASE_NAME = "orders"
 DATABASE_USER = "orders_admin"
 METRICS_NAMESPACE = "OrderSaga"
 EDGE_METRICS_NAMESPACE = "OrderSaga/Edge"
+# The edge's Prometheus counter (grpc_edge/interceptors.py), labelled grpc_service/grpc_method/grpc_code.
+EDGE_HANDLED_METRIC = "grpc_server_handled_total"
+EDGE_LATENCY_METRIC = "grpc_server_handling_seconds"
+# Codes that mean the server failed (not the client): they page someone.
+EDGE_ERROR_CODES = ("INTERNAL", "UNKNOWN", "UNAVAILABLE", "DEADLINE_EXCEEDED")
 
 # Cognito: the resource server and its scopes (the edge checks `orders:read` / `orders:write`).
-RESOURCE_SERVER_ID = "order-saga"
+RESOURCE_SERVER_ID = "orders-api"
 SCOPE_READ = "orders:read"
 SCOPE_WRITE = "orders:write"
 

@@ -6,7 +6,7 @@ network (rarely changes) → data (stateful, protected in prod) → saga (code, 
 
 from dataclasses import dataclass
 
-from aws_cdk import Stack
+from aws_cdk import CfnOutput, Environment, Stack
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 from order_saga.functions import FUNCTIONS
@@ -14,8 +14,11 @@ from order_saga.functions import FUNCTIONS
 from cdk import constants as c
 from cdk.capabilities.cache import Cache
 from cdk.capabilities.database import Database
+from cdk.capabilities.edge import EdgeDependencies, EdgeService
 from cdk.capabilities.email import Email
+from cdk.capabilities.identity import Identity
 from cdk.capabilities.layers import Layers
+from cdk.capabilities.monitoring import Monitored, Monitoring
 from cdk.capabilities.network import Network
 from cdk.capabilities.queues import Queues
 from cdk.capabilities.saga_function import PaymentGateway, SagaFunction, SagaResources
@@ -29,13 +32,19 @@ class DeploymentOptions:
     """The context values of one deployment (see cdk.json and docs/deploy.md)."""
 
     config: c.EnvironmentConfig
+    region: str  # the account stays open (any account the credentials name); the region is fixed
     email_sender: str
     payment_gateway_url: str  # empty: the simulated gateway
 
 
 class NetworkStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, options: DeploymentOptions) -> None:
-        super().__init__(scope, construct_id, description="order-saga: VPC, endpoints, security groups")
+        super().__init__(
+            scope,
+            construct_id,
+            env=Environment(region=options.region),
+            description="order-saga: VPC, endpoints, security groups",
+        )
         self.network = Network(self, "Network", config=options.config)
 
 
@@ -43,7 +52,12 @@ class DataStack(Stack):
     def __init__(
         self, scope: Construct, construct_id: str, *, options: DeploymentOptions, network: Network
     ) -> None:
-        super().__init__(scope, construct_id, description="order-saga: RDS MySQL, RDS Proxy, ElastiCache Redis")
+        super().__init__(
+            scope,
+            construct_id,
+            env=Environment(region=options.region),
+            description="order-saga: RDS MySQL, RDS Proxy, ElastiCache Redis",
+        )
         self.database = Database(self, "Database", network=network, config=options.config)
         self.cache = Cache(self, "Cache", network=network, config=options.config)
 
@@ -58,7 +72,12 @@ class SagaStack(Stack):
         network: Network,
         data: DataStack,
     ) -> None:
-        super().__init__(scope, construct_id, description="order-saga: functions, state machines, queues")
+        super().__init__(
+            scope,
+            construct_id,
+            env=Environment(region=options.region),
+            description="order-saga: functions, state machines, queues",
+        )
         self.queues = Queues(self, "Queues")
         self.email = Email(self, "Email", sender=options.email_sender)
         gateway_secret = secretsmanager.Secret(
@@ -86,7 +105,9 @@ class SagaStack(Stack):
             email_sender=options.email_sender,
             notification_queue=self.queues.notification_queue,
         )
-        self.functions = {spec.name: SagaFunction(self, spec.name, spec=spec, resources=resources) for spec in FUNCTIONS}
+        self.functions = {
+            spec.name: SagaFunction(self, spec.name, spec=spec, resources=resources) for spec in FUNCTIONS
+        }
         targets = WorkflowTargets(
             functions={spec.arn_substitution: self.functions[spec.name].function for spec in FUNCTIONS},
             queues={
@@ -115,4 +136,66 @@ class SagaStack(Stack):
             "SchemaMigration",
             resources=resources,
             before=[self.order_saga.state_machine, self.order_cancellation.state_machine],
+        )
+
+
+class EdgeStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        options: DeploymentOptions,
+        network: Network,
+        data: DataStack,
+        saga: SagaStack,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            env=Environment(region=options.region),
+            description="order-saga: gRPC edge on ECS Fargate, NLB, Cognito",
+        )
+        self.identity = Identity(self, "Identity", config=options.config)
+        self.edge = EdgeService(
+            self,
+            "Edge",
+            deps=EdgeDependencies(
+                network=network,
+                database=data.database,
+                cache=data.cache,
+                identity=self.identity,
+                order_saga=saga.order_saga.state_machine,
+                order_cancellation=saga.order_cancellation.state_machine,
+            ),
+            config=options.config,
+        )
+        CfnOutput(self, "GrpcEndpoint", value=f"{self.edge.nlb.load_balancer_dns_name}:{c.NLB_TLS_PORT}")
+        CfnOutput(self, "TokenUrl", value=self.identity.token_url)
+        CfnOutput(self, "ClientId", value=self.identity.client.user_pool_client_id)
+        CfnOutput(self, "UserPoolId", value=self.identity.user_pool.user_pool_id)
+        CfnOutput(self, "PrometheusWorkspace", value=self.edge.prometheus.attr_workspace_id)
+
+
+class ObservabilityStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, options: DeploymentOptions, saga: SagaStack
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            env=Environment(region=options.region),
+            description="order-saga: CloudWatch dashboard and alarms",
+        )
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            monitored=Monitored(
+                order_saga=saga.order_saga.state_machine,
+                order_cancellation=saga.order_cancellation.state_machine,
+                functions={name: fn.function for name, fn in saga.functions.items()},
+                notification_dlq=saga.queues.notification_dlq,
+                compensation_dlq=saga.queues.compensation_dlq,
+            ),
+            config=options.config,
         )

@@ -16,7 +16,9 @@ class Cache(Construct):
         self, scope: Construct, construct_id: str, *, network: Network, config: c.EnvironmentConfig
     ) -> None:
         super().__init__(scope, construct_id)
-        self.security_group = security_group(self, "Redis", network.vpc, "ElastiCache Redis: from the functions and the edge")
+        self.security_group = security_group(
+            self, "Redis", network.vpc, "ElastiCache Redis: from the functions and the edge"
+        )
         for client in network.clients:
             self.security_group.add_ingress_rule(client, ec2.Port.tcp(c.REDIS_PORT), "Redis over TLS")
         self.auth_secret = secretsmanager.Secret(

@@ -27,7 +27,9 @@ class Database(Construct):
         super().__init__(scope, construct_id)
         vpc = network.vpc
         self.proxy_sg = security_group(self, "Proxy", vpc, "RDS Proxy: MySQL from the functions and the edge")
-        self.database_sg = security_group(self, "Instance", vpc, "RDS MySQL: only from the proxy and rotation")
+        self.database_sg = security_group(
+            self, "Instance", vpc, "RDS MySQL: only from the proxy and rotation"
+        )
         for client in network.clients:
             self.proxy_sg.add_ingress_rule(client, ec2.Port.tcp(c.MYSQL_PORT), "MySQL through the proxy")
         self.proxy_sg.add_egress_rule(self.database_sg, ec2.Port.tcp(c.DB_INSTANCE_PORT), "To the instance")

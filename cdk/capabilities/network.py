@@ -39,7 +39,9 @@ class Network(Construct):
                 ec2.SubnetConfiguration(
                     name="app", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, cidr_mask=22
                 ),
-                ec2.SubnetConfiguration(name="data", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24),
+                ec2.SubnetConfiguration(
+                    name="data", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=24
+                ),
             ],
             flow_logs={
                 "all": ec2.FlowLogOptions(destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs))
@@ -47,7 +49,9 @@ class Network(Construct):
         )
         self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
         endpoint_sg = self._group("Endpoints", "Interface endpoints: HTTPS from inside the VPC")
-        endpoint_sg.add_ingress_rule(ec2.Peer.ipv4(self.vpc.vpc_cidr_block), ec2.Port.tcp(443), "HTTPS from the VPC")
+        endpoint_sg.add_ingress_rule(
+            ec2.Peer.ipv4(self.vpc.vpc_cidr_block), ec2.Port.tcp(443), "HTTPS from the VPC"
+        )
         for name, service in INTERFACE_ENDPOINTS.items():
             self.vpc.add_interface_endpoint(
                 name,
@@ -78,4 +82,3 @@ def security_group(
     scope: Construct, name: str, vpc: ec2.IVpc, description: str, *, egress: bool = False
 ) -> ec2.SecurityGroup:
     return ec2.SecurityGroup(scope, f"{name}Sg", vpc=vpc, description=description, allow_all_outbound=egress)
-

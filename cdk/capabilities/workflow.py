@@ -73,7 +73,9 @@ class Workflow(Construct):
                 queues.append(targets.queues[key])
             else:
                 known = ", ".join(sorted([*targets.functions, *targets.queues]))
-                raise UnknownSubstitution(f"{definition.name} uses ${{{key}}}; the deployment provides {known}")
+                raise UnknownSubstitution(
+                    f"{definition.name} uses ${{{key}}}; the deployment provides {known}"
+                )
         self.substitutions = substitutions
         self.state_machine = sfn.StateMachine(
             self,
@@ -82,7 +84,9 @@ class Workflow(Construct):
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_file(str(definition)),
             definition_substitutions=substitutions,
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            logs=sfn.LogOptions(
+                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
             tracing_enabled=True,
         )
         role = self.state_machine.role
