@@ -30,6 +30,7 @@ EDGE_CONTEXT_EXCLUDES = [
     ".mypy_cache",
     ".ruff_cache",
     ".pytest_cache",
+    "*.egg-info",
 ]
 
 # Substitution names the ASL files use besides one `${<Name>FunctionArn}` per function.

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from aws_cdk import CfnOutput, Environment, Stack
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
-from order_saga.functions import FUNCTIONS
 
 from cdk import constants as c
 from cdk.capabilities.cache import Cache
@@ -25,6 +24,7 @@ from cdk.capabilities.saga_function import PaymentGateway, SagaFunction, SagaRes
 from cdk.capabilities.schema_migration import SchemaMigration
 from cdk.capabilities.workflow import Workflow, WorkflowTargets
 from cdk.nag import acknowledge
+from order_saga.functions import FUNCTIONS
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class SagaStack(Stack):
         gateway_secret = secretsmanager.Secret(
             self,
             "PaymentGatewaySecret",
-            description="The payment gateway's API key (PAYMENT_GATEWAY_SECRET_ARN); replace the generated value",
+            description="The payment gateway's API key (PAYMENT_GATEWAY_SECRET_ARN); paste the real one",
         )
         acknowledge(
             gateway_secret,

@@ -9,9 +9,9 @@ from cdk import constants as c
 from cdk.capabilities.network import Network, security_group
 from cdk.nag import acknowledge
 
-
+BASIC_EXECUTION = "arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 LOG_RETENTION_ACKS = {
-    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]": (
+    f"AwsSolutions-IAM4[Policy::{BASIC_EXECUTION}]": (
         "CDK's log-retention helper writes only its own logs with the basic execution policy."
     ),
     "AwsSolutions-IAM5[Resource::*]": (

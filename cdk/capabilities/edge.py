@@ -33,7 +33,9 @@ EDGE_UID = 10001  # the unprivileged user of grpc_edge/Dockerfile
 # the edge's user only: the edge reads TLS_*_FILE paths, and a secret never lands in the image.
 WRITE_TLS_FILES = (
     "import os\n"
-    f"for var, name in (('TLS_CERT_PEM', 'server.crt'), ('TLS_KEY_PEM', 'server.key'), ('TLS_CLIENT_CA_PEM', 'client-ca.crt')):\n"
+    "files = {'TLS_CERT_PEM': 'server.crt', 'TLS_KEY_PEM': 'server.key',\n"
+    "         'TLS_CLIENT_CA_PEM': 'client-ca.crt'}\n"
+    "for var, name in files.items():\n"
     f"    path = os.path.join('{TLS_DIR}', name)\n"
     "    with open(path, 'w') as f:\n"
     "        f.write(os.environ[var])\n"
@@ -218,7 +220,8 @@ class EdgeService(Construct):
             machine.grant_start_execution(role)
         # The reconciler asks whether an order's execution exists; GetOrder may show its state.
         stack = Stack.of(self)
-        executions = f"arn:{stack.partition}:states:{stack.region}:{stack.account}:execution:{c.PROJECT}-{config.name}-"
+        prefix = f"{c.PROJECT}-{config.name}-"
+        executions = f"arn:{stack.partition}:states:{stack.region}:{stack.account}:execution:{prefix}"
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["states:DescribeExecution"],
@@ -253,16 +256,16 @@ class EdgeService(Construct):
             f"AwsSolutions-IAM5[Resource::{arn_prefix % 'logs'}log-group:/order-saga/edge-metrics:*]",
             "The collector's EMF log group, its streams only.",
         )
-        for machine in (c.ORDER_SAGA_STATE_MACHINE, c.ORDER_CANCELLATION_STATE_MACHINE):
+        for machine_name in (c.ORDER_SAGA_STATE_MACHINE, c.ORDER_CANCELLATION_STATE_MACHINE):
             acknowledge(
                 role,
-                f"AwsSolutions-IAM5[Resource::{arn_prefix % 'states'}execution:{c.PROJECT}-{config.name}-{machine}:*]",
+                f"AwsSolutions-IAM5[Resource::{arn_prefix % 'states'}execution:{prefix}{machine_name}:*]",
                 "Executions of our own state machine, named by order_id: unknown until an order exists.",
             )
         acknowledge(
             self.task.obtain_execution_role(),
             "AwsSolutions-IAM5[Resource::*]",
-            "ecr:GetAuthorizationToken takes no resource ARN; image pulls are scoped to the asset repository.",
+            "ecr:GetAuthorizationToken takes no resource ARN; pulls are scoped to the asset repository.",
         )
         acknowledge(
             self.task,

@@ -41,7 +41,7 @@ def edge_errors() -> cloudwatch.MathExpression:
     }
     return cloudwatch.MathExpression(
         expression=" + ".join(f"FILL({key}, 0)" for key in metrics),
-        using_metrics=metrics,  # type: ignore[arg-type]
+        using_metrics=metrics,
         label="edge server errors",
         period=PERIOD,
     )
@@ -65,7 +65,7 @@ class Monitoring(Construct):
         needs_attention = m.functions["MarkNeedsAttention"].metric_invocations(period=PERIOD, statistic="Sum")
         notification_dlq = m.notification_dlq.metric_approximate_number_of_messages_visible(period=PERIOD)
         compensation_dlq = m.compensation_dlq.metric_approximate_number_of_messages_visible(period=PERIOD)
-        self.alarms = {
+        self.alarms: dict[str, tuple[cloudwatch.IMetric, str]] = {
             "SagaExecutionsFailed": (saga_failed, "An order saga execution failed (not a compensated order)"),
             "SagaExecutionsTimedOut": (saga_timed_out, "An order saga execution timed out"),
             "CancellationExecutionsFailed": (

@@ -3,9 +3,9 @@
 from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from order_saga.functions import function
 
 from cdk.nag import acknowledge
+from order_saga.functions import function
 
 RETENTION = Duration.days(14)
 

@@ -14,7 +14,6 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ses as ses
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from order_saga.functions import FunctionSpec, Needs
 
 from cdk import constants as c
 from cdk.capabilities.cache import Cache
@@ -22,6 +21,7 @@ from cdk.capabilities.database import Database
 from cdk.capabilities.layers import PYTHON_JUNK, Layers
 from cdk.capabilities.network import Network
 from cdk.nag import acknowledge
+from order_saga.functions import FunctionSpec, Needs
 
 
 @dataclass(frozen=True)

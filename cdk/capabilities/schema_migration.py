@@ -1,13 +1,12 @@
 """Schema migrations at deploy time: a function in the VPC run by a CDK trigger on every deploy
 whose code or layers changed, before the state machines can start an execution."""
 
-from aws_cdk import Duration
-from aws_cdk import triggers
-from constructs import Construct, IConstruct
-from order_saga.functions import FunctionSpec, Needs
+from aws_cdk import Duration, triggers
+from constructs import Construct
 
 from cdk import constants as c
 from cdk.capabilities.saga_function import SagaFunction, SagaResources
+from order_saga.functions import FunctionSpec, Needs
 
 # Not a saga step, so not in order_saga.functions: it exists only in AWS (locally `make migrate`).
 MIGRATE_SCHEMA = FunctionSpec(
@@ -27,7 +26,7 @@ class SchemaMigration(Construct):
         construct_id: str,
         *,
         resources: SagaResources,
-        before: list[IConstruct],
+        before: list[Construct],
     ) -> None:
         super().__init__(scope, construct_id)
         self.handler = SagaFunction(

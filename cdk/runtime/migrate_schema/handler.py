@@ -12,7 +12,7 @@ from order_saga.migrate import apply_migrations
 from order_saga.settings import get_settings
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, list[str]]:
+def handler(_event: dict[str, Any], _context: Any) -> dict[str, list[str]]:
     settings = get_settings()
     # The proxy requires TLS; its certificate chains to a public CA in the system bundle.
     ca_file = ssl.get_default_verify_paths().cafile if settings.mysql_tls else None
