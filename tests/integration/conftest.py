@@ -6,7 +6,10 @@ so the tests never touch the data of a running demo.
 """
 
 import os
+import uuid
 from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
 
 import pymysql
 import pytest
@@ -14,6 +17,8 @@ import redis
 
 from devstack import services
 from devstack.envfile import load_env
+from order_saga import cache, clients, db, lambda_step, payment_gateway
+from order_saga import settings as settings_module
 from order_saga.db import Database
 from order_saga.migrate import apply_migrations
 from order_saga.settings import Settings
@@ -70,3 +75,86 @@ def redis_client(settings: Settings) -> Iterator["redis.Redis"]:
     client.flushdb()
     yield client
     client.close()
+
+
+CATALOG = {"sku-1": ("9.99", 20), "sku-2": ("4.50", 5), "sku-3": ("100.00", 1)}
+
+
+@pytest.fixture
+def catalog(database: Database) -> dict[str, tuple[str, int]]:
+    """Three products: (unit price, stock)."""
+    with database.transaction() as cursor:
+        cursor.executemany(
+            "INSERT INTO inventory (product_id, name, stock, unit_price, currency)"
+            " VALUES (%s, %s, %s, %s, 'EUR')",
+            [(product, product.upper(), stock, price) for product, (price, stock) in CATALOG.items()],
+        )
+    return CATALOG
+
+
+class OrderFactory:
+    """Writes a PENDING order as the edge's CreateOrder leaves it (prices from the catalog)."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def __call__(
+        self,
+        items: dict[str, int] | None = None,
+        *,
+        token: str = "tok_visa",
+        email: str | None = "buyer@example.com",
+        user_id: str = "user-1",
+    ) -> str:
+        order_id = str(uuid.uuid4())
+        lines = items or {"sku-1": 2}
+        prices = {p: Decimal(CATALOG[p][0]) for p in lines}
+        total = sum(prices[p] * q for p, q in lines.items())
+        order_row = (order_id, user_id, order_id, "0" * 64, total, email, token)
+        with self.database.transaction() as cursor:
+            cursor.execute(
+                "INSERT INTO orders (order_id, user_id, idempotency_key, request_hash, total, currency,"
+                " email, payment_token) VALUES (%s, %s, %s, %s, %s, 'EUR', %s, %s)",
+                order_row,
+            )
+            cursor.executemany(
+                "INSERT INTO order_items (order_id, product_id, quantity, unit_price)"
+                " VALUES (%s, %s, %s, %s)",
+                [(order_id, p, q, prices[p]) for p, q in lines.items()],
+            )
+        return order_id
+
+
+@pytest.fixture
+def new_order(database: Database, catalog: dict[str, tuple[str, int]]) -> OrderFactory:
+    return OrderFactory(database)
+
+
+def query(database: Database, sql: str, *args: object) -> list[dict[str, Any]]:
+    with database.transaction() as cursor:
+        cursor.execute(sql, args)
+        return list(cursor.fetchall())
+
+
+@pytest.fixture
+def lambda_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """The process environment a deployed function would have, pointing at the test database."""
+    values = {name.upper(): str(value) for name, value in settings.model_dump().items() if value is not None}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "OrderSaga")
+    caches = (
+        settings_module.get_settings,
+        db.get_database,
+        cache.get_redis,
+        payment_gateway.get_gateway,
+        lambda_step._idempotency_store,
+        clients.get_ses,
+    )
+    for cached in caches:
+        cached.cache_clear()
+    yield settings
+    for cached in caches:
+        cached.cache_clear()

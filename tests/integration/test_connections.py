@@ -28,17 +28,34 @@ def test_the_connection_is_reused_across_calls(database: Database) -> None:
     assert select_one(database) == select_one(database)
 
 
-def test_a_dropped_connection_is_reopened(database: Database, settings: Settings) -> None:
-    # Given a warm connection that the server then kills (as RDS Proxy or a failover would)
-    first = select_one(database)
+def kill(settings: Settings, connection_id: int) -> None:
     killer = Database(settings)
     with killer.transaction() as cursor:
-        cursor.execute(f"KILL {first}")
+        cursor.execute(f"KILL {connection_id}")
     killer.close()
-    # When the next invocation uses the database
-    second = select_one(database)
-    # Then it works on a new connection
-    assert second != first
+
+
+def test_an_idle_connection_is_checked_and_reopened(settings: Settings) -> None:
+    # Given a connection that the server kills while it is idle (a proxy timeout, a failover)
+    database = Database(settings, ping_after_idle=0)
+    first = select_one(database)
+    kill(settings, first)
+    # When the next invocation uses the database, then it works on a new connection
+    assert select_one(database) != first
+    database.close()
+
+
+def test_a_connection_lost_while_busy_fails_once_as_transient(settings: Settings) -> None:
+    # Given a busy connection (no ping before each transaction) that the server kills
+    database = Database(settings, ping_after_idle=3600)
+    first = select_one(database)
+    kill(settings, first)
+    # When the next transaction runs, then it fails with the error the state machine retries
+    with pytest.raises(DatabaseUnavailable):
+        select_one(database)
+    # And the retry connects afresh
+    assert select_one(database) != first
+    database.close()
 
 
 def test_a_failed_transaction_is_rolled_back(database: Database) -> None:

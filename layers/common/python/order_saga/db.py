@@ -7,6 +7,7 @@ server is DatabaseUnavailable (transient: the state machine retries it).
 """
 
 import ssl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ CR_CONNECTION_ERROR = 2002
 CR_CONN_HOST_ERROR = 2003
 CR_SERVER_GONE = 2006
 CR_SERVER_LOST = 2013
+LOST_CONNECTION_CODES = {CR_SERVER_GONE, CR_SERVER_LOST}
 TRANSIENT_CODES = {
     ER_LOCK_WAIT_TIMEOUT,
     ER_LOCK_DEADLOCK,
@@ -97,12 +99,20 @@ def translate_error(exc: pymysql.err.MySQLError, creds: Credentials) -> Exceptio
 
 
 class Database:
-    """One connection, opened lazily, checked before each transaction, re-opened when lost."""
+    """One connection, opened lazily, re-opened when lost.
 
-    def __init__(self, settings: Settings) -> None:
+    It is checked with a ping only after it sat idle for `ping_after_idle` seconds (when a proxy or
+    server timeout may have closed it); a busy connection saves that round trip on every
+    transaction. A connection lost in between fails its transaction with DatabaseUnavailable,
+    which the state machine retries, and is dropped so the retry connects afresh.
+    """
+
+    def __init__(self, settings: Settings, *, ping_after_idle: float = 10.0) -> None:
         self._settings = settings
+        self._ping_after_idle = ping_after_idle
         self._connection: pymysql.connections.Connection[Any] | None = None
         self._credentials: Credentials | None = None
+        self._last_used = 0.0
 
     @property
     def credentials(self) -> Credentials:
@@ -129,7 +139,10 @@ class Database:
             raise translate_error(exc, creds) from exc
 
     def connection(self) -> "pymysql.connections.Connection[Any]":
-        if self._connection is None or not self._is_alive(self._connection):
+        idle = time.monotonic() - self._last_used
+        if self._connection is None or (
+            idle >= self._ping_after_idle and not self._is_alive(self._connection)
+        ):
             self._connection = self.connect()
         return self._connection
 
@@ -149,8 +162,11 @@ class Database:
             with connection.cursor() as cursor:
                 yield cursor
             connection.commit()
+            self._last_used = time.monotonic()
         except pymysql.err.MySQLError as exc:
             self._rollback_quietly(connection)
+            if exc.args and exc.args[0] in LOST_CONNECTION_CODES:
+                self._connection = None
             translated = translate_error(exc, self.credentials)
             if translated is exc:
                 raise

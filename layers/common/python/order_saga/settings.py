@@ -5,6 +5,7 @@ The names are the ones `.devstack/env` and the CDK stacks write, so a shell that
 """
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,21 @@ class Settings(BaseSettings):
         None, description="Secrets Manager secret holding the Redis AUTH token (ElastiCache)"
     )
     redis_timeout: float = Field(2.0, description="Seconds for a Redis connect or command")
+
+    payment_gateway: Literal["simulated", "http"] = Field(
+        "simulated", description="`simulated` decides by test token; `http` calls PAYMENT_GATEWAY_URL"
+    )
+    payment_gateway_url: str = Field("", description="Base URL of the HTTP payment gateway")
+    payment_gateway_secret_arn: str | None = Field(
+        None, description="Secrets Manager secret holding the payment gateway's API key"
+    )
+    payment_gateway_timeout: float = Field(8.0, description="Seconds to wait for the payment gateway")
+    email_sender: str = Field(
+        "orders@example.com", description="SES identity the notification e-mails come from"
+    )
+    idempotency_ttl_seconds: int = Field(
+        3600, description="How long Redis remembers a step's result (the fast path before MySQL)"
+    )
 
     secret_max_age: int = Field(300, description="Seconds a secret read from Secrets Manager is cached")
 

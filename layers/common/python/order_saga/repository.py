@@ -1,0 +1,60 @@
+"""Reading orders, their items, payments and reservations inside a caller's transaction."""
+
+from typing import Any
+
+from .db import Cursor
+from .errors import OrderNotFound
+from .models import Order, OrderItem, Payment, Reservation
+
+ORDER_COLUMNS = (
+    "order_id, user_id, idempotency_key, status, total, currency, email, payment_token, failure_reason,"
+    " execution_arn, cancel_requested, version, created_at, updated_at"
+)
+
+
+def order_from_row(row: dict[str, Any], items: list[dict[str, Any]]) -> Order:
+    return Order(
+        **row | {"cancel_requested": bool(row["cancel_requested"])},
+        items=tuple(OrderItem(**item) for item in items),
+    )
+
+
+def fetch_order(cursor: Cursor, order_id: str, *, for_update: bool = False) -> Order:
+    """The order with its items; `for_update` locks its row, which serialises the saga's steps."""
+    lock = " FOR UPDATE" if for_update else ""
+    cursor.execute(f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = %s{lock}", (order_id,))  # noqa: S608
+    row = cursor.fetchone()
+    if row is None:
+        raise OrderNotFound(f"order {order_id} does not exist")
+    cursor.execute(
+        "SELECT product_id, quantity, unit_price FROM order_items WHERE order_id = %s ORDER BY product_id",
+        (order_id,),
+    )
+    return order_from_row(row, list(cursor.fetchall()))
+
+
+def fetch_payment(cursor: Cursor, order_id: str) -> Payment | None:
+    cursor.execute(
+        "SELECT payment_id, order_id, amount, currency, status, gateway_response, gateway_reference,"
+        " created_at, updated_at FROM payments WHERE order_id = %s",
+        (order_id,),
+    )
+    row = cursor.fetchone()
+    return Payment(**row) if row else None
+
+
+def fetch_reservations(cursor: Cursor, order_id: str) -> list[Reservation]:
+    cursor.execute(
+        "SELECT order_id, product_id, quantity, status FROM inventory_reservations"
+        " WHERE order_id = %s ORDER BY product_id",
+        (order_id,),
+    )
+    return [Reservation(**row) for row in cursor.fetchall()]
+
+
+def log_step(cursor: Cursor, saga_id: str, step: str, status: str, detail: str | None = None) -> None:
+    """Append to saga_log inside the step's own transaction, so the log never disagrees with the data."""
+    cursor.execute(
+        "INSERT INTO saga_log (saga_id, step, status, detail) VALUES (%s, %s, %s, %s)",
+        (saga_id, step, status, detail),
+    )

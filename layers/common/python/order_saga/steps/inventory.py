@@ -1,0 +1,145 @@
+"""ReserveStock and its compensation ReleaseStock, plus committing the stock of a confirmed order.
+
+Reservation is one conditional UPDATE per line (`stock - reserved >= quantity`) in the same
+transaction as the reservation rows: if any line is short, the whole reservation rolls back, and
+no interleaving of concurrent sagas can oversell. The reservation rows are the marker: a
+ReleaseStock that finds none writes RELEASED rows of quantity 0, which stop a late ReserveStock.
+"""
+
+from collections.abc import Iterable
+from typing import Protocol
+
+import redis
+from pydantic import BaseModel
+
+from ..db import Cursor, Database
+from ..errors import OutOfStock, StepAlreadyCompensated
+from ..feeds import write_availability
+from ..models import Order, Reservation, ReservationStatus
+from ..repository import fetch_order, fetch_reservations, log_step
+
+
+class StockOutcome(BaseModel):
+    order_id: str
+    reservations: list[Reservation]
+
+
+def reserve_stock(db: Database, cache: "redis.Redis", order_id: str) -> StockOutcome:
+    products: list[str] = []
+    try:
+        with db.transaction() as cursor:
+            order = fetch_order(cursor, order_id, for_update=True)
+            products = [item.product_id for item in order.items]
+            reservations = fetch_reservations(cursor, order_id)
+            if any(r.status is ReservationStatus.RELEASED for r in reservations):
+                raise StepAlreadyCompensated(f"order {order_id}: ReleaseStock already ran; nothing reserved")
+            if reservations:
+                return StockOutcome(order_id=order_id, reservations=reservations)  # a repeat: nothing to do
+            reservations = _reserve(cursor, order)
+            available = _available(cursor, products)
+    except OutOfStock:
+        refresh_availability(db, cache, products)  # the cache may have promised units that are not there
+        raise
+    write_availability(cache, available)
+    return StockOutcome(order_id=order_id, reservations=reservations)
+
+
+def _reserve(cursor: Cursor, order: Order) -> list[Reservation]:
+    """Take the units first: the reservation rows' foreign key would share-lock the inventory rows,
+    and upgrading that lock for the UPDATE deadlocks concurrent sagas on a hot product."""
+    for item in order.items:  # in product_id order, so concurrent sagas lock rows in the same order
+        cursor.execute(
+            "UPDATE inventory SET reserved = reserved + %s WHERE product_id = %s AND stock - reserved >= %s",
+            (item.quantity, item.product_id, item.quantity),
+        )
+        if cursor.rowcount == 0:
+            raise OutOfStock(f"order {order.order_id}: fewer than {item.quantity} of {item.product_id} left")
+    reservations = [
+        Reservation(order_id=order.order_id, product_id=item.product_id, quantity=item.quantity,
+                    status=ReservationStatus.RESERVED)
+        for item in order.items
+    ]  # fmt: skip
+    cursor.executemany(
+        "INSERT INTO inventory_reservations (order_id, product_id, quantity, status) VALUES (%s, %s, %s, %s)",
+        [(r.order_id, r.product_id, r.quantity, r.status) for r in reservations],
+    )
+    log_step(cursor, order.order_id, "ReserveStock", "RESERVED", _lines(order.items))
+    return reservations
+
+
+def release_stock(db: Database, cache: "redis.Redis", order_id: str) -> StockOutcome:
+    with db.transaction() as cursor:
+        order = fetch_order(cursor, order_id, for_update=True)
+        reservations = fetch_reservations(cursor, order_id)
+        if not reservations:
+            cursor.executemany(
+                "INSERT INTO inventory_reservations (order_id, product_id, quantity, status)"
+                " VALUES (%s, %s, 0, 'RELEASED')",
+                [(order_id, item.product_id) for item in order.items],
+            )
+            log_step(cursor, order_id, "ReleaseStock", "NOTHING_TO_UNDO")
+        elif _release(cursor, reservations):
+            log_step(cursor, order_id, "ReleaseStock", "RELEASED", _lines(reservations))
+        reservations = fetch_reservations(cursor, order_id)
+        available = _available(cursor, [item.product_id for item in order.items])
+    write_availability(cache, available)
+    return StockOutcome(order_id=order_id, reservations=reservations)
+
+
+def _release(cursor: Cursor, reservations: list[Reservation]) -> int:
+    """Give reserved units back, and restock the units of a confirmed order; count what changed."""
+    undo = {
+        ReservationStatus.RESERVED: "UPDATE inventory SET reserved = reserved - %s WHERE product_id = %s",
+        ReservationStatus.COMMITTED: "UPDATE inventory SET stock = stock + %s WHERE product_id = %s",
+    }
+    changed = 0
+    for reservation in reservations:
+        if reservation.status is ReservationStatus.RELEASED:
+            continue
+        cursor.execute(undo[reservation.status], (reservation.quantity, reservation.product_id))
+        cursor.execute(
+            "UPDATE inventory_reservations SET status = 'RELEASED' WHERE order_id = %s AND product_id = %s",
+            (reservation.order_id, reservation.product_id),
+        )
+        changed += 1
+    return changed
+
+
+def commit_stock(cursor: Cursor, reservations: list[Reservation]) -> None:
+    """The reserved units leave the stock for good (inside ConfirmOrder's transaction)."""
+    for reservation in reservations:
+        cursor.execute(
+            "UPDATE inventory SET stock = stock - %s, reserved = reserved - %s WHERE product_id = %s",
+            (reservation.quantity, reservation.quantity, reservation.product_id),
+        )
+    cursor.execute(
+        "UPDATE inventory_reservations SET status = 'COMMITTED' WHERE order_id = %s AND status = 'RESERVED'",
+        (reservations[0].order_id,),
+    )
+
+
+def _available(cursor: Cursor, product_ids: list[str]) -> dict[str, int]:
+    cursor.execute(
+        "SELECT product_id, stock - reserved AS available FROM inventory WHERE product_id IN %s",
+        (product_ids,),
+    )
+    return {row["product_id"]: int(row["available"]) for row in cursor.fetchall()}
+
+
+def refresh_availability(db: Database, cache: "redis.Redis", product_ids: list[str]) -> None:
+    """Write the committed availability of these products through to the Redis cache."""
+    if product_ids:
+        with db.transaction() as cursor:
+            available = _available(cursor, product_ids)
+        write_availability(cache, available)
+
+
+class _Line(Protocol):
+    @property
+    def product_id(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+
+
+def _lines(lines: Iterable[_Line]) -> str:
+    return ", ".join(f"{line.product_id}x{line.quantity}" for line in lines)

@@ -1,0 +1,141 @@
+"""The HTTP payment gateway adapter, against a small gateway fake served on 127.0.0.1.
+
+The fake behaves as real gateways do where it matters here: it keys charges and refunds by the
+Idempotency-Key header, answers 402 for a declined card and 503 while it is unavailable.
+"""
+
+import json
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from order_saga.errors import ConfigurationError, PaymentGatewayUnavailable
+from order_saga.payment_gateway import HttpGateway
+
+API_KEY = "sk_test_local"
+
+
+class FakeGateway(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), GatewayRequest)
+        self.responses: dict[str, tuple[int, dict[str, Any]]] = {}
+        self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+        self.unavailable = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class GatewayRequest(BaseHTTPRequestHandler):
+    server: FakeGateway
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests.append((self.path, dict(self.headers), body))
+        if self.server.unavailable:
+            return self.answer(503, {"error": "maintenance"})
+        if self.headers["Authorization"] != f"Bearer {API_KEY}":
+            return self.answer(401, {"error": "bad api key"})
+        key = self.headers["Idempotency-Key"]
+        if key not in self.server.responses:
+            self.server.responses[key] = self.decide(body)
+        return self.answer(*self.server.responses[key])
+
+    def decide(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if self.path == "/refunds":
+            return 200, {
+                "id": f"re_{len(self.server.responses)}",
+                "status": "succeeded",
+                "charge": body["charge"],
+            }
+        if body["source"] == "tok_chargeDeclined":
+            return 402, {"error": {"decline_code": "card_declined"}}
+        return 200, {
+            "id": f"ch_{len(self.server.responses)}",
+            "status": "succeeded",
+            "amount": body["amount"],
+        }
+
+    def answer(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGateway]:
+    server = FakeGateway()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def charge(gateway: HttpGateway, token: str = "tok_visa") -> Any:
+    return gateway.charge(order_id="order-1", amount=Decimal("19.98"), currency="EUR", token=token)
+
+
+def test_a_repeated_charge_is_one_charge(fake: FakeGateway) -> None:
+    gateway = HttpGateway(fake.url, API_KEY, timeout=2)
+    first, second = charge(gateway), charge(gateway)
+    assert first == second
+    assert first.approved
+    assert len(fake.responses) == 1
+    path, headers, body = fake.requests[0]
+    assert (path, headers["Idempotency-Key"], body["amount"], body["currency"]) == (
+        "/charges",
+        "order-1",
+        1998,
+        "eur",
+    )
+
+
+def test_a_declined_card_is_a_decision(fake: FakeGateway) -> None:
+    result = charge(HttpGateway(fake.url, API_KEY, timeout=2), "tok_chargeDeclined")
+    assert not result.approved
+    assert result.reference is None
+    assert result.response == {"error": {"decline_code": "card_declined"}}
+
+
+def test_a_refund_has_its_own_key(fake: FakeGateway) -> None:
+    gateway = HttpGateway(fake.url, API_KEY, timeout=2)
+    reference = charge(gateway).reference
+    gateway.refund(order_id="order-1", reference=str(reference), amount=Decimal("19.98"), currency="EUR")
+    gateway.refund(order_id="order-1", reference=str(reference), amount=Decimal("19.98"), currency="EUR")
+    assert sorted(fake.responses) == ["order-1", "refund-order-1"]
+
+
+def test_an_unavailable_gateway_is_transient(fake: FakeGateway) -> None:
+    fake.unavailable = True
+    with pytest.raises(PaymentGatewayUnavailable, match="503"):
+        charge(HttpGateway(fake.url, API_KEY, timeout=2))
+
+
+def test_an_unreachable_gateway_is_transient(fake: FakeGateway) -> None:
+    url = fake.url
+    fake.shutdown()
+    fake.server_close()
+    with pytest.raises(PaymentGatewayUnavailable, match="unreachable"):
+        charge(HttpGateway(url, API_KEY, timeout=1))
+
+
+def test_a_wrong_api_key_needs_a_person(fake: FakeGateway) -> None:
+    with pytest.raises(ConfigurationError, match="401"):
+        charge(HttpGateway(fake.url, "sk_wrong", timeout=2))
+
+
+def test_the_http_gateway_needs_its_url() -> None:
+    with pytest.raises(ConfigurationError, match="PAYMENT_GATEWAY_URL"):
+        HttpGateway("", API_KEY, timeout=2)

@@ -1,0 +1,151 @@
+"""ConfirmOrder and the ends of the compensation paths: state checks, stock commit, status feed."""
+
+import json
+import time
+
+import pytest
+import redis
+
+from order_saga.db import Database
+from order_saga.errors import InvalidStateTransition, OrderCancelled, OrderNotFound
+from order_saga.feeds import status_channel
+from order_saga.models import OrderStatus
+from order_saga.payment_gateway import SimulatedGateway
+from order_saga.steps.inventory import release_stock, reserve_stock
+from order_saga.steps.orders import (
+    StepError,
+    confirm_order,
+    mark_needs_attention,
+    mark_order_cancelled,
+    mark_order_failed,
+)
+from order_saga.steps.payment import process_payment
+from tests.integration.conftest import OrderFactory, query
+
+
+def paid_and_reserved(database: Database, cache: "redis.Redis", new_order: OrderFactory, **items: int) -> str:
+    order_id = new_order(items or {"sku-1": 2})
+    process_payment(database, SimulatedGateway(cache), order_id)
+    reserve_stock(database, cache, order_id)
+    return order_id
+
+
+def published(feed: "redis.client.PubSub", seconds: float) -> list[str]:
+    """Every message the subscription receives within `seconds` (subscribe confirmations skipped)."""
+    deadline = time.monotonic() + seconds
+    messages = []
+    while time.monotonic() < deadline:
+        message = feed.get_message(timeout=0.1)
+        if message is not None:
+            messages.append(message["data"])
+    return messages
+
+
+def order_row(database: Database, order_id: str) -> dict[str, object]:
+    return query(
+        database, "SELECT status, failure_reason, version FROM orders WHERE order_id = %s", order_id
+    )[0]
+
+
+def test_confirming_commits_the_stock_once_and_publishes(
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+) -> None:
+    order_id = paid_and_reserved(database, redis_client, new_order)
+    feed = redis_client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    feed.subscribe(status_channel(order_id))
+    # When ConfirmOrder runs twice
+    assert confirm_order(database, redis_client, order_id).status is OrderStatus.CONFIRMED
+    assert confirm_order(database, redis_client, order_id).status is OrderStatus.CONFIRMED
+    # Then the units left the stock once, the reservations are committed, one change was published
+    assert query(database, "SELECT stock, reserved FROM inventory WHERE product_id = 'sku-1'") == [
+        {"stock": 18, "reserved": 0}
+    ]
+    statuses = query(database, "SELECT status FROM inventory_reservations WHERE order_id = %s", order_id)
+    assert statuses == [{"status": "COMMITTED"}]
+    assert order_row(database, order_id)["version"] == 1
+    assert published(feed, seconds=2) == ["CONFIRMED"]
+    feed.close()
+
+
+def test_a_cancellation_request_stops_confirmation(
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+) -> None:
+    order_id = paid_and_reserved(database, redis_client, new_order)
+    with database.transaction() as cursor:
+        cursor.execute("UPDATE orders SET cancel_requested = TRUE WHERE order_id = %s", (order_id,))
+    with pytest.raises(OrderCancelled):
+        confirm_order(database, redis_client, order_id)
+    assert order_row(database, order_id)["status"] == "PENDING"
+    assert query(database, "SELECT reserved FROM inventory WHERE product_id = 'sku-1'") == [{"reserved": 2}]
+
+
+def test_an_order_without_payment_is_not_confirmed(
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+) -> None:
+    order_id = new_order()
+    reserve_stock(database, redis_client, order_id)
+    with pytest.raises(InvalidStateTransition, match="payment"):
+        confirm_order(database, redis_client, order_id)
+    assert order_row(database, order_id)["status"] == "PENDING"
+
+
+def test_a_failed_order_keeps_the_reason_from_the_lambda_error(
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+) -> None:
+    order_id = new_order()
+    cause = json.dumps({"errorType": "OutOfStock", "errorMessage": "fewer than 2 of sku-1 left"})
+    error = StepError.model_validate({"Error": "OutOfStock", "Cause": cause})
+    mark_order_failed(database, redis_client, order_id, error)
+    mark_order_failed(database, redis_client, order_id, error)
+    row = order_row(database, order_id)
+    assert row["status"] == "FAILED"
+    assert row["failure_reason"] == "OutOfStock: fewer than 2 of sku-1 left"
+    assert query(database, "SELECT COUNT(*) AS n FROM saga_log WHERE saga_id = %s", order_id) == [{"n": 1}]
+
+
+def test_a_timeout_reason_reads_well() -> None:
+    error = StepError.model_validate({"Error": "States.Timeout", "Cause": "Task timed out after 10 seconds"})
+    assert error.describe() == "States.Timeout: Task timed out after 10 seconds"
+
+
+def test_a_confirmed_order_cannot_be_marked_failed(
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+) -> None:
+    order_id = paid_and_reserved(database, redis_client, new_order)
+    confirm_order(database, redis_client, order_id)
+    with pytest.raises(InvalidStateTransition):
+        mark_order_failed(database, redis_client, order_id, None)
+    assert order_row(database, order_id)["status"] == "CONFIRMED"
+
+
+def test_cancelling_a_confirmed_order_restocks(
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+) -> None:
+    # Given a confirmed order that the cancellation machine is undoing (the edge set CANCELLING)
+    order_id = paid_and_reserved(database, redis_client, new_order)
+    confirm_order(database, redis_client, order_id)
+    with database.transaction() as cursor:
+        cursor.execute("UPDATE orders SET status = 'CANCELLING' WHERE order_id = %s", (order_id,))
+    # When the stock is released and the order marked cancelled
+    release_stock(database, redis_client, order_id)
+    mark_order_cancelled(database, redis_client, order_id)
+    # Then the units are back in stock and the order is CANCELLED
+    assert query(database, "SELECT stock, reserved FROM inventory WHERE product_id = 'sku-1'") == [
+        {"stock": 20, "reserved": 0}
+    ]
+    assert order_row(database, order_id)["status"] == "CANCELLED"
+
+
+def test_needs_attention_records_the_failed_compensation(
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+) -> None:
+    order_id = new_order()
+    error = StepError.model_validate({"Error": "DatabaseUnavailable", "Cause": "gone"})
+    mark_needs_attention(database, redis_client, order_id, error)
+    assert order_row(database, order_id)["status"] == "NEEDS_ATTENTION"
+    assert order_row(database, order_id)["failure_reason"] == "DatabaseUnavailable: gone"
+
+
+def test_an_unknown_order_is_not_found(database: Database, redis_client: "redis.Redis") -> None:
+    with pytest.raises(OrderNotFound):
+        confirm_order(database, redis_client, "00000000-0000-4000-8000-000000000000")
