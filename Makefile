@@ -78,7 +78,7 @@ layers: $(LAYER_DEPS).built ## Build the Lambda dependencies layer (arm64, Pytho
 
 # The CDK command line, pinned; `-c env=prod` selects production (default dev).
 CDK_ENV ?= dev
-CDK := npx --yes aws-cdk@2.1034.0
+CDK := npx --yes aws-cdk@2.1148.1
 synth: layers ## Synthesize the CloudFormation templates into cdk.out (offline, no Docker)
 	$(CDK) synth -c env=$(CDK_ENV) --quiet
 

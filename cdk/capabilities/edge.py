@@ -174,6 +174,15 @@ class EdgeService(Construct):
             image=image,
             essential=True,
             logging=logging,
+            # The image's own check (grpc.health.v1 over the configured transport); ECS ignores a
+            # Dockerfile HEALTHCHECK, so it is declared here too.
+            health_check=ecs.HealthCheck(
+                command=["CMD", "python", "-m", "grpc_edge.healthcheck"],
+                interval=Duration.seconds(15),
+                timeout=Duration.seconds(5),
+                start_period=Duration.seconds(20),
+                retries=3,
+            ),
             port_mappings=[
                 ecs.PortMapping(container_port=c.GRPC_PORT, name="grpc"),
                 ecs.PortMapping(container_port=c.METRICS_PORT, name="metrics"),

@@ -52,7 +52,9 @@ class Synthesized:
 def synthesize(env: str, outdir: Path) -> Synthesized:
     from cdk.app import build_app  # noqa: PLC0415 - after the inputs were checked
 
-    assembly = build_app(context={"env": env, "region": REGION}, outdir=str(outdir)).synth()
+    # The context `cdk synth` would pass (cdk.json's), with the environment under test.
+    context = json.loads((c.REPO_ROOT / "cdk.json").read_text())["context"] | {"env": env, "region": REGION}
+    assembly = build_app(context=context, outdir=str(outdir)).synth()
     templates = {stack.stack_name: stack.template for stack in assembly.stacks}
     return Synthesized(env=env, directory=Path(assembly.directory), templates=templates)
 

@@ -114,6 +114,7 @@ def test_edge_runs_on_arm64_fargate_with_its_settings_and_tls_from_secrets(synth
     tls = {s["Name"] for s in containers["TlsFiles"]["Secrets"]}
     assert tls == {"TLS_CERT_PEM", "TLS_KEY_PEM", "TLS_CLIENT_CA_PEM"}
     assert edge["DependsOn"] == [{"ContainerName": "TlsFiles", "Condition": "SUCCESS"}]
+    assert edge["HealthCheck"]["Command"] == ["CMD", "python", "-m", "grpc_edge.healthcheck"]
     assert "Collector" in containers
     assert synthesized.resources("Edge", "AWS::ApplicationAutoScaling::ScalableTarget")
     assert synthesized.resources("Edge", "AWS::ServiceDiscovery::Service")
