@@ -37,32 +37,31 @@ class DeploymentOptions:
     payment_gateway_url: str  # empty: the simulated gateway
 
 
-class NetworkStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, options: DeploymentOptions) -> None:
+class OrderSagaStack(Stack):
+    """A stack of one environment: in the region the context names, described for the console."""
+
+    def __init__(self, scope: Construct, construct_id: str, options: DeploymentOptions, what: str) -> None:
         super().__init__(
-            scope,
-            construct_id,
-            env=Environment(region=options.region),
-            description="order-saga: VPC, endpoints, security groups",
+            scope, construct_id, env=Environment(region=options.region), description=f"order-saga: {what}"
         )
+
+
+class NetworkStack(OrderSagaStack):
+    def __init__(self, scope: Construct, construct_id: str, *, options: DeploymentOptions) -> None:
+        super().__init__(scope, construct_id, options, "VPC, endpoints, security groups")
         self.network = Network(self, "Network", config=options.config)
 
 
-class DataStack(Stack):
+class DataStack(OrderSagaStack):
     def __init__(
         self, scope: Construct, construct_id: str, *, options: DeploymentOptions, network: Network
     ) -> None:
-        super().__init__(
-            scope,
-            construct_id,
-            env=Environment(region=options.region),
-            description="order-saga: RDS MySQL, RDS Proxy, ElastiCache Redis",
-        )
+        super().__init__(scope, construct_id, options, "RDS MySQL, RDS Proxy, ElastiCache Redis")
         self.database = Database(self, "Database", network=network, config=options.config)
         self.cache = Cache(self, "Cache", network=network, config=options.config)
 
 
-class SagaStack(Stack):
+class SagaStack(OrderSagaStack):
     def __init__(
         self,
         scope: Construct,
@@ -72,12 +71,7 @@ class SagaStack(Stack):
         network: Network,
         data: DataStack,
     ) -> None:
-        super().__init__(
-            scope,
-            construct_id,
-            env=Environment(region=options.region),
-            description="order-saga: functions, state machines, queues",
-        )
+        super().__init__(scope, construct_id, options, "functions, state machines, queues")
         self.queues = Queues(self, "Queues")
         self.email = Email(self, "Email", sender=options.email_sender)
         gateway_secret = secretsmanager.Secret(
@@ -115,31 +109,21 @@ class SagaStack(Stack):
                 c.COMPENSATION_DLQ_URL: self.queues.compensation_dlq,
             },
         )
-        self.order_saga = Workflow(
-            self,
-            c.ORDER_SAGA_STATE_MACHINE,
-            name=c.ORDER_SAGA_STATE_MACHINE,
-            definition=c.ORDER_SAGA_ASL,
-            targets=targets,
-            config=options.config,
-        )
-        self.order_cancellation = Workflow(
-            self,
-            c.ORDER_CANCELLATION_STATE_MACHINE,
-            name=c.ORDER_CANCELLATION_STATE_MACHINE,
-            definition=c.ORDER_CANCELLATION_ASL,
-            targets=targets,
-            config=options.config,
-        )
+        self.workflows = {
+            name: Workflow(self, name, definition=path, targets=targets, config=options.config)
+            for name, path in c.STATE_MACHINES.items()
+        }
+        self.order_saga = self.workflows[c.ORDER_SAGA_STATE_MACHINE]
+        self.order_cancellation = self.workflows[c.ORDER_CANCELLATION_STATE_MACHINE]
         self.migration = SchemaMigration(
             self,
             "SchemaMigration",
             resources=resources,
-            before=[self.order_saga.state_machine, self.order_cancellation.state_machine],
+            before=[workflow.state_machine for workflow in self.workflows.values()],
         )
 
 
-class EdgeStack(Stack):
+class EdgeStack(OrderSagaStack):
     def __init__(
         self,
         scope: Construct,
@@ -150,12 +134,7 @@ class EdgeStack(Stack):
         data: DataStack,
         saga: SagaStack,
     ) -> None:
-        super().__init__(
-            scope,
-            construct_id,
-            env=Environment(region=options.region),
-            description="order-saga: gRPC edge on ECS Fargate, NLB, Cognito",
-        )
+        super().__init__(scope, construct_id, options, "gRPC edge on ECS Fargate, NLB, Cognito")
         self.identity = Identity(self, "Identity", config=options.config)
         self.edge = EdgeService(
             self,
@@ -177,16 +156,11 @@ class EdgeStack(Stack):
         CfnOutput(self, "PrometheusWorkspace", value=self.edge.prometheus.attr_workspace_id)
 
 
-class ObservabilityStack(Stack):
+class ObservabilityStack(OrderSagaStack):
     def __init__(
         self, scope: Construct, construct_id: str, *, options: DeploymentOptions, saga: SagaStack
     ) -> None:
-        super().__init__(
-            scope,
-            construct_id,
-            env=Environment(region=options.region),
-            description="order-saga: CloudWatch dashboard and alarms",
-        )
+        super().__init__(scope, construct_id, options, "CloudWatch dashboard and alarms")
         self.monitoring = Monitoring(
             self,
             "Monitoring",

@@ -29,19 +29,23 @@ def layer_code(root: Path, how: str) -> lambda_.Code:
 class Layers(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        self.shared = lambda_.LayerVersion(
-            self,
+        self.shared = self._layer(
             "Shared",
-            description="order_saga: settings, models, errors, db, cache, observability, migrations",
-            code=layer_code(c.COMMON_LAYER_DIR, "the shared package belongs in layers/common/python"),
-            compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],
-            compatible_architectures=[lambda_.Architecture.ARM_64],
+            "order_saga: settings, models, errors, db, cache, observability, migrations",
+            layer_code(c.COMMON_LAYER_DIR, "the shared package belongs in layers/common/python"),
         )
-        self.dependencies = lambda_.LayerVersion(
-            self,
+        self.dependencies = self._layer(
             "Dependencies",
-            description="Third-party packages of the `lambda` extra, pinned by constraints.txt",
-            code=layer_code(c.DEPS_LAYER_DIR, "run `make layers` to build it"),
+            "Third-party packages of the `lambda` extra, pinned by constraints.txt",
+            layer_code(c.DEPS_LAYER_DIR, "run `make layers` to build it"),
+        )
+
+    def _layer(self, name: str, description: str, code: lambda_.Code) -> lambda_.LayerVersion:
+        return lambda_.LayerVersion(
+            self,
+            name,
+            description=description,
+            code=code,
             compatible_runtimes=[lambda_.Runtime.PYTHON_3_12],
             compatible_architectures=[lambda_.Architecture.ARM_64],
         )

@@ -48,12 +48,12 @@ class Workflow(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        name: str,
         definition: Path,
         targets: WorkflowTargets,
         config: c.EnvironmentConfig,
     ) -> None:
         super().__init__(scope, construct_id)
+        name = construct_id  # the state machine's name in the console: OrderSaga-<env>-<name>
         self.log_group = logs.LogGroup(
             self,
             "Logs",

@@ -10,7 +10,7 @@ from cdk.capabilities.workflow import placeholders
 from order_saga.functions import FUNCTIONS, FunctionSpec, Needs
 from tests.infra.conftest import Synthesized, dump, refs
 
-ASL = {"OrderSaga": c.ORDER_SAGA_ASL, "OrderCancellation": c.ORDER_CANCELLATION_ASL}
+ASL = c.STATE_MACHINES
 # What in a policy document betrays each need (logical ids and exports contain these names).
 NEED_MARKERS = {
     Needs.DATABASE: "DatabaseInstanceSecret",
