@@ -45,7 +45,7 @@ WRITE_TLS_FILES = (
 OTEL_COLLECTOR_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.40.0"
 
 
-def collector_config(remote_write_url: str, region: str) -> str:
+def collector_config(remote_write_url: str, region: str, emf_log_group: str) -> str:
     """Scrape the edge every 15 s; remote-write to AMP, and the error counts to CloudWatch (EMF)."""
     return f"""
 receivers:
@@ -67,7 +67,7 @@ exporters:
       authenticator: sigv4auth
   awsemf:
     namespace: {c.EDGE_METRICS_NAMESPACE}
-    log_group_name: /order-saga/edge-metrics
+    log_group_name: {emf_log_group}
     dimension_rollup_option: NoDimensionRollup
     metric_declarations:
       - dimensions: [[grpc_code]]
@@ -129,8 +129,9 @@ class EdgeService(Construct):
         self.tls_secret = secretsmanager.Secret.from_secret_name_v2(
             self, "TlsSecret", f"order-saga/{config.name}/edge-tls"
         )
+        self.emf_log_group = f"/order-saga/{config.name}/edge-metrics"  # written by the collector
         self._containers(deps)
-        self._permissions(deps, config)
+        self._permissions(deps)
         self.service = ecs.FargateService(
             self,
             "Service",
@@ -219,32 +220,23 @@ class EdgeService(Construct):
                 "AOT_CONFIG_CONTENT": collector_config(
                     f"{self.prometheus.attr_prometheus_endpoint}api/v1/remote_write",
                     self.prometheus.stack.region,
+                    self.emf_log_group,
                 )
             },
         )
 
-    def _permissions(self, deps: EdgeDependencies, config: c.EnvironmentConfig) -> None:
+    def _permissions(self, deps: EdgeDependencies) -> None:
         role = self.task.task_role
+        # StartExecution only: the execution name (order_id) makes a repeated start fail safely,
+        # so neither CreateOrder nor the reconciler needs to read executions.
         for machine in (deps.order_saga, deps.order_cancellation):
             machine.grant_start_execution(role)
-        # The reconciler asks whether an order's execution exists; GetOrder may show its state.
-        stack = Stack.of(self)
-        prefix = f"{c.PROJECT}-{config.name}-"
-        executions = f"arn:{stack.partition}:states:{stack.region}:{stack.account}:execution:{prefix}"
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["states:DescribeExecution"],
-                resources=[
-                    f"{executions}{c.ORDER_SAGA_STATE_MACHINE}:*",
-                    f"{executions}{c.ORDER_CANCELLATION_STATE_MACHINE}:*",
-                ],
-            )
-        )
         deps.database.secret.grant_read(role)
         deps.cache.auth_secret.grant_read(role)
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["aps:RemoteWrite"], resources=[self.prometheus.attr_arn])
         )
+        stack = Stack.of(self)
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=[
@@ -254,23 +246,16 @@ class EdgeService(Construct):
                     "logs:DescribeLogStreams",
                 ],
                 resources=[
-                    f"arn:{self.prometheus.stack.partition}:logs:{self.prometheus.stack.region}:"
-                    f"{self.prometheus.stack.account}:log-group:/order-saga/edge-metrics:*"
+                    f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:{self.emf_log_group}:*"
                 ],
             )
         )
-        arn_prefix = f"arn:<AWS::Partition>:%s:{stack.region}:<AWS::AccountId>:"
         acknowledge(
             role,
-            f"AwsSolutions-IAM5[Resource::{arn_prefix % 'logs'}log-group:/order-saga/edge-metrics:*]",
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:{stack.region}:<AWS::AccountId>:"
+            f"log-group:{self.emf_log_group}:*]",
             "The collector's EMF log group, its streams only.",
         )
-        for machine_name in (c.ORDER_SAGA_STATE_MACHINE, c.ORDER_CANCELLATION_STATE_MACHINE):
-            acknowledge(
-                role,
-                f"AwsSolutions-IAM5[Resource::{arn_prefix % 'states'}execution:{prefix}{machine_name}:*]",
-                "Executions of our own state machine, named by order_id: unknown until an order exists.",
-            )
         acknowledge(
             self.task.obtain_execution_role(),
             "AwsSolutions-IAM5[Resource::*]",
