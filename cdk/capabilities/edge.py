@@ -3,6 +3,7 @@ so the tasks terminate mTLS themselves; autoscaling, Cloud Map discovery, and an
 collector sidecar that scrapes the edge's Prometheus port into Amazon Managed Prometheus and
 CloudWatch."""
 
+import json
 from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy, Stack
@@ -46,39 +47,44 @@ OTEL_COLLECTOR_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.4
 
 
 def collector_config(remote_write_url: str, region: str, emf_log_group: str) -> str:
-    """Scrape the edge every 15 s; remote-write to AMP, and the error counts to CloudWatch (EMF)."""
-    return f"""
-receivers:
-  prometheus:
-    config:
-      scrape_configs:
-        - job_name: grpc-edge
-          scrape_interval: 15s
-          static_configs:
-            - targets: ["127.0.0.1:{c.METRICS_PORT}"]
-extensions:
-  sigv4auth:
-    region: {region}
-    service: aps
-exporters:
-  prometheusremotewrite:
-    endpoint: {remote_write_url}
-    auth:
-      authenticator: sigv4auth
-  awsemf:
-    namespace: {c.EDGE_METRICS_NAMESPACE}
-    log_group_name: {emf_log_group}
-    dimension_rollup_option: NoDimensionRollup
-    metric_declarations:
-      - dimensions: [[grpc_code]]
-        metric_name_selectors: [{c.EDGE_HANDLED_METRIC}]
-service:
-  extensions: [sigv4auth]
-  pipelines:
-    metrics:
-      receivers: [prometheus]
-      exporters: [prometheusremotewrite, awsemf]
-"""
+    """Scrape the edge every 15 s; remote-write to AMP, and the error counts to CloudWatch (EMF).
+
+    JSON, which the collector reads as the YAML subset it is.
+    """
+    config = {
+        "receivers": {
+            "prometheus": {
+                "config": {
+                    "scrape_configs": [
+                        {
+                            "job_name": "grpc-edge",
+                            "scrape_interval": "15s",
+                            "static_configs": [{"targets": [f"127.0.0.1:{c.METRICS_PORT}"]}],
+                        }
+                    ]
+                }
+            }
+        },
+        "extensions": {"sigv4auth": {"region": region, "service": "aps"}},
+        "exporters": {
+            "prometheusremotewrite": {"endpoint": remote_write_url, "auth": {"authenticator": "sigv4auth"}},
+            "awsemf": {
+                "namespace": c.EDGE_METRICS_NAMESPACE,
+                "log_group_name": emf_log_group,
+                "dimension_rollup_option": "NoDimensionRollup",
+                "metric_declarations": [
+                    {"dimensions": [["grpc_code"]], "metric_name_selectors": [c.EDGE_HANDLED_METRIC]}
+                ],
+            },
+        },
+        "service": {
+            "extensions": ["sigv4auth"],
+            "pipelines": {
+                "metrics": {"receivers": ["prometheus"], "exporters": ["prometheusremotewrite", "awsemf"]}
+            },
+        },
+    }
+    return json.dumps(config)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """Encryption everywhere it applies, environments by context, the edge and the alarms."""
 
+import json
 from typing import Any
 
 from cdk import constants as c
+from cdk.capabilities.edge import collector_config
 from tests.infra.conftest import Synthesized, dump
 
 EDGE_SETTINGS = {
@@ -122,8 +124,6 @@ def test_edge_runs_on_arm64_fargate_with_its_settings_and_tls_from_secrets(synth
 
 
 def test_edge_image_is_an_arm64_asset_without_local_state(synthesized: Synthesized) -> None:
-    import json  # noqa: PLC0415
-
     manifest = json.loads(
         (synthesized.directory / f"{c.PROJECT}-{synthesized.env}-Edge.assets.json").read_text()
     )
@@ -162,3 +162,42 @@ def test_alarms_cover_failures_dlqs_compensations_and_edge_errors(synthesized: S
         )
     }
     assert synthesized.resources("Observability", "AWS::CloudWatch::Dashboard")
+
+
+def test_edge_task_role_starts_executions_and_reads_only_its_secrets(synthesized: Synthesized) -> None:
+    policies = synthesized.resources("Edge", "AWS::IAM::Policy")
+    (task_policy,) = [p for k, p in policies.items() if k.startswith("EdgeTaskTaskRole")]
+    statements = task_policy["Properties"]["PolicyDocument"]["Statement"]
+    actions = sorted(
+        a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    )
+    assert actions == sorted(
+        [
+            "states:StartExecution",
+            "states:StartExecution",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:DescribeSecret",
+            "secretsmanager:GetSecretValue",
+            "secretsmanager:DescribeSecret",
+            "aps:RemoteWrite",
+            "logs:CreateLogGroup",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+            "logs:DescribeLogStreams",
+        ]
+    )
+    assert all(s["Resource"] != "*" for s in statements)
+    assert f"/order-saga/{synthesized.env}/edge-metrics:*" in dump(statements)
+
+
+def test_collector_scrapes_the_edge_and_exports_to_amp_and_cloudwatch() -> None:
+    # When the collector's configuration is rendered
+    config = json.loads(collector_config("https://aps.example/api/v1/remote_write", "eu-west-1", "/g"))
+    # Then it scrapes the edge's metrics port and writes to both places
+    (job,) = config["receivers"]["prometheus"]["config"]["scrape_configs"]
+    assert job["static_configs"][0]["targets"] == [f"127.0.0.1:{c.METRICS_PORT}"]
+    pipeline = config["service"]["pipelines"]["metrics"]
+    assert pipeline == {"receivers": ["prometheus"], "exporters": ["prometheusremotewrite", "awsemf"]}
+    emf = config["exporters"]["awsemf"]
+    assert emf["namespace"] == c.EDGE_METRICS_NAMESPACE
+    assert emf["metric_declarations"][0]["metric_name_selectors"] == [c.EDGE_HANDLED_METRIC]
