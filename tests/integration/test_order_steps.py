@@ -19,7 +19,7 @@ from order_saga.steps.orders import (
     mark_order_cancelled,
     mark_order_failed,
 )
-from order_saga.steps.payment import process_payment
+from order_saga.steps.payment import process_payment, refund_payment
 from tests.integration.conftest import OrderFactory, query
 
 
@@ -149,3 +149,23 @@ def test_needs_attention_records_the_failed_compensation(
 def test_an_unknown_order_is_not_found(database: Database, redis_client: "redis.Redis") -> None:
     with pytest.raises(OrderNotFound):
         confirm_order(database, redis_client, "00000000-0000-4000-8000-000000000000")
+
+
+def test_the_saga_never_undoes_a_confirmed_order(
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+) -> None:
+    # Given an order whose ConfirmOrder committed, though the state machine may not have heard it
+    order_id = paid_and_reserved(database, redis_client, new_order)
+    confirm_order(database, redis_client, order_id)
+    # When compensations arrive for it (a task timeout caught after the commit)
+    with pytest.raises(InvalidStateTransition, match="cancellation machine"):
+        refund_payment(database, SimulatedGateway(redis_client), order_id)
+    with pytest.raises(InvalidStateTransition, match="cancellation machine"):
+        release_stock(database, redis_client, order_id)
+    # Then the money and the stock stay with the confirmed order
+    assert query(database, "SELECT status FROM payments WHERE order_id = %s", order_id) == [
+        {"status": "SUCCESS"}
+    ]
+    assert query(database, "SELECT stock, reserved FROM inventory WHERE product_id = 'sku-1'") == [
+        {"stock": 18, "reserved": 0}
+    ]

@@ -13,9 +13,9 @@ import redis
 from pydantic import BaseModel
 
 from ..db import Cursor, Database
-from ..errors import OutOfStock, StepAlreadyCompensated
+from ..errors import InvalidStateTransition, OutOfStock, StepAlreadyCompensated
 from ..feeds import write_availability
-from ..models import Order, Reservation, ReservationStatus
+from ..models import Order, OrderStatus, Reservation, ReservationStatus
 from ..repository import fetch_order, fetch_reservations, log_step
 
 
@@ -78,7 +78,7 @@ def release_stock(db: Database, cache: "redis.Redis", order_id: str) -> StockOut
                 [(order_id, item.product_id) for item in order.items],
             )
             log_step(cursor, order_id, "ReleaseStock", "NOTHING_TO_UNDO")
-        elif _release(cursor, reservations):
+        elif _release(cursor, order, reservations):
             log_step(cursor, order_id, "ReleaseStock", "RELEASED", _lines(reservations))
         reservations = fetch_reservations(cursor, order_id)
         available = _available(cursor, [item.product_id for item in order.items])
@@ -86,8 +86,12 @@ def release_stock(db: Database, cache: "redis.Redis", order_id: str) -> StockOut
     return StockOutcome(order_id=order_id, reservations=reservations)
 
 
-def _release(cursor: Cursor, reservations: list[Reservation]) -> int:
+def _release(cursor: Cursor, order: Order, reservations: list[Reservation]) -> int:
     """Give reserved units back, and restock the units of a confirmed order; count what changed."""
+    if order.status is OrderStatus.CONFIRMED:
+        raise InvalidStateTransition(
+            f"order {order.order_id} is CONFIRMED: only the cancellation machine restocks it"
+        )
     undo = {
         ReservationStatus.RESERVED: "UPDATE inventory SET reserved = reserved - %s WHERE product_id = %s",
         ReservationStatus.COMMITTED: "UPDATE inventory SET stock = stock + %s WHERE product_id = %s",

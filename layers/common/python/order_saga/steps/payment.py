@@ -13,8 +13,8 @@ from decimal import Decimal
 from pydantic import BaseModel
 
 from ..db import Cursor, Database
-from ..errors import OrderCancelled, PaymentDeclined, StepAlreadyCompensated
-from ..models import Order, Payment, PaymentStatus
+from ..errors import InvalidStateTransition, OrderCancelled, PaymentDeclined, StepAlreadyCompensated
+from ..models import Order, OrderStatus, Payment, PaymentStatus
 from ..payment_gateway import GatewayResult, PaymentGateway
 from ..repository import fetch_order, fetch_payment, log_step
 
@@ -123,6 +123,10 @@ def refund_payment(db: Database, gateway: PaymentGateway, order_id: str) -> Paym
             return PaymentOutcome.of(payment)
     if payment.status is not PaymentStatus.SUCCESS:
         return PaymentOutcome.of(payment)  # already refunded, or declined: no money to give back
+    if order.status is OrderStatus.CONFIRMED:
+        raise InvalidStateTransition(
+            f"order {order_id} is CONFIRMED: only the cancellation machine refunds it"
+        )
     result = gateway.refund(
         order_id=order_id,
         reference=str(payment.gateway_reference),
