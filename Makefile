@@ -49,7 +49,7 @@ check: migrate ## Connect to every part with the current settings
 demo: migrate ## Run the main job end to end on the local stack
 	$(CLI) check
 
-test: migrate ## Run every tier of tests (unit, integration, e2e, infra)
+test: migrate layers ## Run every tier of tests (unit, integration, e2e, infra)
 	$(BIN)/pytest
 
 test-unit: install ## Only the unit tests (no network)
@@ -79,3 +79,28 @@ protos-check: install ## Fail when the committed stubs drift from protos/
 BUF_VERSION := 1.75.0
 protos-lint: ## buf's lint rules on protos/ (buf from the npm registry, via npx)
 	cd protos && npx --yes @bufbuild/buf@$(BUF_VERSION) lint
+
+# The Lambda dependencies layer: the `lambda` extra at the pinned versions, as arm64 / Python 3.12
+# wheels, without Docker. The shared layer is layers/common itself.
+LAYER_DEPS := build/layers/deps
+$(LAYER_DEPS).built: pyproject.toml constraints.txt | $(VENV)/.installed
+	rm -rf $(LAYER_DEPS) && mkdir -p $(LAYER_DEPS)/python
+	$(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["lambda"]))' > $(LAYER_DEPS).txt
+	$(BIN)/pip install -q --platform manylinux2014_aarch64 --only-binary=:all: --python-version 3.12 \
+		--implementation cp --target $(LAYER_DEPS)/python -c constraints.txt -r $(LAYER_DEPS).txt
+	@touch $@
+
+.PHONY: layers synth deploy destroy
+layers: $(LAYER_DEPS).built ## Build the Lambda dependencies layer (arm64, Python 3.12, no Docker)
+
+# The CDK command line, pinned; `-c env=prod` selects production (default dev).
+CDK_ENV ?= dev
+CDK := npx --yes aws-cdk@2.1148.1
+synth: layers ## Synthesize the CloudFormation templates into cdk.out (offline, no Docker)
+	$(CDK) synth -c env=$(CDK_ENV) --quiet
+
+deploy: layers ## Deploy every stack to the current AWS account (see docs/deploy.md)
+	$(CDK) deploy -c env=$(CDK_ENV) --all --require-approval broadening
+
+destroy: ## Delete every stack of the environment (prod keeps its data: snapshots, retained logs)
+	$(CDK) destroy -c env=$(CDK_ENV) --all

@@ -1,0 +1,1 @@
+"""The AWS deployment of order-saga: the CDK app, its stacks and one construct per capability."""

@@ -1,0 +1,173 @@
+"""A Lambda function of the saga, built from its FunctionSpec, with a role of its own whose
+permissions follow from the spec's `needs` and nothing else."""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_ses as ses
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from cdk import constants as c
+from cdk.capabilities.cache import Cache
+from cdk.capabilities.database import Database
+from cdk.capabilities.layers import PYTHON_JUNK, Layers
+from cdk.capabilities.network import Network
+from cdk.nag import acknowledge
+from order_saga.functions import FunctionSpec, Needs
+
+
+@dataclass(frozen=True)
+class PaymentGateway:
+    kind: str  # PAYMENT_GATEWAY: `simulated` or `http`
+    url: str
+    secret: secretsmanager.ISecret
+
+
+@dataclass(frozen=True)
+class SagaResources:
+    """Everything a function may need; which parts it gets is decided by its `needs`."""
+
+    config: c.EnvironmentConfig
+    network: Network
+    layers: Layers
+    database: Database
+    cache: Cache
+    payment_gateway: PaymentGateway
+    email: ses.EmailIdentity
+    email_sender: str
+    notification_queue: sqs.IQueue
+
+
+def database_environment(database: Database) -> dict[str, str]:
+    return {
+        "MYSQL_HOST": database.proxy.endpoint,
+        "MYSQL_PORT": str(c.MYSQL_PORT),
+        "MYSQL_DATABASE": c.DATABASE_NAME,
+        "MYSQL_SECRET_ARN": database.secret.secret_arn,
+        "MYSQL_TLS": "true",
+    }
+
+
+def _database(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:
+    r.database.secret.grant_read(fn)
+    return database_environment(r.database)
+
+
+def _cache(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:
+    r.cache.auth_secret.grant_read(fn)
+    return {"REDIS_URL": r.cache.url, "REDIS_AUTH_SECRET_ARN": r.cache.auth_secret.secret_arn}
+
+
+def _payment_gateway(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:
+    gateway = r.payment_gateway
+    gateway.secret.grant_read(fn)
+    return {
+        "PAYMENT_GATEWAY": gateway.kind,
+        "PAYMENT_GATEWAY_URL": gateway.url,
+        "PAYMENT_GATEWAY_SECRET_ARN": gateway.secret.secret_arn,
+    }
+
+
+def _email(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:
+    r.email.grant_send_email(fn)
+    return {"EMAIL_SENDER": r.email_sender}
+
+
+def _notification_queue(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:
+    # Partial batch failures: one bad message is retried (then dead-lettered) alone.
+    fn.add_event_source(
+        event_sources.SqsEventSource(r.notification_queue, batch_size=10, report_batch_item_failures=True)
+    )
+    return {}
+
+
+# What each need grants and which settings it brings; a need without an entry fails synthesis.
+WIRING: Mapping[Needs, Callable[[lambda_.Function, SagaResources], dict[str, str]]] = {
+    Needs.DATABASE: _database,
+    Needs.CACHE: _cache,
+    Needs.PAYMENT_GATEWAY: _payment_gateway,
+    Needs.EMAIL: _email,
+    Needs.NOTIFICATION_QUEUE: _notification_queue,
+}
+
+
+class SagaFunction(Construct):
+    """One function in the VPC, arm64, Python 3.12, traced, logging to its own log group."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        spec: FunctionSpec,
+        resources: SagaResources,
+        code_dir: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        config = resources.config
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=config.log_retention, removal_policy=config.log_removal
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{spec.name}: {', '.join(sorted(spec.needs)) or 'logs only'}",
+            managed_policies=[
+                # ENI management for a function in a VPC; these EC2 actions take no resource ARNs.
+                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
+            ],
+        )
+        self.log_group.grant_write(self.role)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=f"{c.PROJECT}-{config.name}-{spec.name}",
+            description=spec.description,
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            architecture=lambda_.Architecture.ARM_64,
+            code=lambda_.Code.from_asset(code_dir or str(c.REPO_ROOT / spec.code_dir), exclude=PYTHON_JUNK),
+            handler=spec.handler,
+            timeout=Duration.seconds(spec.timeout_seconds),
+            memory_size=spec.memory_mb,
+            layers=resources.layers.all,
+            role=self.role,
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            vpc=resources.network.vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            security_groups=[resources.network.functions_sg],
+        )
+        environment = dict(spec.all_environment)
+        for need in sorted(spec.needs):
+            environment |= WIRING[need](self.function, resources)
+        for key, value in environment.items():
+            self.function.add_environment(key, value)
+        self._acknowledge(spec)
+
+    def _acknowledge(self, spec: FunctionSpec) -> None:
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaVPCAccessExecutionRole]",
+            "Lambda needs ec2:CreateNetworkInterface and friends to run in the VPC; they take no "
+            "resource ARNs, so the AWS managed policy is as narrow as an inline one.",
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray's PutTraceSegments/PutTelemetryRecords take no resource ARNs.",
+        )
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            f"{spec.name} runs Python 3.12 on purpose: the layers are built for cp312 (decisions.md).",
+        )

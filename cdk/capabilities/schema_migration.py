@@ -1,0 +1,46 @@
+"""Schema migrations at deploy time: a function in the VPC run by a CDK trigger on every deploy
+whose code or layers changed, before the state machines can start an execution."""
+
+from aws_cdk import Duration, triggers
+from constructs import Construct
+
+from cdk import constants as c
+from cdk.capabilities.saga_function import SagaFunction, SagaResources
+from order_saga.functions import FunctionSpec, Needs
+
+# Not a saga step, so not in order_saga.functions: it exists only in AWS (locally `make migrate`).
+MIGRATE_SCHEMA = FunctionSpec(
+    "MigrateSchema",
+    "migrations",
+    "handler.handler",
+    "Apply the schema migrations (deploy-time trigger)",
+    frozenset({Needs.DATABASE}),
+    timeout_seconds=300,
+)
+
+
+class SchemaMigration(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        resources: SagaResources,
+        before: list[Construct],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.handler = SagaFunction(
+            self,
+            "Handler",
+            spec=MIGRATE_SCHEMA,
+            resources=resources,
+            code_dir=str(c.MIGRATION_HANDLER_DIR),
+        )
+        self.trigger = triggers.Trigger(
+            self,
+            "Trigger",
+            handler=self.handler.function,
+            timeout=Duration.minutes(5),
+            execute_before=before,
+            execute_on_handler_change=True,
+        )

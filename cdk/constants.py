@@ -1,0 +1,147 @@
+"""Every name, path, port and per-environment size of the deployment, in one place."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_logs as logs
+
+PROJECT = "OrderSaga"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Code and definitions the deployment packages (all relative to the repository root).
+COMMON_LAYER_DIR = REPO_ROOT / "layers" / "common"
+DEPS_LAYER_DIR = REPO_ROOT / "build" / "layers" / "deps"
+STATE_MACHINE_DIR = REPO_ROOT / "statemachine"
+ORDER_SAGA_ASL = STATE_MACHINE_DIR / "order_saga.asl.json"
+ORDER_CANCELLATION_ASL = STATE_MACHINE_DIR / "order_cancellation.asl.json"
+EDGE_DOCKERFILE = "grpc_edge/Dockerfile"  # relative to the build context, the repository root
+MIGRATION_HANDLER_DIR = REPO_ROOT / "cdk" / "runtime" / "migrate_schema"
+# Nothing of these belongs in the edge image's build context.
+EDGE_CONTEXT_EXCLUDES = [
+    ".venv",
+    ".devstack",
+    "cdk.out",
+    "build",
+    "node_modules",
+    ".git",
+    "tests",
+    "**/__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    "*.egg-info",
+]
+
+# Substitution names the ASL files use besides one `${<Name>FunctionArn}` per function.
+NOTIFICATION_QUEUE_URL = "NotificationQueueUrl"
+COMPENSATION_DLQ_URL = "CompensationDlqUrl"
+
+ORDER_SAGA_STATE_MACHINE = "OrderSaga"
+ORDER_CANCELLATION_STATE_MACHINE = "OrderCancellation"
+STATE_MACHINES = {
+    ORDER_SAGA_STATE_MACHINE: ORDER_SAGA_ASL,
+    ORDER_CANCELLATION_STATE_MACHINE: ORDER_CANCELLATION_ASL,
+}
+
+# Ports.
+MYSQL_PORT = 3306  # RDS Proxy's listener (fixed by the engine)
+DB_INSTANCE_PORT = 3406  # the instance itself, reached only by the proxy: not the well-known port
+REDIS_PORT = 6380  # ElastiCache, not the well-known port
+GRPC_PORT = 50051
+METRICS_PORT = 9464
+NLB_TLS_PORT = 443
+
+DATABASE_NAME = "orders"
+DATABASE_USER = "orders_admin"
+METRICS_NAMESPACE = "OrderSaga"
+EDGE_METRICS_NAMESPACE = "OrderSaga/Edge"
+# The edge's Prometheus counter (grpc_edge/interceptors.py), labelled grpc_service/grpc_method/grpc_code.
+EDGE_HANDLED_METRIC = "grpc_server_handled_total"
+EDGE_LATENCY_METRIC = "grpc_server_handling_seconds"
+# Codes that mean the server failed (not the client): they page someone.
+EDGE_ERROR_CODES = ("INTERNAL", "UNKNOWN", "UNAVAILABLE", "DEADLINE_EXCEEDED")
+
+# Cognito: the resource server and its scopes (the edge checks `orders:read` / `orders:write`).
+RESOURCE_SERVER_ID = "orders-api"
+SCOPE_READ = "orders:read"
+SCOPE_WRITE = "orders:write"
+
+LAMBDA_PYTHON = "python3.12"
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    """What differs between dev and prod; chosen with `-c env=dev|prod`."""
+
+    name: str
+    max_azs: int
+    nat_gateways: int
+    db_instance_type: str
+    db_multi_az: bool
+    db_allocated_storage_gb: int
+    db_backup_days: int
+    cache_node_type: str
+    cache_nodes: int  # >1 makes a replication group with automatic failover across AZs
+    edge_cpu: int
+    edge_memory_mib: int
+    edge_min_tasks: int
+    edge_max_tasks: int
+    log_retention: logs.RetentionDays
+    removal_policy: RemovalPolicy  # for data: DESTROY in dev, SNAPSHOT/RETAIN in prod
+    deletion_protection: bool
+
+    @property
+    def log_removal(self) -> RemovalPolicy:
+        return RemovalPolicy.DESTROY if self.name == "dev" else RemovalPolicy.RETAIN
+
+
+ENVIRONMENTS: dict[str, EnvironmentConfig] = {
+    "dev": EnvironmentConfig(
+        name="dev",
+        max_azs=2,
+        nat_gateways=1,
+        db_instance_type="t4g.micro",
+        db_multi_az=False,
+        db_allocated_storage_gb=20,
+        db_backup_days=1,
+        cache_node_type="cache.t4g.micro",
+        cache_nodes=1,
+        edge_cpu=256,
+        edge_memory_mib=512,
+        edge_min_tasks=1,
+        edge_max_tasks=2,
+        log_retention=logs.RetentionDays.ONE_WEEK,
+        removal_policy=RemovalPolicy.DESTROY,
+        deletion_protection=False,
+    ),
+    "prod": EnvironmentConfig(
+        name="prod",
+        max_azs=2,
+        nat_gateways=2,
+        db_instance_type="m7g.large",
+        db_multi_az=True,
+        db_allocated_storage_gb=100,
+        db_backup_days=14,
+        cache_node_type="cache.m7g.large",
+        cache_nodes=2,
+        edge_cpu=1024,
+        edge_memory_mib=2048,
+        edge_min_tasks=2,
+        edge_max_tasks=10,
+        log_retention=logs.RetentionDays.THREE_MONTHS,
+        removal_policy=RemovalPolicy.SNAPSHOT,
+        deletion_protection=True,
+    ),
+}
+
+ALARM_EVALUATION = Duration.minutes(5)
+
+
+def environment_config(name: str) -> EnvironmentConfig:
+    """The configuration of `name`; a clear error for an unknown one."""
+    try:
+        return ENVIRONMENTS[name]
+    except KeyError:
+        known = ", ".join(sorted(ENVIRONMENTS))
+        raise ValueError(f"unknown environment {name!r} (context `env`): choose one of {known}") from None

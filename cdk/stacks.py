@@ -1,0 +1,175 @@
+"""The stacks, split by lifetime: each only composes capability constructs.
+
+network (rarely changes) → data (stateful, protected in prod) → saga (code, changes daily)
+→ edge (the container service) → observability (dashboards and alarms, changed freely).
+"""
+
+from dataclasses import dataclass
+
+from aws_cdk import CfnOutput, Environment, Stack
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from cdk import constants as c
+from cdk.capabilities.cache import Cache
+from cdk.capabilities.database import Database
+from cdk.capabilities.edge import EdgeDependencies, EdgeService
+from cdk.capabilities.email import Email
+from cdk.capabilities.identity import Identity
+from cdk.capabilities.layers import Layers
+from cdk.capabilities.monitoring import Monitored, Monitoring
+from cdk.capabilities.network import Network
+from cdk.capabilities.queues import Queues
+from cdk.capabilities.saga_function import PaymentGateway, SagaFunction, SagaResources
+from cdk.capabilities.schema_migration import SchemaMigration
+from cdk.capabilities.workflow import Workflow, WorkflowTargets
+from cdk.nag import acknowledge
+from order_saga.functions import FUNCTIONS
+
+
+@dataclass(frozen=True)
+class DeploymentOptions:
+    """The context values of one deployment (see cdk.json and docs/deploy.md)."""
+
+    config: c.EnvironmentConfig
+    region: str  # the account stays open (any account the credentials name); the region is fixed
+    email_sender: str
+    payment_gateway_url: str  # empty: the simulated gateway
+
+
+class OrderSagaStack(Stack):
+    """A stack of one environment: in the region the context names, described for the console."""
+
+    def __init__(self, scope: Construct, construct_id: str, options: DeploymentOptions, what: str) -> None:
+        super().__init__(
+            scope, construct_id, env=Environment(region=options.region), description=f"order-saga: {what}"
+        )
+
+
+class NetworkStack(OrderSagaStack):
+    def __init__(self, scope: Construct, construct_id: str, *, options: DeploymentOptions) -> None:
+        super().__init__(scope, construct_id, options, "VPC, endpoints, security groups")
+        self.network = Network(self, "Network", config=options.config)
+
+
+class DataStack(OrderSagaStack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, options: DeploymentOptions, network: Network
+    ) -> None:
+        super().__init__(scope, construct_id, options, "RDS MySQL, RDS Proxy, ElastiCache Redis")
+        self.database = Database(self, "Database", network=network, config=options.config)
+        self.cache = Cache(self, "Cache", network=network, config=options.config)
+
+
+class SagaStack(OrderSagaStack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        options: DeploymentOptions,
+        network: Network,
+        data: DataStack,
+    ) -> None:
+        super().__init__(scope, construct_id, options, "functions, state machines, queues")
+        self.queues = Queues(self, "Queues")
+        self.email = Email(self, "Email", sender=options.email_sender)
+        gateway_secret = secretsmanager.Secret(
+            self,
+            "PaymentGatewaySecret",
+            description="The payment gateway's API key (PAYMENT_GATEWAY_SECRET_ARN); paste the real one",
+        )
+        acknowledge(
+            gateway_secret,
+            "AwsSolutions-SMG4",
+            "The gateway issues this API key; it is rotated at the gateway and pasted here (docs/deploy.md).",
+        )
+        resources = SagaResources(
+            config=options.config,
+            network=network,
+            layers=Layers(self, "Layers"),
+            database=data.database,
+            cache=data.cache,
+            payment_gateway=PaymentGateway(
+                kind="http" if options.payment_gateway_url else "simulated",
+                url=options.payment_gateway_url,
+                secret=gateway_secret,
+            ),
+            email=self.email.identity,
+            email_sender=options.email_sender,
+            notification_queue=self.queues.notification_queue,
+        )
+        self.functions = {
+            spec.name: SagaFunction(self, spec.name, spec=spec, resources=resources) for spec in FUNCTIONS
+        }
+        targets = WorkflowTargets(
+            functions={spec.arn_substitution: self.functions[spec.name].function for spec in FUNCTIONS},
+            queues={
+                c.NOTIFICATION_QUEUE_URL: self.queues.notification_queue,
+                c.COMPENSATION_DLQ_URL: self.queues.compensation_dlq,
+            },
+        )
+        self.workflows = {
+            name: Workflow(self, name, definition=path, targets=targets, config=options.config)
+            for name, path in c.STATE_MACHINES.items()
+        }
+        self.order_saga = self.workflows[c.ORDER_SAGA_STATE_MACHINE]
+        self.order_cancellation = self.workflows[c.ORDER_CANCELLATION_STATE_MACHINE]
+        self.migration = SchemaMigration(
+            self,
+            "SchemaMigration",
+            resources=resources,
+            before=[workflow.state_machine for workflow in self.workflows.values()],
+        )
+
+
+class EdgeStack(OrderSagaStack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        options: DeploymentOptions,
+        network: Network,
+        data: DataStack,
+        saga: SagaStack,
+    ) -> None:
+        super().__init__(scope, construct_id, options, "gRPC edge on ECS Fargate, NLB, Cognito")
+        self.identity = Identity(self, "Identity", config=options.config)
+        self.edge = EdgeService(
+            self,
+            "Edge",
+            deps=EdgeDependencies(
+                network=network,
+                database=data.database,
+                cache=data.cache,
+                identity=self.identity,
+                order_saga=saga.order_saga.state_machine,
+                order_cancellation=saga.order_cancellation.state_machine,
+            ),
+            config=options.config,
+        )
+        CfnOutput(self, "GrpcEndpoint", value=f"{self.edge.nlb.load_balancer_dns_name}:{c.NLB_TLS_PORT}")
+        CfnOutput(self, "TokenUrl", value=self.identity.token_url)
+        CfnOutput(self, "ClientId", value=self.identity.client.user_pool_client_id)
+        CfnOutput(self, "UserPoolId", value=self.identity.user_pool.user_pool_id)
+        CfnOutput(self, "PrometheusWorkspace", value=self.edge.prometheus.attr_workspace_id)
+
+
+class ObservabilityStack(OrderSagaStack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, options: DeploymentOptions, saga: SagaStack
+    ) -> None:
+        super().__init__(scope, construct_id, options, "CloudWatch dashboard and alarms")
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            monitored=Monitored(
+                order_saga=saga.order_saga.state_machine,
+                order_cancellation=saga.order_cancellation.state_machine,
+                functions={name: fn.function for name, fn in saga.functions.items()},
+                notification_dlq=saga.queues.notification_dlq,
+                compensation_dlq=saga.queues.compensation_dlq,
+            ),
+            config=options.config,
+        )

@@ -1,0 +1,177 @@
+"""The saga stack: functions from the single source, least privilege, state machines, queues."""
+
+import json
+from typing import Any
+
+import pytest
+
+from cdk import constants as c
+from cdk.capabilities.workflow import placeholders
+from order_saga.functions import FUNCTIONS, FunctionSpec, Needs
+from tests.infra.conftest import Synthesized, dump, refs
+
+ASL = c.STATE_MACHINES
+# What in a policy document betrays each need (logical ids and exports contain these names).
+NEED_MARKERS = {
+    Needs.DATABASE: "DatabaseInstanceSecret",
+    Needs.CACHE: "CacheAuthToken",
+    Needs.PAYMENT_GATEWAY: "PaymentGatewaySecret",
+    Needs.EMAIL: "EmailSender",
+    Needs.NOTIFICATION_QUEUE: "QueuesNotifications",
+}
+NEED_SETTINGS = {
+    Needs.DATABASE: {"MYSQL_HOST", "MYSQL_PORT", "MYSQL_DATABASE", "MYSQL_SECRET_ARN", "MYSQL_TLS"},
+    Needs.CACHE: {"REDIS_URL", "REDIS_AUTH_SECRET_ARN"},
+    Needs.PAYMENT_GATEWAY: {"PAYMENT_GATEWAY", "PAYMENT_GATEWAY_URL", "PAYMENT_GATEWAY_SECRET_ARN"},
+    Needs.EMAIL: {"EMAIL_SENDER"},
+    Needs.NOTIFICATION_QUEUE: set(),
+}
+
+
+def lambda_function(synth: Synthesized, spec: FunctionSpec) -> tuple[str, dict[str, Any]]:
+    name = f"{c.PROJECT}-{synth.env}-{spec.name}"
+    found = [
+        (k, v["Properties"])
+        for k, v in synth.resources("Saga", "AWS::Lambda::Function").items()
+        if v["Properties"].get("FunctionName") == name
+    ]
+    assert len(found) == 1, f"expected one function named {name}"
+    return found[0]
+
+
+def role_policy(synth: Synthesized, role_id: str) -> list[dict[str, Any]]:
+    """The statements of every inline policy attached to the role `role_id`."""
+    statements = []
+    for policy in synth.resources("Saga", "AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def test_every_function_is_built_from_its_function_spec(synthesized: Synthesized) -> None:
+    for spec in FUNCTIONS:
+        # When the template is read
+        _, props = lambda_function(synthesized, spec)
+        # Then each property comes from the spec, on arm64 and Python 3.12, traced, in the VPC
+        assert props["Handler"] == spec.handler
+        assert props["Timeout"] == spec.timeout_seconds
+        assert props["MemorySize"] == spec.memory_mb
+        assert props["Runtime"] == "python3.12"
+        assert props["Architectures"] == ["arm64"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert props["VpcConfig"]["SubnetIds"]
+        assert len(props["Layers"]) == 2
+        variables = props["Environment"]["Variables"]
+        for key, value in spec.all_environment.items():
+            assert variables[key] == value
+        expected = set(spec.all_environment).union(*(NEED_SETTINGS[need] for need in spec.needs))
+        assert set(variables) == expected, spec.name
+
+
+def test_each_function_role_names_only_its_own_resources(synthesized: Synthesized) -> None:
+    log_groups = set(synthesized.resources("Saga", "AWS::Logs::LogGroup"))
+    for spec in FUNCTIONS:
+        logical_id, props = lambda_function(synthesized, spec)
+        role_id = props["Role"]["Fn::GetAtt"][0]
+        statements = role_policy(synthesized, role_id)
+        named = refs(statements)
+        document = dump(statements)
+        # Then it writes only to its own log group
+        own_logs = {g for g in log_groups if g.startswith(spec.name + "Logs")}
+        assert len(own_logs) == 1
+        assert named & log_groups == own_logs, spec.name
+        # And it reaches exactly the resources its needs name, and no other
+        for need, marker in NEED_MARKERS.items():
+            assert (marker in document) == (need in spec.needs), f"{spec.name}: {need}"
+        # And `*` appears only for X-Ray, whose actions take no resource ARN
+        for statement in statements:
+            if statement["Resource"] == "*":
+                assert set(statement["Action"]) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+        # And no other function's role or resources appear
+        others = {s.name for s in FUNCTIONS} - {spec.name}
+        assert not any(ref.startswith(tuple(others)) for ref in named), spec.name
+        assert logical_id not in named
+
+
+def state_machine(synth: Synthesized, name: str) -> tuple[str, dict[str, Any]]:
+    full = f"{c.PROJECT}-{synth.env}-{name}"
+    for k, v in synth.resources("Saga", "AWS::StepFunctions::StateMachine").items():
+        if v["Properties"]["StateMachineName"] == full:
+            return k, v["Properties"]
+    raise AssertionError(f"no state machine {full}")
+
+
+@pytest.mark.parametrize("name", sorted(ASL))
+def test_state_machines_are_the_asl_files_with_their_substitutions(
+    synthesized: Synthesized, name: str
+) -> None:
+    _, props = state_machine(synthesized, name)
+    # The deployed definition is the file itself, byte for byte
+    key = props["DefinitionS3Location"]["Key"]
+    assert (synthesized.directory / f"asset.{key}").read_bytes() == ASL[name].read_bytes()
+    # Every placeholder of the file is substituted, and nothing else
+    assert sorted(props["DefinitionSubstitutions"]) == sorted(placeholders(ASL[name]))
+    # Logging for analysts at level ALL, with execution data, and X-Ray
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is True
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["StateMachineType"] == "STANDARD"
+
+
+@pytest.mark.parametrize("name", sorted(ASL))
+def test_state_machine_role_invokes_exactly_the_named_functions_and_queues(
+    synthesized: Synthesized, name: str
+) -> None:
+    _, props = state_machine(synthesized, name)
+    role_id = props["RoleArn"]["Fn::GetAtt"][0]
+    statements = role_policy(synthesized, role_id)
+    substitutions = props["DefinitionSubstitutions"]
+    invoked = refs([s["Resource"] for s in statements if "lambda:InvokeFunction" in s["Action"]])
+    sent = refs([s["Resource"] for s in statements if "sqs:SendMessage" in s["Action"]])
+    assert invoked == {v["Fn::GetAtt"][0] for k, v in substitutions.items() if k.endswith("FunctionArn")}
+    assert sent == {v["Ref"] for k, v in substitutions.items() if k.endswith("Url")}
+
+
+def test_order_saga_carries_catch_and_compensation_states() -> None:
+    states = json.loads(c.ORDER_SAGA_ASL.read_text())["States"]
+    # Every forward step catches into the compensation path
+    for step in ("ProcessPayment", "ReserveStock", "ConfirmOrder"):
+        assert states[step].get("Catch"), step
+    for compensation in ("RefundPayment", "ReleaseStock", "MarkOrderFailed", "MarkNeedsAttention"):
+        assert compensation in states
+    # A failed compensation ends on the compensation DLQ
+    assert "${CompensationDlqUrl}" in dump(states)
+
+
+def test_notifications_queue_feeds_its_function_with_partial_batch_failures(synthesized: Synthesized) -> None:
+    mappings = list(synthesized.resources("Saga", "AWS::Lambda::EventSourceMapping").values())
+    assert len(mappings) == 1
+    mapping = mappings[0]["Properties"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "QueuesNotifications" in dump(mapping["EventSourceArn"])
+    assert "SendNotification" in dump(mapping["FunctionName"])
+    queues = synthesized.resources("Saga", "AWS::SQS::Queue")
+    notifications = next(v for k, v in queues.items() if k.startswith("QueuesNotifications"))
+    assert "QueuesNotificationDlq" in dump(notifications["Properties"]["RedrivePolicy"])
+
+
+def test_layers_are_built_for_arm64_python_312(synthesized: Synthesized) -> None:
+    layers = synthesized.resources("Saga", "AWS::Lambda::LayerVersion")
+    assert len(layers) == 2
+    for layer in layers.values():
+        assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+    # The dependencies layer really holds aarch64 / CPython 3.12 binaries
+    binaries = list((c.DEPS_LAYER_DIR / "python").glob("pydantic_core/*.so"))
+    assert binaries
+    assert all("cpython-312-aarch64" in b.name for b in binaries)
+
+
+def test_schema_migrations_run_before_the_state_machines(synthesized: Synthesized) -> None:
+    triggers = synthesized.resources("Saga", "Custom::Trigger")
+    assert len(triggers) == 1
+    trigger_id = next(iter(triggers))
+    for name in ASL:
+        logical_id, _ = state_machine(synthesized, name)
+        depends = synthesized.template("Saga")["Resources"][logical_id].get("DependsOn", [])
+        assert trigger_id in depends
