@@ -7,7 +7,7 @@ CLI := $(BIN)/order-saga
 EXTRAS := lambda,edge,cdk,dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock services-up services-down migrate check demo test test-unit test-integration lint format clean protos protos-check protos-lint aws-up aws-down
+.PHONY: help install lock services-up services-down migrate check run demo test test-unit test-integration lint format clean protos protos-check protos-lint aws-up aws-down
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -30,9 +30,8 @@ lock: $(BIN)/activate ## Re-pin every dependency into constraints.txt (after edi
 services-up: install ## Start the project-private MariaDB and Redis (installs them with apt if needed)
 	$(CLI) services up
 
-services-down: ## Stop them, leaving no process of ours behind
-	@if [ -x $(CLI) ]; then $(CLI) aws down; fi
-	@if [ -x $(CLI) ]; then $(CLI) services down; else echo "nothing to stop (no virtualenv)"; fi
+services-down: ## Stop every part of the local stack, leaving no process of ours behind
+	@if [ -x $(CLI) ]; then $(CLI) down; else echo "nothing to stop (no virtualenv)"; fi
 
 aws-up: migrate ## Start the local AWS stack (moto + the local Lambda invoker) and wire it
 	$(CLI) aws up
@@ -46,8 +45,11 @@ migrate: services-up ## Apply the schema migrations
 check: migrate ## Connect to every part with the current settings
 	$(CLI) check
 
-demo: migrate ## Run the main job end to end on the local stack
-	$(CLI) check
+run: install ## Start the whole local stack (MariaDB, Redis, moto, the edge on 127.0.0.1:50051) until Ctrl-C
+	$(CLI) run
+
+demo: install ## Start the stack if needed and run the demo scenarios through the gRPC API
+	$(CLI) demo
 
 test: migrate layers ## Run every tier of tests (unit, integration, e2e, infra)
 	$(BIN)/pytest

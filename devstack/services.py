@@ -88,6 +88,10 @@ class LocalServer(ABC):
         """The KEY=value settings through which clients reach this server."""
         return {}
 
+    def process_env(self) -> dict[str, str] | None:
+        """The server process's environment (None: this process's own)."""
+        return None
+
     def pid(self) -> int | None:
         """The pid of our running server, or None (a stale pid file is ignored)."""
         try:
@@ -110,7 +114,11 @@ class LocalServer(ABC):
         self.prepare()
         with self.logfile.open("ab") as log:
             process = subprocess.Popen(  # noqa: S603 - a fixed command of our own
-                self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=self.process_env(),
             )
         self.pidfile.write_text(str(process.pid))
         deadline = time.monotonic() + START_TIMEOUT

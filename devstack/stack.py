@@ -1,0 +1,111 @@
+"""The whole local stack in one command: MariaDB, Redis, moto with the local Lambda invoker, and
+the gRPC edge on 127.0.0.1:50051, with a demo catalog. `order-saga up` starts what is not running
+(and is harmless when all is), `order-saga down` stops everything, `order-saga run` stays in the
+foreground until Ctrl-C. Each part writes how to reach it to `.devstack/env`.
+"""
+
+import os
+import sys
+from decimal import Decimal
+
+from grpc_edge.healthcheck import probe
+from grpc_edge.settings import EdgeSettings
+from order_saga.cache import create_redis
+from order_saga.catalog import set_product
+from order_saga.db import Database
+from order_saga.migrate import apply_migrations
+from order_saga.settings import Settings
+
+from .aws import aws_down, aws_up
+from .devtokens import ensure_dev_keys
+from .envfile import read_env, update_env
+from .services import LocalServer, services_down, services_up
+
+# product_id: (name, unit price, stock) — what `make demo` and a newcomer's first orders use.
+DEMO_CATALOG = {
+    "book": ("A book about sagas", Decimal("12.50"), 100),
+    "pen": ("A pen", Decimal("1.20"), 1000),
+    "lamp": ("A desk lamp", Decimal("45.00"), 10),
+}
+
+
+class EdgeServer(LocalServer):
+    name = "edge"
+    binary = "grpc_edge"  # `python -m grpc_edge` is what the pid check finds in the command line
+    port_setting = "DEVSTACK_GRPC_PORT"
+
+    def __init__(self, port: int, metrics_port: int) -> None:
+        super().__init__(port)
+        self.metrics_port = metrics_port
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", self.binary]
+
+    def process_env(self) -> dict[str, str]:
+        """The settings every other part wrote, so the edge finds MySQL, Redis, AWS and its key."""
+        return (
+            os.environ
+            | read_env()
+            | {
+                "GRPC_HOST": "127.0.0.1",
+                "GRPC_PORT": str(self.port),
+                "METRICS_PORT": str(self.metrics_port),
+                "POWERTOOLS_SERVICE_NAME": "grpc-edge",
+            }
+        )
+
+    def is_healthy(self) -> bool:
+        return self.pid() is not None and probe(EdgeSettings(grpc_port=self.port))
+
+    def env(self) -> dict[str, str]:
+        return {
+            "ORDERS_GRPC_ADDRESS": f"127.0.0.1:{self.port}",
+            "EDGE_METRICS_URL": f"http://127.0.0.1:{self.metrics_port}/metrics",
+        }
+
+
+def edge_server() -> EdgeServer:
+    return EdgeServer(
+        int(os.environ.get("DEVSTACK_GRPC_PORT", "50051")),
+        int(os.environ.get("DEVSTACK_METRICS_PORT", "9464")),
+    )
+
+
+def seed_catalog(settings: Settings) -> None:
+    """Create the demo products that are missing (existing ones keep their stock)."""
+    database = Database(settings)
+    with database.transaction() as cursor:
+        cursor.execute("SELECT product_id FROM inventory")
+        present = {row["product_id"] for row in cursor.fetchall()}
+    cache = create_redis(settings)
+    for product_id, (name, price, stock) in DEMO_CATALOG.items():
+        if product_id not in present:
+            set_product(
+                database,
+                cache,
+                product_id=product_id,
+                stock=stock,
+                unit_price=price,
+                currency="EUR",
+                name=name,
+            )
+    database.close()
+
+
+def stack_up() -> list[str]:
+    lines = services_up()
+    os.environ.update(read_env())
+    settings = Settings()
+    applied = apply_migrations(Database(settings).credentials)
+    lines.append(f"schema: applied {', '.join(applied)}" if applied else "schema: up to date")
+    lines += aws_up(settings)
+    ensure_dev_keys()
+    seed_catalog(settings)
+    edge = edge_server()
+    lines.append(edge.start())
+    update_env(**edge.env())
+    return lines
+
+
+def stack_down() -> list[str]:
+    return [edge_server().stop(), *aws_down(), *services_down()]
