@@ -52,7 +52,9 @@ def test_the_demo_runs_end_to_end_on_a_fresh_stack_and_stops_cleanly(tmp_path: P
     assert down.returncode == 0, down.stderr
     assert "edge: stopped" in down.stdout
     assert our_processes(env) == []
-    leftovers = [p for p in Path("/proc").glob("[0-9]*") if _environment_mentions(p, env["DEVSTACK_GRPC_PORT"])]
+    leftovers = [
+        p for p in Path("/proc").glob("[0-9]*") if _environment_mentions(p, env["DEVSTACK_GRPC_PORT"])
+    ]
     assert leftovers == []
 
 
