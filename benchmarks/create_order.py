@@ -147,6 +147,20 @@ def echo_server() -> tuple[grpc.Server, int]:
     return server, port
 
 
+def echo_callers(
+    port: int, sample: bytes, metadata: tuple[tuple[str, str]]
+) -> Callable[[], Callable[[], object]]:
+    """Makes one echo caller per client (its own channel), sending `sample` as CreateOrder would."""
+
+    def make_call() -> Callable[[], object]:
+        call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = grpc.insecure_channel(
+            f"127.0.0.1:{port}"
+        ).unary_unary(ECHO_METHOD)
+        return lambda: call(sample, metadata=metadata)
+
+    return make_call
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -212,13 +226,7 @@ def main() -> None:
         )
         edge.start()
         echo, echo_port = echo_server()
-        sample = order_request().SerializeToString()
-
-        def echo_caller() -> Callable[[], object]:
-            call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = grpc.insecure_channel(
-                f"127.0.0.1:{echo_port}"
-            ).unary_unary(ECHO_METHOD)
-            return lambda: call(sample, metadata=metadata)
+        echo_caller = echo_callers(echo_port, order_request().SerializeToString(), metadata)
 
         def create_caller() -> Callable[[], object]:
             stub = orders_pb2_grpc.OrderServiceStub(grpc.insecure_channel(f"127.0.0.1:{edge_port}"))

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import grpc
-from create_order import ECHO_METHOD, echo_server, load
+from create_order import echo_callers, echo_server, load
 
 from devstack.devtokens import mint_token
 from devstack.envfile import read_env
@@ -111,13 +111,7 @@ def main() -> None:
     metadata = (("authorization", f"Bearer {mint_token('bench', ttl_seconds=7200)}"),)
     address = read_env()["ORDERS_GRPC_ADDRESS"]
     echo, echo_port = echo_server()
-    sample = new_order().SerializeToString()
-
-    def echo_caller() -> Callable[[], object]:
-        call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = grpc.insecure_channel(
-            f"127.0.0.1:{echo_port}"
-        ).unary_unary(ECHO_METHOD)
-        return lambda: call(sample, metadata=metadata)
+    echo_caller = echo_callers(echo_port, new_order().SerializeToString(), metadata)
 
     def create_caller() -> Callable[[], object]:
         stub = orders_pb2_grpc.OrderServiceStub(grpc.insecure_channel(address))

@@ -5,11 +5,9 @@ It runs in a state folder and on ports of its own, so it is the fresh machine's 
 """
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.integration.test_devstack import free_port, our_processes
+from tests.integration.test_devstack import cli, free_port, our_processes
 
 
 def test_the_demo_runs_end_to_end_on_a_fresh_stack_and_stops_cleanly(tmp_path: Path) -> None:
@@ -27,20 +25,10 @@ def test_the_demo_runs_end_to_end_on_a_fresh_stack_and_stops_cleanly(tmp_path: P
         "DEVSTACK_METRICS_PORT": str(free_port()),
     }
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "devstack", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-
     try:
-        demo = cli("demo")
+        demo = cli("demo", env=env, timeout=300)
     finally:
-        down = cli("down")
+        down = cli("down", env=env)
     # Then every scenario came out as expected, followed live through WatchOrder
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "7 of 7 outcomes as expected" in demo.stdout
