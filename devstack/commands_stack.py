@@ -46,6 +46,9 @@ def run() -> None:
     _up()
     edge = edge_server()
     click.echo(f"ready: gRPC {read_env()['ORDERS_GRPC_ADDRESS']}; logs in .devstack/*/; Ctrl-C stops")
+    # Ctrl-C (even when started where SIGINT was ignored, as in a background job) and SIGTERM both
+    # end the loop below, and the `finally` stops the stack.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         while edge.pid() is not None:

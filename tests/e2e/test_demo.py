@@ -1,22 +1,27 @@
-"""`make demo` as a newcomer runs it: the whole stack from nothing, the scenarios, then `down`.
+"""`make demo` and `make run` as a newcomer runs them: the whole stack from nothing, then stopped.
 
-It runs in a state folder and on ports of its own, so it is the fresh machine's first run
-(MariaDB initialised from scratch, moto, the edge) and leaves the session's stack alone.
+Each test runs a stack in a state folder and on ports of its own, so it is a fresh machine's first
+run (MariaDB initialised from scratch, moto, the edge) and leaves the session's stack alone.
 """
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from tests.integration.test_devstack import cli, free_port, our_processes
 
 
-def test_the_demo_runs_end_to_end_on_a_fresh_stack_and_stops_cleanly(tmp_path: Path) -> None:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MYSQL_", "REDIS_", "AWS_", "JWT_", "ORDERS_"))
-    }
-    env |= {
+@pytest.fixture
+def fresh_stack(tmp_path: Path) -> dict[str, str]:
+    """The environment of a stack with a folder and ports of its own (nothing of the session's)."""
+    inherited = ("MYSQL_", "REDIS_", "AWS_", "JWT_", "ORDERS_")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(inherited)}
+    return env | {
         "DEVSTACK_DIR": str(tmp_path / "stack"),
         "DEVSTACK_MYSQL_PORT": str(free_port()),
         "DEVSTACK_REDIS_PORT": str(free_port()),
@@ -25,10 +30,26 @@ def test_the_demo_runs_end_to_end_on_a_fresh_stack_and_stops_cleanly(tmp_path: P
         "DEVSTACK_METRICS_PORT": str(free_port()),
     }
 
+
+def _environment_mentions(proc: Path, marker: str) -> bool:
     try:
-        demo = cli("demo", env=env, timeout=300)
+        return marker in (proc / "environ").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+
+
+def left_behind(env: dict[str, str]) -> list[str]:
+    """Live processes of that stack: the servers by folder or port, any child by its environment."""
+    port = env["DEVSTACK_GRPC_PORT"]
+    children = [str(proc) for proc in Path("/proc").glob("[0-9]*") if _environment_mentions(proc, port)]
+    return our_processes(env) + children
+
+
+def test_the_demo_runs_end_to_end_on_a_fresh_stack_and_stops_cleanly(fresh_stack: dict[str, str]) -> None:
+    try:
+        demo = cli("demo", env=fresh_stack, timeout=300)
     finally:
-        down = cli("down", env=env)
+        down = cli("down", env=fresh_stack)
     # Then every scenario came out as expected, followed live through WatchOrder
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "7 of 7 outcomes as expected" in demo.stdout
@@ -39,15 +60,35 @@ def test_the_demo_runs_end_to_end_on_a_fresh_stack_and_stops_cleanly(tmp_path: P
     # And stopping leaves no process of that stack behind (the edge and moto included)
     assert down.returncode == 0, down.stderr
     assert "edge: stopped" in down.stdout
-    assert our_processes(env) == []
-    leftovers = [
-        p for p in Path("/proc").glob("[0-9]*") if _environment_mentions(p, env["DEVSTACK_GRPC_PORT"])
-    ]
-    assert leftovers == []
+    assert left_behind(fresh_stack) == []
 
 
-def _environment_mentions(proc: Path, marker: str) -> bool:
+def test_run_stops_the_whole_stack_on_ctrl_c(fresh_stack: dict[str, str]) -> None:
+    # Given `order-saga run` in the foreground, up and serving
+    log = Path(fresh_stack["DEVSTACK_DIR"]).parent / "run.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devstack", "run"],
+            env=fresh_stack,
+            stdout=output,
+            stderr=output,
+            # started as a shell's background job is: with SIGINT ignored, which `run` must undo
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509 - no threads
+        )
     try:
-        return marker in (proc / "environ").read_bytes().decode(errors="replace")
-    except OSError:
-        return False
+        deadline = time.monotonic() + 120
+        while "ready:" not in log.read_text():
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+        # When the user presses Ctrl-C
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            cli("down", env=fresh_stack)
+    # Then every part stopped, and nothing of that stack is left running
+    assert process.returncode == 0, log.read_text()
+    assert "edge: stopped" in log.read_text()
+    assert left_behind(fresh_stack) == []
