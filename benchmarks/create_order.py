@@ -161,6 +161,16 @@ def echo_callers(
     return make_call
 
 
+def print_comparison(clients: int, seconds: float, echo: Result, create: Result) -> None:
+    """The two targets as a Markdown table, and CreateOrder's throughput as a ratio of the echo's."""
+    print(f"clients: {clients}, seconds per target: {seconds}, CPUs: {os.cpu_count()}")
+    print("| target | calls/s | p50 ms | p99 ms | calls |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    print(echo.row())
+    print(create.row())
+    print(f"CreateOrder throughput / echo throughput: {create.throughput / echo.throughput:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -245,14 +255,7 @@ def main() -> None:
         edge.stop(None)
         echo.stop(None)
 
-    print(f"clients: {args.clients}, seconds per target: {args.seconds}, CPUs: {os.cpu_count()}")
-    print("| target | calls/s | p50 ms | p99 ms | calls |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    print(echo_result.row())
-    print(create_result.row())
-    print(
-        f"CreateOrder throughput / echo throughput: {create_result.throughput / echo_result.throughput:.3f}"
-    )
+    print_comparison(args.clients, args.seconds, echo_result, create_result)
     stored = stored_orders(settings)
     print(f"orders stored: {stored}, executions recorded by moto: {executions} (warm-up included)")
 

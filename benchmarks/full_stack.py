@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import grpc
-from create_order import echo_callers, echo_server, load
+from create_order import echo_callers, echo_server, load, print_comparison
 
 from devstack.devtokens import mint_token
 from devstack.envfile import read_env
@@ -125,14 +125,7 @@ def main() -> None:
     stub = orders_pb2_grpc.OrderServiceStub(grpc.insecure_channel(address))
     rate, latencies, confirmed = to_confirmed(stub, metadata, args.orders, args.clients, database)
 
-    print(f"clients: {args.clients}, seconds per target: {args.seconds}, CPUs: {os.cpu_count()}")
-    print("| target | calls/s | p50 ms | p99 ms | calls |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    print(echo_result.row())
-    print(create_result.row())
-    print(
-        f"CreateOrder throughput / echo throughput: {create_result.throughput / echo_result.throughput:.3f}"
-    )
+    print_comparison(args.clients, args.seconds, echo_result, create_result)
     print(f"the sagas those calls started finished {drained:.1f}s after the load stopped")
     quantiles = statistics.quantiles(latencies, n=100)
     print(
