@@ -9,14 +9,17 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 MAX_ORDER_LINES = 100
 MAX_QUANTITY = 1000
+# The id rules, used by these models (the steps' input) and by the edge's request validation.
+ORDER_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+PRODUCT_ID_PATTERN = r"^[A-Za-z0-9._-]+$"
+MAX_PRODUCT_ID = 36
 
-OrderId = Annotated[
-    str,
-    StringConstraints(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
-]
+OrderId = Annotated[str, StringConstraints(pattern=ORDER_ID_PATTERN)]
 """A lower-case UUID: the primary key of an order and the name of its saga execution."""
 
-ProductId = Annotated[str, StringConstraints(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9._-]+$")]
+ProductId = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_PRODUCT_ID, pattern=PRODUCT_ID_PATTERN)
+]
 UserId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Money = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)]

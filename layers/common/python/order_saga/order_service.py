@@ -37,7 +37,16 @@ from .errors import (
     WorkflowUnavailable,
 )
 from .feeds import AVAILABILITY_TTL_SECONDS, availability_key, publish_status, status_channel
-from .models import MAX_ORDER_LINES, MAX_QUANTITY, Order, OrderItem, OrderStatus
+from .models import (
+    MAX_ORDER_LINES,
+    MAX_PRODUCT_ID,
+    MAX_QUANTITY,
+    ORDER_ID_PATTERN,
+    PRODUCT_ID_PATTERN,
+    Order,
+    OrderItem,
+    OrderStatus,
+)
 from .observability import logger
 from .repository import ORDER_COLUMNS, log_step, order_from_row
 
@@ -51,13 +60,12 @@ PAGE_SIZE_MAX = 100
 MAX_IDEMPOTENCY_KEY = 128
 MAX_PAYMENT_TOKEN = 255
 MAX_EMAIL = 254
-MAX_PRODUCT_ID = 36
 MAX_REASON = 500
 MAX_TOTAL = Decimal("99999999.99")  # DECIMAL(10,2)
 ER_DUP_ENTRY = 1062
 
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_PRODUCT_ID = re.compile(r"^[A-Za-z0-9._-]+$")
+_UUID = re.compile(ORDER_ID_PATTERN)
+_PRODUCT_ID = re.compile(PRODUCT_ID_PATTERN)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
