@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CLI := $(BIN)/order-saga
-EXTRAS := lambda,edge,cdk,dev
+EXTRAS := lambda,edge,console,cdk,dev
 
 .DEFAULT_GOAL := help
 .PHONY: help install lock services-up services-down migrate check run demo test test-unit test-integration lint format clean protos protos-check protos-lint aws-up aws-down

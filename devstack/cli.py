@@ -13,7 +13,7 @@ from order_saga.errors import OrderSagaError
 from order_saga.migrate import apply_migrations
 from order_saga.settings import Settings
 
-from . import commands_aws, commands_orders, commands_stack, services
+from . import commands_aws, commands_console, commands_orders, commands_stack, services
 from .envfile import load_env
 
 
@@ -99,4 +99,7 @@ for _group in commands_aws.COMMANDS:  # the local AWS stack: aws, faults, execut
     main.add_command(_group)
 
 for _command in commands_stack.COMMANDS:  # the whole stack: up, down, run, demo
+    main.add_command(_command)
+
+for _command in commands_console.COMMANDS:  # the local console
     main.add_command(_command)

@@ -16,9 +16,9 @@ from .services import ServiceError
 from .stack import edge_server, stack_down, stack_up
 
 
-def _up() -> None:
+def _up(*, with_prometheus: bool = False) -> None:
     try:
-        for line in stack_up():
+        for line in stack_up(with_prometheus=with_prometheus):
             click.echo(line)
     except (OrderSagaError, ServiceError) as exc:
         click.echo(f"error: {exc}", err=True)
@@ -26,11 +26,19 @@ def _up() -> None:
     os.environ.update(read_env())
 
 
+def ready_line() -> str:
+    """Where the running stack answers: the gRPC edge, the console (and Prometheus when it runs)."""
+    env = read_env()
+    prometheus = f"; Prometheus {env['PROMETHEUS_URL']}" if "PROMETHEUS_URL" in env else ""
+    return f"ready: gRPC {env['ORDERS_GRPC_ADDRESS']}; console {env['CONSOLE_URL']}/orders{prometheus}"
+
+
 @click.command()
-def up() -> None:
-    """Start MariaDB, Redis, the local AWS stack and the gRPC edge (what is not running yet)."""
-    _up()
-    click.echo(f"ready: gRPC {read_env()['ORDERS_GRPC_ADDRESS']}; settings in .devstack/env")
+@click.option("--with-prometheus", is_flag=True, help="also run Prometheus (Debian's) scraping the edge")
+def up(*, with_prometheus: bool) -> None:
+    """Start MariaDB, Redis, the local AWS stack, the gRPC edge and the console (what is not running)."""
+    _up(with_prometheus=with_prometheus)
+    click.echo(f"{ready_line()}; settings in .devstack/env")
 
 
 @click.command()
@@ -45,7 +53,7 @@ def run() -> None:
     """Start the whole stack and keep it up until Ctrl-C, then stop it."""
     _up()
     edge = edge_server()
-    click.echo(f"ready: gRPC {read_env()['ORDERS_GRPC_ADDRESS']}; logs in .devstack/*/; Ctrl-C stops")
+    click.echo(f"{ready_line()}; logs in .devstack/*/; Ctrl-C stops")
     # Ctrl-C (even when started where SIGINT was ignored, as in a background job) and SIGTERM both
     # end the loop below, and the `finally` stops the stack.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -67,6 +75,7 @@ def demo() -> None:
     _up()
     click.echo("")
     passed = run_demo(read_env()["ORDERS_GRPC_ADDRESS"], Settings(), click.echo)
+    click.echo(f"see every order and its saga in the console: {read_env()['CONSOLE_URL']}/orders")
     click.echo("the stack stays up: explore with `order-saga orders list`, stop it with `make services-down`")
     sys.exit(0 if passed else 1)
 

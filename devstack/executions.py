@@ -40,6 +40,7 @@ class ExecutionPath:
     visits: list[StateVisit]
     error: str | None = None
     cause: str | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)  # the history, as Step Functions gives it
 
     @property
     def duration_seconds(self) -> float | None:
@@ -48,6 +49,11 @@ class ExecutionPath:
     @property
     def transitions(self) -> int:
         return len(self.visits) + sum(visit.retries for visit in self.visits)
+
+    @property
+    def final_error(self) -> str:
+        """`Error: message` the execution ended with ("" when it did not fail)."""
+        return error_name({"error": self.error, "cause": self.cause or ""}) if self.error else ""
 
     def states(self) -> list[str]:
         return [visit.name for visit in self.visits]
@@ -96,7 +102,49 @@ def path_of(sfn: Any, execution_arn: str) -> ExecutionPath:
         visits=visits,
         error=described.get("error"),
         cause=described.get("cause"),
+        events=events,
     )
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One event of an execution's history, as the Step Functions console's event table shows it."""
+
+    event_id: int
+    kind: str
+    step: str
+    resource: str
+    elapsed_ms: int
+    timestamp: datetime
+    error: str
+
+    @property
+    def failed(self) -> bool:
+        return self.kind in FAILED_EVENTS or self.kind.endswith(("Failed", "TimedOut", "Aborted"))
+
+
+def history_rows(path: ExecutionPath) -> list[HistoryRow]:
+    rows: list[HistoryRow] = []
+    step = ""
+    for event in path.events:
+        details = _details(event)
+        step = details.get("name", step) if event["type"].endswith("StateEntered") else step
+        failure = "error" in details or "cause" in details
+        rows.append(
+            HistoryRow(
+                event_id=int(event.get("id", len(rows) + 1)),
+                kind=event["type"],
+                step=step,
+                resource=":".join(
+                    str(details[key]) for key in ("resourceType", "resource") if key in details
+                ),
+                elapsed_ms=int((event["timestamp"] - path.started).total_seconds() * 1000),
+                timestamp=event["timestamp"],
+                error=error_name(details)[:500] if failure else "",
+            )
+        )
+        step = "" if event["type"].endswith("StateExited") else step
+    return rows
 
 
 def machine_arns(sfn: Any) -> dict[str, str]:
@@ -142,5 +190,5 @@ def render_path(path: ExecutionPath) -> list[str]:
         lines.append(f"  -> {visit.name:<24} {took:>8}{retries}")
         lines += [f"       ! {error}" for error in visit.errors]
     if path.error:
-        lines.append(f"  final error: {error_name({'error': path.error, 'cause': path.cause or ''})[:300]}")
+        lines.append(f"  final error: {path.final_error[:300]}")
     return lines

@@ -13,6 +13,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -21,7 +23,19 @@ import redis
 from .envfile import update_env
 from .paths import STATE_DIR
 
-DEBIAN_PACKAGES = ("mariadb-server", "redis-server")
+# The Debian package that provides each program the local stack and its tests run.
+DEBIAN_PACKAGES = {
+    "mariadbd": "mariadb-server",
+    "mariadb-install-db": "mariadb-server",
+    "mariadb": "mariadb-client",
+    "redis-server": "redis-server",
+    "dot": "graphviz",  # lays out the console's execution graphs
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
+    "chromium": "chromium",  # the browser tests' browser
+    "chromedriver": "chromium-driver",
+}
+TEST_TOOLS = ("dot", "prometheus", "promtool", "chromium", "chromedriver")
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/bin", "/sbin"])
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -36,17 +50,16 @@ def find_binary(name: str) -> str | None:
 
 
 def ensure_packages(binaries: tuple[str, ...]) -> None:
-    """Install the Debian packages when a binary is missing and we may (root with apt)."""
-    if all(find_binary(name) for name in binaries):
+    """Install the Debian packages of the missing binaries when we may (root with apt)."""
+    missing = sorted({DEBIAN_PACKAGES[name] for name in binaries if not find_binary(name)})
+    if not missing:
         return
-    packages = " ".join(DEBIAN_PACKAGES)
+    packages = " ".join(missing)
     if os.geteuid() != 0 or not find_binary("apt-get"):
-        raise ServiceError(
-            f"missing server binaries; install the Debian packages: apt-get install {packages}"
-        )
+        raise ServiceError(f"missing programs; install the Debian packages: apt-get install {packages}")
     print(f"installing {packages} with apt-get ...", flush=True)
     env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *DEBIAN_PACKAGES]):
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
         result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)  # noqa: S603
         if result.returncode != 0:
             raise ServiceError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
@@ -64,6 +77,7 @@ class LocalServer(ABC):
     name: str
     binary: str
     port_setting: str
+    programs: tuple[str, ...] = ()  # what it needs installed (keys of DEBIAN_PACKAGES)
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -147,6 +161,15 @@ class LocalServer(ABC):
             os.kill(pid, signal.SIGKILL)
             _reap(pid)
         return f"{self.name}: stopped"
+
+
+def http_ok(url: str) -> bool:
+    """Whether a local HTTP server answers 200 at `url` (a health or readiness endpoint)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:  # noqa: S310 - our own local URL
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def port_in_use(port: int) -> bool:

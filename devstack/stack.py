@@ -17,9 +17,11 @@ from order_saga.migrate import apply_migrations
 from order_saga.settings import Settings
 
 from .aws import aws_down, aws_up
+from .console.server import console_server
 from .devtokens import ensure_dev_keys
-from .envfile import read_env, update_env
-from .services import LocalServer, services_down, services_up
+from .envfile import read_env, remove_env, update_env
+from .prometheus import prometheus_server
+from .services import LocalServer, ensure_packages, services_down, services_up
 
 # product_id: (name, unit price, stock) — what `make demo` and a newcomer's first orders use.
 DEMO_CATALOG = {
@@ -92,7 +94,7 @@ def seed_catalog(settings: Settings) -> None:
     database.close()
 
 
-def stack_up() -> list[str]:
+def stack_up(*, with_prometheus: bool = False) -> list[str]:
     lines = services_up()
     os.environ.update(read_env())
     settings = Settings()
@@ -104,8 +106,15 @@ def stack_up() -> list[str]:
     edge = edge_server()
     lines.append(edge.start())
     update_env(**edge.env())
+    extras: list[LocalServer] = [console_server(), *([prometheus_server()] if with_prometheus else [])]
+    ensure_packages(tuple(binary for server in extras for binary in server.programs))
+    for server in extras:
+        lines.append(server.start())
+        update_env(**server.env())
     return lines
 
 
 def stack_down() -> list[str]:
-    return [edge_server().stop(), *aws_down(), *services_down()]
+    lines = [prometheus_server().stop(), console_server().stop()]
+    remove_env("PROMETHEUS_URL", "CONSOLE_URL")
+    return [*lines, edge_server().stop(), *aws_down(), *services_down()]
