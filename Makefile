@@ -7,7 +7,7 @@ CLI := $(BIN)/order-saga
 EXTRAS := lambda,edge,console,cdk,dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock services-up services-down migrate check run demo test test-unit test-integration lint format clean protos protos-check protos-lint aws-up aws-down
+.PHONY: help install lock services-up services-down migrate check run demo tools test test-unit test-integration lint format clean protos protos-check protos-lint aws-up aws-down
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -51,7 +51,10 @@ run: install ## Start the whole local stack (MariaDB, Redis, moto, the edge on 1
 demo: install ## Start the stack if needed and run the demo scenarios through the gRPC API
 	$(CLI) demo
 
-test: migrate layers ## Run every tier of tests (unit, integration, e2e, infra)
+tools: install ## Install the programs the tests drive (Graphviz, Chromium and its driver, Prometheus) when missing
+	$(BIN)/python -c 'from devstack.services import TEST_TOOLS, ensure_packages; ensure_packages(TEST_TOOLS)'
+
+test: migrate layers tools ## Run every tier of tests (unit, integration, e2e, infra)
 	$(BIN)/pytest
 
 test-unit: install ## Only the unit tests (no network)
