@@ -7,7 +7,7 @@ CLI := $(BIN)/order-saga
 EXTRAS := lambda,edge,console,cdk,dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock services-up services-down migrate check run demo tools test test-unit test-integration lint format clean protos protos-check protos-lint aws-up aws-down
+.PHONY: help install lock services-up services-down migrate check run demo tools dashboard test test-unit test-integration lint format clean protos protos-check protos-lint aws-up aws-down
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ clean: services-down ## Stop the services and remove every generated file
 
 protos: install ## Regenerate the gRPC stubs in grpc_edge/generated/ from protos/
 	$(BIN)/python -c 'from devstack.protogen import generate; generate()'
+
+dashboard: install ## Regenerate observability/grafana-dashboard.json from observability/dashboard.py
+	$(BIN)/python -m observability.dashboard
 
 protos-check: install ## Fail when the committed stubs drift from protos/
 	$(BIN)/python -c 'from devstack.protogen import check; check()'

@@ -146,6 +146,7 @@ class EdgeStack(OrderSagaStack):
                 identity=self.identity,
                 order_saga=saga.order_saga.state_machine,
                 order_cancellation=saga.order_cancellation.state_machine,
+                compensation_dlq=saga.queues.compensation_dlq,
             ),
             config=options.config,
         )

@@ -10,10 +10,20 @@ import threading
 from order_saga.observability import logger
 from order_saga.order_service import OrderService
 
+from .saga_metrics import RepairCounter
+
 
 class Reconciler:
-    def __init__(self, orders: OrderService, *, interval_seconds: float, grace_seconds: float) -> None:
+    def __init__(
+        self,
+        orders: OrderService,
+        *,
+        interval_seconds: float,
+        grace_seconds: float,
+        repairs: RepairCounter | None = None,
+    ) -> None:
         self.orders = orders
+        self.repairs = repairs
         self.interval_seconds = interval_seconds
         self.grace_seconds = grace_seconds
         self._stop = threading.Event()
@@ -23,6 +33,8 @@ class Reconciler:
         started = self.orders.start_orphans(self.grace_seconds)
         if started:
             logger.info("orphaned orders started", extra={"order_ids": started})
+            if self.repairs is not None:
+                self.repairs.record("reconciler", "started_saga", len(started))
         return started
 
     def start(self) -> None:

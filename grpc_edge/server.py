@@ -29,6 +29,7 @@ from .interceptors import (
     StageChain,
 )
 from .reconciler import Reconciler
+from .saga_metrics import RepairCounter, SagaCollector
 from .servicer import OrderServicer
 from .settings import EdgeSettings
 
@@ -133,11 +134,14 @@ def serve(settings: EdgeSettings | None = None) -> None:
         health_servicer=health_servicer,
     )
     if settings.metrics_port:
+        sqs = boto3.client("sqs") if settings.compensation_dlq_url else None
+        registry.register(SagaCollector(Database(settings), sqs, settings.compensation_dlq_url))
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     reconciler = Reconciler(
         orders,
         interval_seconds=settings.reconcile_interval_seconds,
         grace_seconds=settings.reconcile_grace_seconds,
+        repairs=RepairCounter(registry),
     )
     stopping = threading.Event()
 

@@ -17,6 +17,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_servicediscovery as servicediscovery
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -95,6 +96,7 @@ class EdgeDependencies:
     identity: Identity
     order_saga: sfn.IStateMachine
     order_cancellation: sfn.IStateMachine
+    compensation_dlq: sqs.IQueue  # its depth is one of the saga metrics the edge exports
 
 
 class EdgeService(Construct):
@@ -206,6 +208,7 @@ class EdgeService(Construct):
                 "JWT_JWKS_URL": identity.jwks_url,
                 "GRPC_PORT": str(c.GRPC_PORT),
                 "METRICS_PORT": str(c.METRICS_PORT),
+                "COMPENSATION_DLQ_URL": deps.compensation_dlq.queue_url,
                 "TLS_CERT_FILE": f"{TLS_DIR}/server.crt",
                 "TLS_KEY_FILE": f"{TLS_DIR}/server.key",
                 "TLS_CLIENT_CA_FILE": f"{TLS_DIR}/client-ca.crt",
@@ -239,6 +242,7 @@ class EdgeService(Construct):
             machine.grant_start_execution(role)
         deps.database.secret.grant_read(role)
         deps.cache.auth_secret.grant_read(role)
+        deps.compensation_dlq.grant(role, "sqs:GetQueueAttributes")  # the DLQ depth metric only
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["aps:RemoteWrite"], resources=[self.prometheus.attr_arn])
         )
