@@ -161,11 +161,16 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
     driver.quit()
 
 
-def screenshot(browser: webdriver.Chrome, name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+def _whole_page(browser: webdriver.Chrome) -> None:
     height = browser.execute_script("return document.documentElement.scrollHeight")
     browser.set_window_size(1500, min(int(height) + 40, 4000))
+
+
+def screenshot(browser: webdriver.Chrome, name: str) -> Path:
+    """The whole page, saved under build/screenshots/."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    _whole_page(browser)
     browser.save_screenshot(str(path))
     browser.set_window_size(1500, 1300)
     return path
@@ -176,6 +181,8 @@ def execution_screenshot(browser: webdriver.Chrome, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     browser.execute_script("document.querySelector('#execution-1 details.events').open = false;")
+    _whole_page(browser)
     browser.find_element(By.ID, "execution-1").screenshot(str(path))
+    browser.set_window_size(1500, 1300)
     browser.execute_script("document.querySelector('#execution-1 details.events').open = true;")
     return path
