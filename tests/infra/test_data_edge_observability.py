@@ -180,6 +180,7 @@ def test_edge_task_role_starts_executions_and_reads_only_its_secrets(synthesized
             "secretsmanager:GetSecretValue",
             "secretsmanager:DescribeSecret",
             "aps:RemoteWrite",
+            "sqs:GetQueueAttributes",  # the compensation DLQ's depth, a saga metric
             "logs:CreateLogGroup",
             "logs:CreateLogStream",
             "logs:PutLogEvents",

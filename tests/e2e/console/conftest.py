@@ -14,7 +14,9 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 from dotenv import dotenv_values
 from selenium import webdriver
@@ -41,6 +43,23 @@ class ConsoleStack:
     orders: dict[str, str]  # the demo's scenario -> order id
     flagged_order: str  # the unrelated NEEDS_ATTENTION order
     demo_output: str
+    aws: dict[str, str]  # the stack's AWS_* settings and queue URLs
+
+    def sqs(self) -> Any:
+        return boto3.client(
+            "sqs",
+            endpoint_url=self.aws["AWS_ENDPOINT_URL"],
+            region_name=self.aws["AWS_REGION"],
+            aws_access_key_id=self.aws["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.aws["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def dlq_depth(self) -> int:
+        attributes = self.sqs().get_queue_attributes(
+            QueueUrl=self.aws["COMPENSATION_DLQ_URL"],
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return sum(int(value) for value in attributes.values())
 
     def cli(self, *args: str, timeout: float = 120) -> str:
         done = cli(*args, env=self.env, timeout=timeout)
@@ -130,6 +149,9 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleS
             orders=orders,
             flagged_order=flagged,
             demo_output=demo.stdout + demo.stderr + f"\n(exit {demo.returncode})",
+            aws={
+                key: value for key, value in values.items() if key.startswith("AWS_") or key.endswith("_URL")
+            },
         )
     finally:
         cli("down", env=env)
