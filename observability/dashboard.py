@@ -68,6 +68,17 @@ def stat(title: str, query: str, *, x: int, y: int, red_from: float = 1.0) -> g.
     )
 
 
+def quantiles(across: str, label: str, buckets: str, levels: tuple[float, ...]) -> list[tuple[str, str]]:
+    """Quantile queries of a histogram by one label (`across` the tasks: sum or max)."""
+    return [
+        (
+            f"histogram_quantile({q}, {across} by (le, {label}) (rate({buckets}[{RATE}])))",
+            f"p{round(q * 100)} {{{{{label}}}}}",
+        )
+        for q in levels
+    ]
+
+
 def panels() -> list[g.Panel]:
     return [
         g.RowPanel(title="gRPC edge", gridPos=g.GridPos(h=1, w=24, x=0, y=0)),
@@ -88,14 +99,7 @@ def panels() -> list[g.Panel]:
         timeseries(
             "Latency p50 / p99 by method",
             "s",
-            *(
-                (
-                    f"histogram_quantile({q}, sum by (le, grpc_method) "
-                    f"(rate(grpc_server_handling_seconds_bucket[{RATE}])))",
-                    f"p{round(q * 100)} {{{{grpc_method}}}}",
-                )
-                for q in (0.5, 0.99)
-            ),
+            *quantiles("sum", "grpc_method", "grpc_server_handling_seconds_bucket", (0.5, 0.99)),
             x=0,
             y=9,
         ),
@@ -166,14 +170,7 @@ def panels() -> list[g.Panel]:
         timeseries(
             "Create to final status, p50 / p95",
             "s",
-            *(
-                (
-                    f"histogram_quantile({q}, max by (le, outcome) "
-                    f"(rate(order_saga_create_to_final_seconds_bucket[{RATE}])))",
-                    f"p{round(q * 100)} {{{{outcome}}}}",
-                )
-                for q in (0.5, 0.95)
-            ),
+            *quantiles("max", "outcome", "order_saga_create_to_final_seconds_bucket", (0.5, 0.95)),
             x=12,
             y=38,
         ),
