@@ -163,7 +163,7 @@ def faults_show() -> None:
 
 @click.group(name="executions")
 def executions_group() -> None:
-    """Executions of the state machines (the local stand-in for the console)."""
+    """Executions of the state machines, in the terminal (`order-saga console` draws them)."""
 
 
 @executions_group.command("list")

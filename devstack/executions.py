@@ -1,4 +1,4 @@
-"""Executions of the local state machines, read back for the terminal (there is no console).
+"""Executions of the local state machines, read back for the terminal and the local console.
 
 `show` turns an execution's history into its path: every state visited, in order, with the
 attempts it took (a Retry adds one), the errors it met and how long it took, then the final status.

@@ -28,6 +28,7 @@ def fresh_stack(tmp_path: Path) -> dict[str, str]:
         "DEVSTACK_MOTO_PORT": str(free_port()),
         "DEVSTACK_GRPC_PORT": str(free_port()),
         "DEVSTACK_METRICS_PORT": str(free_port()),
+        "DEVSTACK_CONSOLE_PORT": str(free_port()),
     }
 
 
