@@ -146,7 +146,9 @@ def classify(graph: StateGraph, path: ExecutionPath | None) -> tuple[dict[str, V
         outcome = Visit.FAILED if graph.types.get(visit.name) == "Fail" else visit_of(visit, running)
         route = _route(by_source, seen, visit.name)
         taken.update(route)
-        compensating = compensating or any(edge.catch for edge in route)
+        if route and route[0].catch:  # left through its Catch: the state failed (a Parallel too)
+            visits[route[0].source] = Visit.FAILED
+            compensating = True
         visits[visit.name] = Visit.COMPENSATION if outcome is Visit.SUCCEEDED and compensating else outcome
         seen.append(visit.name)
     if not running:

@@ -105,6 +105,28 @@ def test_a_caught_failure_colours_the_compensation_path_and_its_catch_edge() -> 
     assert {Edge("Release", "Undo (end)"), Edge("Undo (end)", "Failed"), Edge("Failed", END)} <= taken
 
 
+def test_a_parallel_left_through_its_catch_failed_even_with_no_failed_task_of_its_own() -> None:
+    definition = {
+        "StartAt": "Both",
+        "States": {
+            "Both": {
+                "Type": "Parallel",
+                "Branches": [{"StartAt": "Left", "States": {"Left": {"Type": "Pass", "End": True}}}],
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Recover"}],
+                "End": True,
+            },
+            "Recover": {"Type": "Pass", "End": True},
+        },
+    }
+    states, _ = graph.classify(
+        graph.build_graph(definition),
+        path("SUCCEEDED", visit("Both", 0), visit("Left", 0), visit("Recover", 1)),
+    )
+    assert states["Both"] is Visit.FAILED
+    assert states["Left"] is Visit.SUCCEEDED
+    assert states["Recover"] is Visit.COMPENSATION
+
+
 def test_a_state_that_succeeded_on_a_retry_succeeded_and_a_running_one_runs() -> None:
     drawn = graph.build_graph(PARALLEL_SAGA)
     running = path("RUNNING", visit("Charge", 0, attempts=3, errors=2), visit("Split", 5, done=False))
