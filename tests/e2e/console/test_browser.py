@@ -215,3 +215,9 @@ def test_the_demo_judged_only_its_own_orders(console_stack: ConsoleStack) -> Non
     assert "no unit left reserved by the demo's orders" in output, output
     assert ("7 of 7 outcomes as expected" in output) == ("(exit 0)" in output), output
     assert f"{console_stack.console_url}/orders" in console_stack.demo_output
+
+
+def test_order_saga_console_prints_the_url_of_the_running_console(console_stack: ConsoleStack) -> None:
+    output = console_stack.cli("console")
+    assert f"console: already running on {console_stack.console_url.removeprefix('http://')}" in output
+    assert f"{console_stack.console_url}/orders" in output
