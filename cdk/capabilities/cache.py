@@ -29,6 +29,7 @@ class Cache(Construct):
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 exclude_punctuation=True, password_length=64
             ),
+            removal_policy=config.kept_removal,
         )
         subnets = elasticache.CfnSubnetGroup(
             self,

@@ -25,7 +25,7 @@ class Network(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: c.EnvironmentConfig) -> None:
         super().__init__(scope, construct_id)
         flow_logs = logs.LogGroup(
-            self, "FlowLogs", retention=config.log_retention, removal_policy=config.log_removal
+            self, "FlowLogs", retention=config.log_retention, removal_policy=config.kept_removal
         )
         self.vpc = ec2.Vpc(
             self,
