@@ -42,14 +42,15 @@ def login(root: services.MariaDB, settings: Settings) -> Iterator[str]:
     """A user of its own with the password `first`, who may read the test database."""
     account = f"'rotated_{SUFFIX}'@'127.0.0.1'"
     root.execute_as_root(
-        f"CREATE USER {account} IDENTIFIED BY 'first'; GRANT SELECT ON `{settings.mysql_database}`.* TO {account}"
+        f"CREATE USER {account} IDENTIFIED BY 'first'; "
+        f"GRANT SELECT ON `{settings.mysql_database}`.* TO {account}"
     )
     yield account
     root.execute_as_root(f"DROP USER IF EXISTS {account}")
 
 
 def user_of(account: str) -> str:
-    return account.split("@")[0].strip("'")
+    return account.split("@", maxsplit=1)[0].strip("'")
 
 
 def test_a_password_rotated_under_a_warm_client_is_read_again(
