@@ -84,7 +84,6 @@ def test_aws_apis_are_reached_through_vpc_endpoints(synthesized: Synthesized) ->
     )
     for service in (
         "states",
-        "sqs",
         "secretsmanager",
         "xray",
         "logs",
@@ -94,6 +93,9 @@ def test_aws_apis_are_reached_through_vpc_endpoints(synthesized: Synthesized) ->
         "aps-workspaces",
     ):
         assert f".{service}" in services, service
+    # Nothing in the VPC calls SQS or CloudWatch metrics: no endpoint is paid for them
+    assert ".sqs" not in services
+    assert ".monitoring" not in services
 
 
 def test_nlb_passes_tls_through_to_the_edge(synthesized: Synthesized) -> None:
