@@ -102,7 +102,8 @@ CDK := npx --yes aws-cdk@2.1148.1
 synth: layers ## Synthesize the CloudFormation templates into cdk.out (offline, no Docker)
 	$(CDK) synth -c env=$(CDK_ENV) $(CDK_ARGS) --quiet
 
-deploy: layers ## Deploy every stack to the current AWS account (see docs/deploy.md)
+deploy: layers ## Check the prerequisites, then deploy every stack to the current AWS account (docs/deploy.md)
+	$(BIN)/python -m cdk.preflight -c env=$(CDK_ENV) $(CDK_ARGS)
 	$(CDK) deploy -c env=$(CDK_ENV) $(CDK_ARGS) --all --require-approval broadening
 
 ORDERS ?= 1000000

@@ -156,6 +156,11 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
 ALARM_EVALUATION = Duration.minutes(5)
 
 
+def edge_tls_secret_name(env: str) -> str:
+    """The secret with the edge's PEMs: a prerequisite, created by the operator (docs/deploy.md)."""
+    return f"order-saga/{env}/edge-tls"
+
+
 def stack_instance_id() -> str:
     """The UUID of the stack's id: the same across updates, new after a destroy and a redeploy.
 

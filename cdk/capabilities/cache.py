@@ -68,7 +68,9 @@ class Cache(Construct):
             acknowledge(
                 self.replication_group,
                 "AwsSolutions-AEC4",
-                "dev runs one node to save cost; prod is a multi-AZ replication group.",
+                "dev's Redis holds only a cache, idempotency keys and status feeds of test orders: losing "
+                "the node costs a cold cache, never data, while a replica would double its cost. prod "
+                "runs a multi-AZ replication group.",
             )
 
     @property

@@ -131,7 +131,12 @@ class Database(Construct):
         if config.name == "prod":
             self._backup_plan(config)
         if not config.db_multi_az:
-            acknowledge(self.instance, "AwsSolutions-RDS3", "dev runs one AZ to save cost; prod is multi-AZ.")
+            acknowledge(
+                self.instance,
+                "AwsSolutions-RDS3",
+                "dev's database holds test orders only: an AZ outage costs a redeploy, never customer "
+                "data, while a standby would double the instance cost. prod is multi-AZ.",
+            )
         if not config.deletion_protection:
             acknowledge(
                 self.instance,

@@ -133,7 +133,7 @@ class EdgeService(Construct):
             self, "Logs", retention=config.log_retention, removal_policy=config.kept_removal
         )
         self.tls_secret = secretsmanager.Secret.from_secret_name_v2(
-            self, "TlsSecret", f"order-saga/{config.name}/edge-tls"
+            self, "TlsSecret", c.edge_tls_secret_name(config.name)
         )
         # The collector writes the edge's error counts here as EMF; created here, with a retention.
         self.metrics_log_group = logs.LogGroup(

@@ -187,5 +187,6 @@ class SagaFunction(Construct):
         acknowledge(
             self.function,
             "AwsSolutions-L1",
-            f"{spec.name} runs Python 3.12 on purpose: the layers are built for cp312 (decisions.md).",
+            f"{spec.name} runs on Python 3.12 because the dependencies layer's compiled wheels are "
+            "CPython 3.12 builds (`make layers`); a newer runtime needs that layer rebuilt and tested.",
         )

@@ -118,12 +118,11 @@ def test_prod_never_gets_the_simulated_gateway_and_sends_from_a_verified_domain(
 
 
 def test_the_edge_tls_secret_is_a_named_prerequisite(synthesized: Synthesized) -> None:
-    # The task reads the secret by the name docs/deploy.md tells the operator to create
+    # The task reads the secret by the name docs/deploy.md tells the operator to create, and
+    # `make deploy` checks it first (cdk/preflight.py, tests/integration/test_preflight.py)
     task = json.dumps(synthesized.resources("Edge", "AWS::ECS::TaskDefinition"))
-    assert f"secret:order-saga/{synthesized.env}/edge-tls" in task
-    assert f"order-saga/{synthesized.env}/edge-tls" in (
-        c.REPO_ROOT / "docs" / "deploy.md"
-    ).read_text().replace("<env>", synthesized.env)
+    assert f"secret:{c.edge_tls_secret_name(synthesized.env)}" in task
+    assert c.edge_tls_secret_name("<env>") in (c.REPO_ROOT / "docs" / "deploy.md").read_text()
 
 
 def recommended_flags() -> dict[str, Any]:
