@@ -150,7 +150,9 @@ def test_edge_connections_are_kept_alive_and_recycled_within_the_nlb_idle_timeou
     assert options["grpc.max_connection_age_ms"] < NLB_IDLE_TIMEOUT_SECONDS * 1000
     assert options["grpc.keepalive_permit_without_calls"] == 1
     (listener,) = synthesized.resources("Edge", "AWS::ElasticLoadBalancingV2::Listener").values()
-    assert listener["Properties"]["Protocol"] == "TCP"  # the 350 s idle timeout applies
+    # A TCP listener left at its default idle timeout: 350 s
+    assert listener["Properties"]["Protocol"] == "TCP"
+    assert "tcp.idle_timeout.seconds" not in json.dumps(listener["Properties"].get("ListenerAttributes", []))
 
 
 def collector(synth: Synthesized) -> dict[str, Any]:
