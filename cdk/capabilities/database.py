@@ -82,7 +82,6 @@ class Database(Construct):
             cloudwatch_logs_exports=["error", "slowquery"],
             cloudwatch_logs_retention=config.log_retention,
         )
-        # RDS takes a major version alone and picks its default minor; cfn-lint knows full versions only.
         major_only = "RDS accepts the major version alone (docs/decisions.md); cfn-lint lists full versions."
         acknowledge(self.instance, "CloudFormation-Validate::E9006", major_only)
         cfn_instance = self.instance.node.default_child
