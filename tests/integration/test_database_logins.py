@@ -4,12 +4,10 @@ and the application user the migration function creates (DML on the schema only)
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 
-import boto3
 import pymysql
 import pytest
-from aws_lambda_powertools.utilities import parameters
-from moto import mock_aws
 from mypy_boto3_secretsmanager import SecretsManagerClient
 
 from devstack import services
@@ -23,30 +21,25 @@ SUFFIX = os.getpid()
 
 
 @pytest.fixture
-def secretsmanager(monkeypatch: pytest.MonkeyPatch) -> Iterator[SecretsManagerClient]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="eu-west-1")
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
-
-
-@pytest.fixture
 def root() -> services.MariaDB:
     return services.mariadb()
 
 
+@contextmanager
+def account(root: services.MariaDB, name: str, password: str, *grants: str) -> Iterator[str]:
+    """A user of this run's own, with `grants` (`<privileges> ON <what>`), dropped at the end."""
+    user = f"'{name}_{SUFFIX}'@'127.0.0.1'"
+    statements = [f"CREATE USER {user} IDENTIFIED BY '{password}'", *(f"GRANT {g} TO {user}" for g in grants)]
+    root.execute_as_root("; ".join(statements))
+    yield user
+    root.execute_as_root(f"DROP USER IF EXISTS {user}")
+
+
 @pytest.fixture
 def login(root: services.MariaDB, settings: Settings) -> Iterator[str]:
-    """A user of its own with the password `first`, who may read the test database."""
-    account = f"'rotated_{SUFFIX}'@'127.0.0.1'"
-    root.execute_as_root(
-        f"CREATE USER {account} IDENTIFIED BY 'first'; "
-        f"GRANT SELECT ON `{settings.mysql_database}`.* TO {account}"
-    )
-    yield account
-    root.execute_as_root(f"DROP USER IF EXISTS {account}")
+    """A user with the password `first`, who may read the test database."""
+    with account(root, "rotated", "first", f"SELECT ON `{settings.mysql_database}`.*") as user:
+        yield user
 
 
 def user_of(account: str) -> str:
@@ -95,16 +88,14 @@ def test_a_secret_that_is_still_wrong_after_reading_it_again_is_a_configuration_
 @pytest.fixture
 def admin(root: services.MariaDB, settings: Settings) -> Iterator[Credentials]:
     """A migrations login like RDS's master user: it may create users and grant on the schema."""
-    account = f"'admin_{SUFFIX}'@'127.0.0.1'"
-    root.execute_as_root(
-        f"CREATE USER {account} IDENTIFIED BY 'admin-pw'; "
-        f"GRANT CREATE USER ON *.* TO {account}; "
-        f"GRANT ALL PRIVILEGES ON `{settings.mysql_database}`.* TO {account} WITH GRANT OPTION"
-    )
-    yield Credentials(
-        settings.mysql_host, settings.mysql_port, user_of(account), "admin-pw", settings.mysql_database
-    )
-    root.execute_as_root(f"DROP USER IF EXISTS {account}; DROP USER IF EXISTS 'app_{SUFFIX}'@'%'")
+    with account(root, "admin", "admin-pw", "CREATE USER ON *.*") as user:
+        root.execute_as_root(
+            f"GRANT ALL PRIVILEGES ON `{settings.mysql_database}`.* TO {user} WITH GRANT OPTION"
+        )
+        yield Credentials(
+            settings.mysql_host, settings.mysql_port, user_of(user), "admin-pw", settings.mysql_database
+        )
+    root.execute_as_root(f"DROP USER IF EXISTS 'app_{SUFFIX}'@'%'")
 
 
 def connect_as(
