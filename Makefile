@@ -98,17 +98,23 @@ $(LAYER_DEPS).built: pyproject.toml constraints.txt | $(VENV)/.installed
 		--implementation cp --target $(LAYER_DEPS)/python -c constraints.txt -r $(LAYER_DEPS).txt
 	@touch $@
 
-.PHONY: layers synth deploy destroy
+.PHONY: layers synth deploy destroy cost
 layers: $(LAYER_DEPS).built ## Build the Lambda dependencies layer (arm64, Python 3.12, no Docker)
 
-# The CDK command line, pinned; `-c env=prod` selects production (default dev).
+# The CDK command line, pinned; `-c env=prod` selects production (default dev), CDK_ARGS passes
+# more context (prod: CDK_ARGS="-c emailSender=... -c paymentGatewayUrl=https://...").
 CDK_ENV ?= dev
 CDK := npx --yes aws-cdk@2.1148.1
 synth: layers ## Synthesize the CloudFormation templates into cdk.out (offline, no Docker)
-	$(CDK) synth -c env=$(CDK_ENV) --quiet
+	$(CDK) synth -c env=$(CDK_ENV) $(CDK_ARGS) --quiet
 
-deploy: layers ## Deploy every stack to the current AWS account (see docs/deploy.md)
-	$(CDK) deploy -c env=$(CDK_ENV) --all --require-approval broadening
+deploy: layers ## Check the prerequisites, then deploy every stack to the current AWS account (docs/deploy.md)
+	$(BIN)/python -m cdk.preflight -c env=$(CDK_ENV) $(CDK_ARGS)
+	$(CDK) deploy -c env=$(CDK_ENV) $(CDK_ARGS) --all --require-approval broadening
+
+ORDERS ?= 1000000
+cost: synth ## The monthly estimate of CDK_ENV from cdk.out at ORDERS orders a month (docs/deploy.md)
+	$(BIN)/python -m cdk.cost_estimate --cdk-out cdk.out --orders $(ORDERS)
 
 destroy: ## Delete every stack of the environment (prod keeps its data: snapshots, retained logs)
-	$(CDK) destroy -c env=$(CDK_ENV) --all
+	$(CDK) destroy -c env=$(CDK_ENV) $(CDK_ARGS) --all

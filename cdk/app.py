@@ -1,5 +1,6 @@
 """The CDK app: `cdk synth -c env=dev|prod` (cdk.json runs `python -m cdk.app`)."""
 
+import sys
 from typing import Any
 
 from aws_cdk import App, Tags, Validations
@@ -10,6 +11,28 @@ from cdk.stacks import DataStack, DeploymentOptions, EdgeStack, NetworkStack, Ob
 
 DEFAULT_SENDER = "orders@example.com"
 DEFAULT_REGION = "us-east-1"
+# The reserved example domains (RFC 2606): a sender there can never be verified in SES.
+EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
+
+
+class MissingContext(ValueError):
+    """A context value production cannot run without; synthesis stops before building anything."""
+
+
+def production_problems(options: DeploymentOptions) -> list[str]:
+    """What keeps these options from a production deployment (nothing, for dev)."""
+    if options.config.name != "prod":
+        return []
+    problems = []
+    if options.email_sender.rsplit("@", 1)[-1].lower() in EXAMPLE_DOMAINS:
+        problems.append(
+            f"-c emailSender=<an address of your SES-verified domain> (not {options.email_sender})"
+        )
+    if not options.payment_gateway_url.startswith("https://"):
+        problems.append(
+            "-c paymentGatewayUrl=https://<your payment gateway> (prod never runs the simulated one)"
+        )
+    return problems
 
 
 def options_from_context(app: App) -> DeploymentOptions:
@@ -17,12 +40,16 @@ def options_from_context(app: App) -> DeploymentOptions:
         value = app.node.try_get_context(key)
         return default if value is None else str(value)
 
-    return DeploymentOptions(
+    options = DeploymentOptions(
         config=c.environment_config(context("env", "dev")),
         region=context("region", DEFAULT_REGION),
         email_sender=context("emailSender", DEFAULT_SENDER),
         payment_gateway_url=context("paymentGatewayUrl", ""),
     )
+    problems = production_problems(options)
+    if problems:
+        raise MissingContext(f"prod needs {' and '.join(problems)}; see docs/deploy.md, Prerequisites")
+    return options
 
 
 def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) -> App:
@@ -33,8 +60,8 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
     network = NetworkStack(app, f"{prefix}-Network", options=options)
     data = DataStack(app, f"{prefix}-Data", options=options, network=network.network)
     saga = SagaStack(app, f"{prefix}-Saga", options=options, network=network.network, data=data)
-    EdgeStack(app, f"{prefix}-Edge", options=options, network=network.network, data=data, saga=saga)
-    ObservabilityStack(app, f"{prefix}-Observability", options=options, saga=saga)
+    edge = EdgeStack(app, f"{prefix}-Edge", options=options, network=network.network, data=data, saga=saga)
+    ObservabilityStack(app, f"{prefix}-Observability", options=options, data=data, saga=saga, edge=edge)
     Tags.of(app).add("project", "order-saga")
     Tags.of(app).add("environment", options.config.name)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
@@ -42,7 +69,11 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
 
 
 def main() -> None:
-    build_app().synth()
+    try:
+        app = build_app()
+    except ValueError as exc:  # MissingContext, an unknown environment
+        sys.exit(f"error: {exc}")  # one line on stderr, exit status 1, nothing synthesized
+    app.synth()
 
 
 if __name__ == "__main__":

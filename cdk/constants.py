@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, Fn, RemovalPolicy
 from aws_cdk import aws_logs as logs
 
 PROJECT = "OrderSaga"
@@ -53,7 +53,9 @@ METRICS_PORT = 9464
 NLB_TLS_PORT = 443
 
 DATABASE_NAME = "orders"
-DATABASE_USER = "orders_admin"
+DATABASE_USER = "orders_admin"  # the master user: runs the migrations, nothing else
+DATABASE_APP_USER = "orders_app"  # the functions' and the edge's login (DML only)
+MYSQL_MAJOR_VERSION = "8.4"
 METRICS_NAMESPACE = "OrderSaga"
 EDGE_METRICS_NAMESPACE = "OrderSaga/Edge"
 # The edge's Prometheus counter (grpc_edge/interceptors.py), labelled grpc_service/grpc_method/grpc_code.
@@ -69,6 +71,11 @@ SCOPE_WRITE = "orders:write"
 
 LAMBDA_PYTHON = "python3.12"
 
+# SendNotification's concurrent pollers (2 is the least SQS allows): each sends its batch's
+# e-mails one after the other, about 10 a second, so the sends stay near 20 a second, within an
+# SES production account's sending rate once raised (docs/deploy.md).
+NOTIFICATION_SENDERS = 2
+
 
 @dataclass(frozen=True)
 class EnvironmentConfig:
@@ -81,18 +88,23 @@ class EnvironmentConfig:
     db_multi_az: bool
     db_allocated_storage_gb: int
     db_backup_days: int
+    # MySQL's default max_connections on RDS: DBInstanceClassMemory / 12582880 (1 GiB: 85, 8 GiB: 683)
+    db_max_connections: int
     cache_node_type: str
     cache_nodes: int  # >1 makes a replication group with automatic failover across AZs
     edge_cpu: int
     edge_memory_mib: int
     edge_min_tasks: int
     edge_max_tasks: int
+    function_reserved_concurrency: int  # per saga function (every FUNCTIONS entry)
     log_retention: logs.RetentionDays
+    trace_sampling_rate: float  # the X-Ray sampling rule's fixed rate for the state machines
     removal_policy: RemovalPolicy  # for data: DESTROY in dev, SNAPSHOT/RETAIN in prod
     deletion_protection: bool
 
     @property
-    def log_removal(self) -> RemovalPolicy:
+    def kept_removal(self) -> RemovalPolicy:
+        """For what outlives a prod stack (logs, secrets, the compensation DLQ, backups)."""
         return RemovalPolicy.DESTROY if self.name == "dev" else RemovalPolicy.RETAIN
 
 
@@ -105,13 +117,16 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         db_multi_az=False,
         db_allocated_storage_gb=20,
         db_backup_days=1,
+        db_max_connections=85,
         cache_node_type="cache.t4g.micro",
         cache_nodes=1,
         edge_cpu=256,
         edge_memory_mib=512,
         edge_min_tasks=1,
         edge_max_tasks=2,
+        function_reserved_concurrency=5,
         log_retention=logs.RetentionDays.ONE_WEEK,
+        trace_sampling_rate=1.0,
         removal_policy=RemovalPolicy.DESTROY,
         deletion_protection=False,
     ),
@@ -123,19 +138,35 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         db_multi_az=True,
         db_allocated_storage_gb=100,
         db_backup_days=14,
+        db_max_connections=683,
         cache_node_type="cache.m7g.large",
         cache_nodes=2,
         edge_cpu=1024,
         edge_memory_mib=2048,
         edge_min_tasks=2,
         edge_max_tasks=10,
+        function_reserved_concurrency=50,
         log_retention=logs.RetentionDays.THREE_MONTHS,
+        trace_sampling_rate=0.05,
         removal_policy=RemovalPolicy.SNAPSHOT,
         deletion_protection=True,
     ),
 }
 
 ALARM_EVALUATION = Duration.minutes(5)
+
+
+def edge_tls_secret_name(env: str) -> str:
+    """The secret with the edge's PEMs: a prerequisite, created by the operator (docs/deploy.md)."""
+    return f"order-saga/{env}/edge-tls"
+
+
+def stack_instance_id() -> str:
+    """The UUID of the stack's id: the same across updates, new after a destroy and a redeploy.
+
+    Part of the name of whatever a prod stack RETAINs, so a redeploy never meets the old one.
+    """
+    return Fn.select(2, Fn.split("/", Aws.STACK_ID))
 
 
 def environment_config(name: str) -> EnvironmentConfig:

@@ -72,12 +72,13 @@ class SagaStack(OrderSagaStack):
         data: DataStack,
     ) -> None:
         super().__init__(scope, construct_id, options, "functions, state machines, queues")
-        self.queues = Queues(self, "Queues")
-        self.email = Email(self, "Email", sender=options.email_sender)
+        self.queues = Queues(self, "Queues", config=options.config)
+        self.email = Email(self, "Email", sender=options.email_sender, config=options.config)
         gateway_secret = secretsmanager.Secret(
             self,
             "PaymentGatewaySecret",
             description="The payment gateway's API key (PAYMENT_GATEWAY_SECRET_ARN); paste the real one",
+            removal_policy=options.config.kept_removal,
         )
         acknowledge(
             gateway_secret,
@@ -119,7 +120,10 @@ class SagaStack(OrderSagaStack):
             self,
             "SchemaMigration",
             resources=resources,
-            before=[workflow.state_machine for workflow in self.workflows.values()],
+            before=[
+                *(fn.function for fn in self.functions.values()),
+                *(workflow.state_machine for workflow in self.workflows.values()),
+            ],
         )
 
 
@@ -159,9 +163,16 @@ class EdgeStack(OrderSagaStack):
 
 class ObservabilityStack(OrderSagaStack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, options: DeploymentOptions, saga: SagaStack
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        options: DeploymentOptions,
+        data: DataStack,
+        saga: SagaStack,
+        edge: EdgeStack,
     ) -> None:
-        super().__init__(scope, construct_id, options, "CloudWatch dashboard and alarms")
+        super().__init__(scope, construct_id, options, "CloudWatch dashboard and alarms, X-Ray sampling")
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -169,8 +180,14 @@ class ObservabilityStack(OrderSagaStack):
                 order_saga=saga.order_saga.state_machine,
                 order_cancellation=saga.order_cancellation.state_machine,
                 functions={name: fn.function for name, fn in saga.functions.items()},
+                notification_queue=saga.queues.notification_queue,
                 notification_dlq=saga.queues.notification_dlq,
                 compensation_dlq=saga.queues.compensation_dlq,
+                database=data.database.instance,
+                proxy=data.database.proxy,
+                cache=data.cache.replication_group,
+                edge_service=edge.edge.service,
+                edge_target_group=edge.edge.target_group,
             ),
             config=options.config,
         )

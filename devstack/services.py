@@ -261,6 +261,12 @@ class MariaDB(LocalServer):
     def is_healthy(self) -> bool:
         return self.socket.exists() and self._sql("SELECT 1").returncode == 0
 
+    def execute_as_root(self, statement: str) -> None:
+        """Run `statement` as root: account administration the project's own user may not do."""
+        result = self._sql(statement)
+        if result.returncode != 0:
+            raise ServiceError(f"SQL as root failed: {result.stderr.strip()}")
+
     def after_start(self) -> None:
         password = self.password_file.read_text().strip()
         statements = [f"CREATE DATABASE IF NOT EXISTS `{self.database}`"]
@@ -314,9 +320,13 @@ class Redis(LocalServer):
         return {"REDIS_URL": f"redis://127.0.0.1:{self.port}/0"}
 
 
+def mariadb() -> MariaDB:
+    return MariaDB(int(os.environ.get("DEVSTACK_MYSQL_PORT", "33306")))
+
+
 def servers() -> list[LocalServer]:
     return [
-        MariaDB(int(os.environ.get("DEVSTACK_MYSQL_PORT", "33306"))),
+        mariadb(),
         Redis(int(os.environ.get("DEVSTACK_REDIS_PORT", "36379"))),
     ]
 

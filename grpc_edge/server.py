@@ -34,6 +34,16 @@ from .servicer import OrderServicer
 from .settings import EdgeSettings
 
 MAX_MESSAGE_BYTES = 1024 * 1024  # a 100-line order is a few kilobytes
+# Below the AWS NLB's fixed 350 s TCP idle timeout: a ping every 60 s keeps a quiet WatchOrder
+# stream's flow open, and a connection ends after 300 s (streams get 60 s more to finish), so
+# clients reconnect and spread over the tasks autoscaling adds.
+CONNECTION_OPTIONS = (
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.max_connection_age_ms", 300_000),
+    ("grpc.max_connection_age_grace_ms", 60_000),
+)
 
 
 def build_order_service(settings: EdgeSettings, cache: "redis.Redis") -> OrderService:
@@ -94,6 +104,7 @@ def create_server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
+            *CONNECTION_OPTIONS,
         ],
     )
     servicer = OrderServicer(orders, max_watches=max(1, settings.grpc_max_workers // 2))

@@ -29,6 +29,7 @@ class Cache(Construct):
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 exclude_punctuation=True, password_length=64
             ),
+            removal_policy=config.kept_removal,
         )
         subnets = elasticache.CfnSubnetGroup(
             self,
@@ -67,7 +68,9 @@ class Cache(Construct):
             acknowledge(
                 self.replication_group,
                 "AwsSolutions-AEC4",
-                "dev runs one node to save cost; prod is a multi-AZ replication group.",
+                "dev's Redis holds only a cache, idempotency keys and status feeds of test orders: losing "
+                "the node costs a cold cache, never data, while a replica would double its cost. prod "
+                "runs a multi-AZ replication group.",
             )
 
     @property

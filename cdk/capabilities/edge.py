@@ -6,7 +6,7 @@ CloudWatch."""
 import json
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_aps as aps
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
@@ -14,7 +14,6 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_servicediscovery as servicediscovery
 from aws_cdk import aws_sqs as sqs
@@ -44,7 +43,8 @@ WRITE_TLS_FILES = (
     f"    os.chown(path, {EDGE_UID}, {EDGE_UID})\n"
     "    os.chmod(path, 0o400)\n"
 )
-OTEL_COLLECTOR_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.40.0"
+# The current release of the AWS Distro for OpenTelemetry collector (docs/decisions.md).
+OTEL_COLLECTOR_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.49.0"
 
 
 def collector_config(remote_write_url: str, region: str, emf_log_group: str) -> str:
@@ -132,12 +132,15 @@ class EdgeService(Construct):
         )
         self.task.add_volume(name="tls")
         self.log_group = logs.LogGroup(
-            self, "Logs", retention=config.log_retention, removal_policy=config.log_removal
+            self, "Logs", retention=config.log_retention, removal_policy=config.kept_removal
         )
         self.tls_secret = secretsmanager.Secret.from_secret_name_v2(
-            self, "TlsSecret", f"order-saga/{config.name}/edge-tls"
+            self, "TlsSecret", c.edge_tls_secret_name(config.name)
         )
-        self.emf_log_group = f"/order-saga/{config.name}/edge-metrics"  # written by the collector
+        # The collector writes the edge's error counts here as EMF; created here, with a retention.
+        self.metrics_log_group = logs.LogGroup(
+            self, "MetricsLogs", retention=config.log_retention, removal_policy=config.kept_removal
+        )
         self._containers(deps)
         self._permissions(deps)
         self.service = ecs.FargateService(
@@ -156,7 +159,7 @@ class EdgeService(Construct):
             min_capacity=config.edge_min_tasks, max_capacity=config.edge_max_tasks
         )
         scaling.scale_on_cpu_utilization("Cpu", target_utilization_percent=60)
-        self._load_balancer(deps.network, config)
+        self._load_balancer(deps.network)
 
     def _containers(self, deps: EdgeDependencies) -> None:
         tls_volume = ecs.MountPoint(container_path=TLS_DIR, source_volume="tls", read_only=False)
@@ -229,7 +232,7 @@ class EdgeService(Construct):
                 "AOT_CONFIG_CONTENT": collector_config(
                     f"{self.prometheus.attr_prometheus_endpoint}api/v1/remote_write",
                     self.prometheus.stack.region,
-                    self.emf_log_group,
+                    self.metrics_log_group.log_group_name,
                 )
             },
         )
@@ -240,32 +243,13 @@ class EdgeService(Construct):
         # so neither CreateOrder nor the reconciler needs to read executions.
         for machine in (deps.order_saga, deps.order_cancellation):
             machine.grant_start_execution(role)
-        deps.database.secret.grant_read(role)
+        deps.database.app_secret.grant_read(role)
         deps.cache.auth_secret.grant_read(role)
         deps.compensation_dlq.grant(role, "sqs:GetQueueAttributes")  # the DLQ depth metric only
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["aps:RemoteWrite"], resources=[self.prometheus.attr_arn])
         )
-        stack = Stack.of(self)
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                ],
-                resources=[
-                    f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:{self.emf_log_group}:*"
-                ],
-            )
-        )
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:{stack.region}:<AWS::AccountId>:"
-            f"log-group:{self.emf_log_group}:*]",
-            "The collector's EMF log group, its streams only.",
-        )
+        self.metrics_log_group.grant_write(role)
         acknowledge(
             self.task.obtain_execution_role(),
             "AwsSolutions-IAM5[Resource::*]",
@@ -278,22 +262,7 @@ class EdgeService(Construct):
             "credentials and TLS keys come from Secrets Manager.",
         )
 
-    def _load_balancer(self, network: Network, config: c.EnvironmentConfig) -> None:
-        logs_bucket = s3.Bucket(
-            self,
-            "NlbLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,  # what NLB access-log delivery supports
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            removal_policy=RemovalPolicy.DESTROY if config.name == "dev" else RemovalPolicy.RETAIN,
-            auto_delete_objects=config.name == "dev",
-            lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(90))],
-        )
-        acknowledge(
-            logs_bucket,
-            "AwsSolutions-S1",
-            "This bucket holds the load balancer's access logs; logging access to it would recurse.",
-        )
+    def _load_balancer(self, network: Network) -> None:
         nlb_sg = ec2.SecurityGroup(
             self,
             "NlbSg",
@@ -324,11 +293,16 @@ class EdgeService(Construct):
             cross_zone_enabled=True,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
         )
-        self.nlb.log_access_logs(logs_bucket)
+        acknowledge(
+            self.nlb,
+            "AwsSolutions-ELB2",
+            "An NLB writes access logs only for TLS listeners; this one has a TCP listener (TLS passes "
+            "through to the tasks), so a log bucket would stay empty. VPC flow logs record the flows.",
+        )
         # TCP, not TLS: the load balancer passes the TLS stream through so the edge sees the
         # client certificate (mTLS) and the private key never leaves the task.
         self.listener = self.nlb.add_listener("Grpc", port=c.NLB_TLS_PORT, protocol=elbv2.Protocol.TCP)
-        self.listener.add_targets(
+        self.target_group = self.listener.add_targets(
             "Edge",
             port=c.GRPC_PORT,
             protocol=elbv2.Protocol.TCP,

@@ -8,13 +8,16 @@ from constructs import Construct
 from cdk import constants as c
 from cdk.nag import acknowledge
 
+# Only what something in the VPC calls (each costs per AZ-hour, docs/deploy.md): the edge starts
+# executions, functions, edge and rotation read secrets, functions send traces, the edge's tasks
+# log and pull their image, and its collector writes to Managed Prometheus. SQS and CloudWatch
+# metrics have none: Lambda polls the queue and Step Functions sends to it from outside the VPC,
+# and metrics travel as EMF in the logs.
 INTERFACE_ENDPOINTS = {
     "StepFunctions": ec2.InterfaceVpcEndpointAwsService.STEP_FUNCTIONS,
-    "Sqs": ec2.InterfaceVpcEndpointAwsService.SQS,
     "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
     "XRay": ec2.InterfaceVpcEndpointAwsService.XRAY,
     "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
-    "Monitoring": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
     "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
     "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
     "Prometheus": ec2.InterfaceVpcEndpointAwsService.PROMETHEUS_WORKSPACES,
@@ -25,7 +28,7 @@ class Network(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: c.EnvironmentConfig) -> None:
         super().__init__(scope, construct_id)
         flow_logs = logs.LogGroup(
-            self, "FlowLogs", retention=config.log_retention, removal_policy=config.log_removal
+            self, "FlowLogs", retention=config.log_retention, removal_policy=config.kept_removal
         )
         self.vpc = ec2.Vpc(
             self,

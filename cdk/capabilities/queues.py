@@ -4,6 +4,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from cdk import constants as c
 from cdk.nag import acknowledge
 from order_saga.functions import function
 
@@ -22,7 +23,7 @@ def _queue(scope: Construct, name: str, **kwargs: object) -> sqs.Queue:
 
 
 class Queues(Construct):
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, config: c.EnvironmentConfig) -> None:
         super().__init__(scope, construct_id)
         self.notification_dlq = _queue(self, "NotificationDlq")
         consumer = function("SendNotification")
@@ -34,8 +35,9 @@ class Queues(Construct):
             dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=5, queue=self.notification_dlq),
         )
         # The saga's CompensationFailed branch puts the full context here; an operator re-drives it
-        # with the CLI. It is the end of the line, so it has no DLQ of its own.
-        self.compensation_dlq = _queue(self, "CompensationDlq")
+        # with the CLI. It is the end of the line, so it has no DLQ of its own, and in prod it
+        # outlives its stack: what it holds is owed to customers.
+        self.compensation_dlq = _queue(self, "CompensationDlq", removal_policy=config.kept_removal)
         acknowledge(
             self.compensation_dlq,
             "AwsSolutions-SQS3",

@@ -23,6 +23,23 @@ from cdk.capabilities.network import Network
 from cdk.nag import acknowledge
 from order_saga.functions import FunctionSpec, Needs
 
+# What Lambda does with the execution role of a function in a VPC: the network-interface half of
+# AWSLambdaVPCAccessExecutionRole, without its logs actions on every log group.
+VPC_NETWORK_INTERFACE_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
+
+
+def vpc_network_interfaces() -> iam.PolicyDocument:
+    return iam.PolicyDocument(
+        statements=[iam.PolicyStatement(actions=list(VPC_NETWORK_INTERFACE_ACTIONS), resources=["*"])]
+    )
+
 
 @dataclass(frozen=True)
 class PaymentGateway:
@@ -41,7 +58,7 @@ class SagaResources:
     database: Database
     cache: Cache
     payment_gateway: PaymentGateway
-    email: ses.EmailIdentity
+    email: ses.IEmailIdentity
     email_sender: str
     notification_queue: sqs.IQueue
 
@@ -51,13 +68,13 @@ def database_environment(database: Database) -> dict[str, str]:
         "MYSQL_HOST": database.proxy.endpoint,
         "MYSQL_PORT": str(c.MYSQL_PORT),
         "MYSQL_DATABASE": c.DATABASE_NAME,
-        "MYSQL_SECRET_ARN": database.secret.secret_arn,
+        "MYSQL_SECRET_ARN": database.app_secret.secret_arn,  # the application user, never the master
         "MYSQL_TLS": "true",
     }
 
 
 def _database(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:
-    r.database.secret.grant_read(fn)
+    r.database.app_secret.grant_read(fn)
     return database_environment(r.database)
 
 
@@ -82,9 +99,16 @@ def _email(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:
 
 
 def _notification_queue(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:
-    # Partial batch failures: one bad message is retried (then dead-lettered) alone.
+    # Partial batch failures: one bad message is retried (then dead-lettered) alone. At most
+    # NOTIFICATION_SENDERS invocations poll at once, each sending its batch one e-mail after the
+    # other, so the sends stay within the SES sending rate (docs/deploy.md).
     fn.add_event_source(
-        event_sources.SqsEventSource(r.notification_queue, batch_size=10, report_batch_item_failures=True)
+        event_sources.SqsEventSource(
+            r.notification_queue,
+            batch_size=10,
+            report_batch_item_failures=True,
+            max_concurrency=c.NOTIFICATION_SENDERS,
+        )
     )
     return {}
 
@@ -114,17 +138,14 @@ class SagaFunction(Construct):
         super().__init__(scope, construct_id)
         config = resources.config
         self.log_group = logs.LogGroup(
-            self, "Logs", retention=config.log_retention, removal_policy=config.log_removal
+            self, "Logs", retention=config.log_retention, removal_policy=config.kept_removal
         )
         self.role = iam.Role(
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"{spec.name}: {', '.join(sorted(spec.needs)) or 'logs only'}",
-            managed_policies=[
-                # ENI management for a function in a VPC; these EC2 actions take no resource ARNs.
-                iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaVPCAccessExecutionRole")
-            ],
+            inline_policies={"VpcNetworkInterfaces": vpc_network_interfaces()},
         )
         self.log_group.grant_write(self.role)
         self.function = lambda_.Function(
@@ -145,6 +166,9 @@ class SagaFunction(Construct):
             vpc=resources.network.vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             security_groups=[resources.network.functions_sg],
+            # A runaway step (a retry storm, a stuck queue) cannot starve the other steps, the
+            # edge's own calls or the rotation functions of the account's concurrency.
+            reserved_concurrent_executions=config.function_reserved_concurrency,
         )
         environment = dict(spec.all_environment)
         for need in sorted(spec.needs):
@@ -156,18 +180,13 @@ class SagaFunction(Construct):
     def _acknowledge(self, spec: FunctionSpec) -> None:
         acknowledge(
             self.role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AWSLambdaVPCAccessExecutionRole]",
-            "Lambda needs ec2:CreateNetworkInterface and friends to run in the VPC; they take no "
-            "resource ARNs, so the AWS managed policy is as narrow as an inline one.",
-        )
-        acknowledge(
-            self.role,
             "AwsSolutions-IAM5[Resource::*]",
-            "X-Ray's PutTraceSegments/PutTelemetryRecords take no resource ARNs.",
+            "X-Ray's PutTraceSegments/PutTelemetryRecords and EC2's Describe* take no resource ARN, and "
+            "Lambda manages the function's network interfaces in subnets it picks at run time.",
         )
         acknowledge(
             self.function,
             "AwsSolutions-L1",
-            f"{spec.name} runs Python 3.12 on purpose: the layers are built for cp312 (decisions.md).",
+            f"{spec.name} runs on Python 3.12 because the dependencies layer's compiled wheels are "
+            "CPython 3.12 builds (`make layers`); a newer runtime needs that layer rebuilt and tested.",
         )

@@ -20,6 +20,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 ENVIRONMENTS = ("dev", "prod")
 REGION = "eu-west-1"
+# What prod refuses to synthesize without (docs/deploy.md, Prerequisites).
+PROD_CONTEXT = {"emailSender": "orders@shop.test", "paymentGatewayUrl": "https://payments.shop.test/v1"}
 
 
 def missing_inputs() -> list[str]:
@@ -49,12 +51,16 @@ class Synthesized:
         return {k: v for k, v in self.template(layer)["Resources"].items() if v["Type"] == kind}
 
 
+def cdk_context(env: str) -> dict[str, Any]:
+    """The context `cdk synth` would pass (cdk.json's), with the environment under test."""
+    context: dict[str, Any] = json.loads((c.REPO_ROOT / "cdk.json").read_text())["context"]
+    return context | {"env": env, "region": REGION} | (PROD_CONTEXT if env == "prod" else {})
+
+
 def synthesize(env: str, outdir: Path) -> Synthesized:
     from cdk.app import build_app  # noqa: PLC0415 - after the inputs were checked
 
-    # The context `cdk synth` would pass (cdk.json's), with the environment under test.
-    context = json.loads((c.REPO_ROOT / "cdk.json").read_text())["context"] | {"env": env, "region": REGION}
-    assembly = build_app(context=context, outdir=str(outdir)).synth()
+    assembly = build_app(context=cdk_context(env), outdir=str(outdir)).synth()
     templates = {stack.stack_name: stack.template for stack in assembly.stacks}
     return Synthesized(env=env, directory=Path(assembly.directory), templates=templates)
 

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from cdk import constants as c
+from cdk.capabilities.saga_function import VPC_NETWORK_INTERFACE_ACTIONS
 from cdk.capabilities.workflow import placeholders
 from order_saga.functions import FUNCTIONS, FunctionSpec, Needs
 from tests.infra.conftest import Synthesized, dump, refs
@@ -13,10 +14,10 @@ from tests.infra.conftest import Synthesized, dump, refs
 ASL = c.STATE_MACHINES
 # What in a policy document betrays each need (logical ids and exports contain these names).
 NEED_MARKERS = {
-    Needs.DATABASE: "DatabaseInstanceSecret",
+    Needs.DATABASE: "DatabaseAppUserSecret",
     Needs.CACHE: "CacheAuthToken",
     Needs.PAYMENT_GATEWAY: "PaymentGatewaySecret",
-    Needs.EMAIL: "EmailSender",
+    Needs.EMAIL: "ses:SendEmail",
     Needs.NOTIFICATION_QUEUE: "QueuesNotifications",
 }
 NEED_SETTINGS = {
@@ -83,10 +84,18 @@ def test_each_function_role_names_only_its_own_resources(synthesized: Synthesize
         # And it reaches exactly the resources its needs name, and no other
         for need, marker in NEED_MARKERS.items():
             assert (marker in document) == (need in spec.needs), f"{spec.name}: {need}"
-        # And `*` appears only for X-Ray, whose actions take no resource ARN
+        # And `*` appears only for X-Ray and the network interfaces, whose actions take no ARN
         for statement in statements:
             if statement["Resource"] == "*":
                 assert set(statement["Action"]) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+        # And the VPC's network interfaces come from an inline policy of EC2 actions, not from
+        # AWSLambdaVPCAccessExecutionRole with its logs actions on every log group
+        role = synthesized.template("Saga")["Resources"][role_id]["Properties"]
+        assert "ManagedPolicyArns" not in role
+        (inline,) = role["Policies"]
+        (eni,) = inline["PolicyDocument"]["Statement"]
+        assert sorted(eni["Action"]) == sorted(VPC_NETWORK_INTERFACE_ACTIONS)
+        assert all(action.startswith("ec2:") for action in eni["Action"])
         # And no other function's role or resources appear
         others = {s.name for s in FUNCTIONS} - {spec.name}
         assert not any(ref.startswith(tuple(others)) for ref in named), spec.name
@@ -111,9 +120,10 @@ def test_state_machines_are_the_asl_files_with_their_substitutions(
     assert (synthesized.directory / f"asset.{key}").read_bytes() == ASL[name].read_bytes()
     # Every placeholder of the file is substituted, and nothing else
     assert sorted(props["DefinitionSubstitutions"]) == sorted(placeholders(ASL[name]))
-    # Logging for analysts at level ALL, with execution data, and X-Ray
-    assert props["LoggingConfiguration"]["Level"] == "ALL"
-    assert props["LoggingConfiguration"]["IncludeExecutionData"] is True
+    # Logging at level ALL with execution data in dev, ERROR without it in prod; and X-Ray
+    dev = synthesized.env == "dev"
+    assert props["LoggingConfiguration"]["Level"] == ("ALL" if dev else "ERROR")
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is dev
     assert props["TracingConfiguration"] == {"Enabled": True}
     assert props["StateMachineType"] == "STANDARD"
 
@@ -126,9 +136,12 @@ def test_state_machine_role_invokes_exactly_the_named_functions_and_queues(
     role_id = props["RoleArn"]["Fn::GetAtt"][0]
     statements = role_policy(synthesized, role_id)
     substitutions = props["DefinitionSubstitutions"]
-    invoked = refs([s["Resource"] for s in statements if "lambda:InvokeFunction" in s["Action"]])
+    invoking = [s["Resource"] for s in statements if "lambda:InvokeFunction" in s["Action"]]
     sent = refs([s["Resource"] for s in statements if "sqs:SendMessage" in s["Action"]])
-    assert invoked == {v["Fn::GetAtt"][0] for k, v in substitutions.items() if k.endswith("FunctionArn")}
+    named = [v for k, v in substitutions.items() if k.endswith("FunctionArn")]
+    # The unqualified ARNs the definition calls, and no version or alias of them (`:*`)
+    (resources,) = invoking
+    assert sorted(map(dump, resources)) == sorted(map(dump, named))
     assert sent == {v["Ref"] for k, v in substitutions.items() if k.endswith("Url")}
 
 
@@ -167,11 +180,12 @@ def test_layers_are_built_for_arm64_python_312(synthesized: Synthesized) -> None
     assert all("cpython-312-aarch64" in b.name for b in binaries)
 
 
-def test_schema_migrations_run_before_the_state_machines(synthesized: Synthesized) -> None:
+def test_schema_migrations_run_before_the_functions_and_the_state_machines(synthesized: Synthesized) -> None:
     triggers = synthesized.resources("Saga", "Custom::Trigger")
     assert len(triggers) == 1
     trigger_id = next(iter(triggers))
-    for name in ASL:
-        logical_id, _ = state_machine(synthesized, name)
+    later = [state_machine(synthesized, name)[0] for name in ASL]
+    later += [lambda_function(synthesized, spec)[0] for spec in FUNCTIONS]
+    for logical_id in later:
         depends = synthesized.template("Saga")["Resources"][logical_id].get("DependsOn", [])
-        assert trigger_id in depends
+        assert trigger_id in depends, logical_id

@@ -12,8 +12,12 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
+import boto3
 import pytest
 import redis
+from aws_lambda_powertools.utilities import parameters
+from moto import mock_aws
+from mypy_boto3_secretsmanager import SecretsManagerClient
 
 from devstack import services
 from devstack.envfile import load_env
@@ -152,3 +156,14 @@ def lambda_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     yield settings
     for cached in caches:
         cached.cache_clear()
+
+
+@pytest.fixture
+def secretsmanager(monkeypatch: pytest.MonkeyPatch) -> Iterator[SecretsManagerClient]:
+    """moto's Secrets Manager in-process, with Powertools' secret cache empty before and after."""
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+    with mock_aws():
+        yield boto3.client("secretsmanager", region_name="eu-west-1")
+    parameters.clear_caches()  # type: ignore[no-untyped-call]

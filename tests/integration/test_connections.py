@@ -1,13 +1,9 @@
 """Connections to MySQL and Redis: reuse, reconnection, and clear errors for wrong settings."""
 
 import json
-from collections.abc import Iterator
 
-import boto3
 import pytest
 import redis
-from aws_lambda_powertools.utilities import parameters
-from moto import mock_aws
 from mypy_boto3_secretsmanager import SecretsManagerClient
 
 from order_saga.cache import check_redis, create_redis
@@ -98,16 +94,6 @@ def test_an_unreachable_redis_names_the_setting(settings: Settings) -> None:
     wrong = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0", "redis_timeout": 0.5})
     with pytest.raises(CacheUnavailable, match=r"REDIS_URL=redis://127\.0\.0\.1:1/0"):
         check_redis(create_redis(wrong), wrong)
-
-
-@pytest.fixture
-def secretsmanager(monkeypatch: pytest.MonkeyPatch) -> Iterator[SecretsManagerClient]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="eu-west-1")
-    parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 
 def test_credentials_come_from_secrets_manager(

@@ -1,9 +1,11 @@
 """MySQL access: credentials (Secrets Manager or settings), one reused connection, transactions.
 
 A Lambda container keeps its connection across warm invocations; a connection the server or
-RDS Proxy dropped is re-opened on the next use. Errors leave this module typed: a refused login
-or unknown database is a ConfigurationError naming the setting to fix, a lost or unreachable
-server is DatabaseUnavailable (transient: the state machine retries it).
+RDS Proxy dropped is re-opened on the next use. A login refused with credentials from a secret
+is tried once more with the secret read afresh, since a rotation may have changed it. Errors
+leave this module typed: a refused login or unknown database is a ConfigurationError naming the
+setting to fix, a lost or unreachable server is DatabaseUnavailable (transient: the state machine
+retries it).
 """
 
 import ssl
@@ -52,8 +54,9 @@ class Credentials:
     database: str
 
 
-def load_credentials(settings: Settings) -> Credentials:
-    """From the secret when MYSQL_SECRET_ARN is set (RDS secret JSON), else from plain settings."""
+def load_credentials(settings: Settings, *, fresh: bool = False) -> Credentials:
+    """From the secret when MYSQL_SECRET_ARN is set (RDS secret JSON; `fresh`: not from the cache),
+    else from plain settings."""
     if not settings.mysql_secret_arn:
         return Credentials(
             settings.mysql_host,
@@ -63,7 +66,11 @@ def load_credentials(settings: Settings) -> Credentials:
             settings.mysql_database,
         )
     secret = read_secret(
-        settings.mysql_secret_arn, setting="MYSQL_SECRET_ARN", max_age=settings.secret_max_age, as_json=True
+        settings.mysql_secret_arn,
+        setting="MYSQL_SECRET_ARN",
+        max_age=settings.secret_max_age,
+        as_json=True,
+        fresh=fresh,
     )
     try:
         return Credentials(
@@ -121,22 +128,32 @@ class Database:
         return self._credentials
 
     def connect(self) -> "pymysql.connections.Connection[Any]":
-        creds = self.credentials
         try:
-            return pymysql.connect(
-                host=creds.host,
-                port=creds.port,
-                user=creds.user,
-                password=creds.password,
-                database=creds.database,
-                charset="utf8mb4",
-                autocommit=False,
-                cursorclass=DictCursor,
-                connect_timeout=self._settings.mysql_connect_timeout,
-                ssl=ssl.create_default_context() if self._settings.mysql_tls else None,
-            )
+            return self._open(self.credentials)
         except pymysql.err.MySQLError as exc:
-            raise translate_error(exc, creds) from exc
+            if not (exc.args and exc.args[0] == ER_ACCESS_DENIED and self._settings.mysql_secret_arn):
+                raise translate_error(exc, self.credentials) from exc
+        # Warm containers outlive a password rotation: read the secret again, once, bypassing the
+        # cache; a login refused with what it says now is a real misconfiguration.
+        self._credentials = load_credentials(self._settings, fresh=True)
+        try:
+            return self._open(self._credentials)
+        except pymysql.err.MySQLError as exc:
+            raise translate_error(exc, self._credentials) from exc
+
+    def _open(self, creds: Credentials) -> "pymysql.connections.Connection[Any]":
+        return pymysql.connect(
+            host=creds.host,
+            port=creds.port,
+            user=creds.user,
+            password=creds.password,
+            database=creds.database,
+            charset="utf8mb4",
+            autocommit=False,
+            cursorclass=DictCursor,
+            connect_timeout=self._settings.mysql_connect_timeout,
+            ssl=ssl.create_default_context() if self._settings.mysql_tls else None,
+        )
 
     def connection(self) -> "pymysql.connections.Connection[Any]":
         idle = time.monotonic() - self._last_used

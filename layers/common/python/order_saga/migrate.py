@@ -1,5 +1,7 @@
-"""Schema migrations: the versioned SQL files beside this module, applied with yoyo-migrations."""
+"""Schema migrations: the versioned SQL files beside this module, applied with yoyo-migrations,
+and the application's own login, which may only read and write rows."""
 
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -9,6 +11,8 @@ from yoyo import get_backend, read_migrations
 from .db import Credentials, translate_error
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+APPLICATION_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
+IDENTIFIER = re.compile(r"^\w+$")
 
 
 def backend_url(creds: Credentials, *, ca_file: str | None = None) -> str:
@@ -30,3 +34,29 @@ def apply_migrations(creds: Credentials, *, ca_file: str | None = None) -> list[
     except pymysql.err.MySQLError as exc:
         raise translate_error(exc, creds) from exc
     return [migration.id for migration in pending]
+
+
+def ensure_application_user(
+    admin: Credentials, user: str, password: str, *, ca_file: str | None = None
+) -> None:
+    """Create `user` (from any host, through the proxy) with DML on the schema and nothing else.
+
+    An existing user keeps its password, which its rotation owns from then on; the grants are
+    applied again, which changes nothing when they are already there.
+    """
+    if not IDENTIFIER.match(admin.database):
+        raise ValueError(f"unexpected database name {admin.database!r}")
+    try:
+        connection = pymysql.connect(
+            host=admin.host,
+            port=admin.port,
+            user=admin.user,
+            password=admin.password,
+            ssl={"ca": ca_file} if ca_file else None,
+            autocommit=True,
+        )
+        with connection, connection.cursor() as cursor:
+            cursor.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (user, password))
+            cursor.execute(f"GRANT {APPLICATION_PRIVILEGES} ON `{admin.database}`.* TO %s@'%%'", (user,))
+    except pymysql.err.MySQLError as exc:
+        raise translate_error(exc, admin) from exc

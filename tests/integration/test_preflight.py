@@ -1,0 +1,71 @@
+"""The deployment's prerequisites, checked in a (moto) account before anything is created."""
+
+import json
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from cdk import constants as c
+from cdk import preflight
+
+REGION = "eu-west-1"
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+PROD = ["-c", "env=prod", "-c", f"region={REGION}", "-c", "emailSender=orders@shop.test"]
+
+
+@pytest.fixture
+def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield boto3.Session(region_name=REGION)
+
+
+def put_tls_secret(session: boto3.Session, env: str, fields: dict[str, str]) -> None:
+    session.client("secretsmanager").create_secret(
+        Name=c.edge_tls_secret_name(env), SecretString=json.dumps(fields)
+    )
+
+
+def errors(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    return capsys.readouterr().err.strip().splitlines()
+
+
+def test_an_account_with_every_prerequisite_passes(
+    session: boto3.Session, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put_tls_secret(session, "prod", {"cert": PEM, "key": PEM, "client_ca": PEM})
+    session.client("ses").verify_domain_identity(Domain="shop.test")
+    assert preflight.main(PROD, session) == 0
+    assert errors(capsys) == []
+
+
+def test_a_missing_tls_secret_and_an_unverified_domain_are_named(
+    session: boto3.Session, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert preflight.main(PROD, session) == 1
+    found = errors(capsys)
+    assert len(found) == 2
+    assert "order-saga/prod/edge-tls is missing" in found[0]
+    assert "shop.test (of emailSender orders@shop.test) is not verified" in found[1]
+
+
+def test_a_tls_secret_without_a_pem_field_is_refused(
+    session: boto3.Session, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put_tls_secret(session, "dev", {"cert": PEM, "key": "", "client_ca": PEM})
+    assert preflight.main(["-c", "env=dev", "-c", f"region={REGION}"], session) == 1
+    assert errors(capsys) == ["error: the edge's TLS secret order-saga/dev/edge-tls lacks PEM fields: key"]
+
+
+def test_dev_needs_no_verified_domain(session: boto3.Session, capsys: pytest.CaptureFixture[str]) -> None:
+    put_tls_secret(session, "dev", {"cert": PEM, "key": PEM, "client_ca": PEM})
+    assert preflight.main(["-c", "env=dev", "-c", f"region={REGION}"], session) == 0
+
+
+def test_a_context_value_without_a_key_is_refused(
+    session: boto3.Session, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert preflight.main(["-c", "prod"], session) == 1
+    assert errors(capsys) == ["error: -c prod: expected key=value"]
