@@ -10,9 +10,10 @@ loudly if it moves.
 Each invocation runs in a worker process (`devstack.lambda_runtime`), one per concurrent
 invocation of a function, reused while warm, like Lambda's execution environments. Concurrency is
 bounded as Lambda bounds it (reserved concurrency per function, the account's limit in total):
-an invocation over either limit is answered `Lambda.TooManyRequestsException` at once, which the
-state machines retry with backoff, so a burst turns into queueing and retries instead of a
-process per invocation thrashing the machine. The limits follow the cores (see
+an invocation over either limit waits briefly for a slot (`admission_wait_seconds`, short beside
+the Tasks' timeouts) and is then answered `Lambda.TooManyRequestsException`, which the state
+machines retry with backoff, so a burst turns into queueing and retries instead of a process per
+invocation thrashing the machine. The limits follow the cores (see
 `default_concurrency`). A process, not a thread, because:
 - the timeout must stop the code: a thread cannot be killed in Python, a process can (Lambda
   also discards the sandbox of a timed-out invocation);
@@ -171,9 +172,10 @@ class LocalInvoker:
     sleep: Callable[[float], None] = time.sleep
     function_limit: int = field(default_factory=lambda: default_concurrency()[0])
     total_limit: int = field(default_factory=lambda: default_concurrency()[1])
+    admission_wait_seconds: float = 2.0
     _idle: dict[tuple[Any, ...], list[Worker]] = field(default_factory=dict)
     _busy: dict[Worker, str] = field(default_factory=dict)  # worker -> its function's name
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.Condition = field(default_factory=threading.Condition)
 
     def invoke(self, invocation: Invocation, event: Any) -> Answer:
         request_id = str(uuid.uuid4())
@@ -226,10 +228,9 @@ class LocalInvoker:
     def _checkout(self, code_dir: Path, invocation: Invocation) -> Worker:
         name = invocation.function_name
         with self._lock:
-            if len(self._busy) >= self.total_limit:
-                raise Throttled(f"ConcurrentInvocationLimitExceeded ({self.total_limit} in total)")
-            if sum(busy == name for busy in self._busy.values()) >= self.function_limit:
-                raise Throttled(f"ReservedFunctionConcurrentInvocationLimitExceeded ({self.function_limit})")
+            over = self._wait_for_slot(name)
+            if over:
+                raise Throttled(over)
             idle = self._idle.setdefault(invocation.configuration, [])
             while idle:
                 worker = idle.pop()
@@ -240,8 +241,25 @@ class LocalInvoker:
             self._busy[worker] = name
             return worker
 
+    def _wait_for_slot(self, name: str) -> str:
+        """Wait (holding the lock's condition) until `name` may run; the limit still exceeded
+        when the admission wait is over, or "" when a slot is free."""
+        deadline = time.monotonic() + self.admission_wait_seconds
+        while True:
+            if len(self._busy) >= self.total_limit:
+                over = f"ConcurrentInvocationLimitExceeded ({self.total_limit} in total)"
+            elif sum(busy == name for busy in self._busy.values()) >= self.function_limit:
+                over = f"ReservedFunctionConcurrentInvocationLimitExceeded ({self.function_limit})"
+            else:
+                return ""
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return over
+            self._lock.wait(remaining)
+
     def _checkin(self, invocation: Invocation, worker: Worker) -> None:
         with self._lock:
+            self._lock.notify_all()
             self._busy.pop(worker, None)
             if worker.alive():
                 self._idle.setdefault(invocation.configuration, []).append(worker)

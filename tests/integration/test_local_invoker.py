@@ -185,11 +185,11 @@ def wait_until(condition: Callable[[], bool], seconds: float = 30) -> None:
 
 
 def test_invocations_over_a_concurrency_limit_are_throttled_as_lambda_throttles(tmp_path: Path) -> None:
-    # Given: one concurrent invocation per function, two in total
+    # Given: one concurrent invocation per function, two in total, no wait for a slot
     names = ("ProcessPayment", "ReserveStock", "ConfirmOrder")
     invoker = LocalInvoker(
         code_dirs=dict.fromkeys(names, FIXTURE), faults_file=tmp_path / "faults.json",
-        function_limit=1, total_limit=2,
+        function_limit=1, total_limit=2, admission_wait_seconds=0,
     )  # fmt: skip
     release = tmp_path / "release"
 
@@ -223,11 +223,17 @@ def test_invocations_over_a_concurrency_limit_are_throttled_as_lambda_throttles(
             "Lambda.TooManyRequestsException",
             "Rate Exceeded. ConcurrentInvocationLimitExceeded (2 in total)",
         )
-        # Then: once they finish, the same call runs
+        # Then: a call that may wait for a slot gets the first one that frees up
+        invoker.admission_wait_seconds = 60
+        answers: list[tuple[str, bool, str]] = []
+        waiting = threading.Thread(
+            target=lambda: answers.append(invoker.invoke(invocation("ProcessPayment", "echo"), {}))
+        )
+        waiting.start()
         release.touch()
-        for thread in held:
+        for thread in [*held, waiting]:
             thread.join()
-        payload, errored, _ = invoker.invoke(invocation("ProcessPayment", "echo"), {})
+        [(payload, errored, _)] = answers
         assert not errored
         assert json.loads(payload)["function_name"] == "ProcessPayment"
     finally:
