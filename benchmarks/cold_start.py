@@ -7,7 +7,7 @@ Each function's process gets what Lambda gives it: its code folder as the workin
 first on the path, the shared layer on PYTHONPATH, the function's environment from
 order_saga.functions (tracing off, as on the local stack; `--traced` sets LAMBDA_TASK_ROOT so
 Powertools traces, as in AWS). The time is the whole process, interpreter start-up included,
-measured from outside; the memory is the process's peak resident set. Runs alternate between the
+measured from outside; the memory is the process's peak resident set (VmHWM). Runs alternate between the
 baseline and the functions, and each figure is the median of `--repeats` runs, so a change in the
 machine's other load touches all of them alike.
 """
@@ -28,16 +28,21 @@ from order_saga.functions import FUNCTIONS, FunctionSpec
 LAYER = REPO_ROOT / "layers" / "common" / "python"
 
 
+# The child reports its own peak resident set (VmHWM belongs to the exec'd program: the getrusage
+# figure would include the benchmark process it was forked from).
+PEAK = "; print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])"
+
+
 def spawn(code: str, cwd: Path, env: dict[str, str]) -> tuple[float, float]:
     """(seconds, peak MiB) of a new interpreter running `code`."""
     began = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=env)  # noqa: S603
-    _, status, usage = os.wait4(process.pid, 0)
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code + PEAK], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
     elapsed = time.perf_counter() - began
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise SystemExit(f"{code!r} in {cwd} failed with {process.returncode}")
-    return elapsed, usage.ru_maxrss / 1024
+    if done.returncode:
+        raise SystemExit(f"{code!r} in {cwd} failed with {done.returncode}: {done.stderr}")
+    return elapsed, int(done.stdout.split()[-1]) / 1024
 
 
 def function_env(spec: FunctionSpec, *, traced: bool) -> dict[str, str]:

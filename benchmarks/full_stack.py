@@ -151,7 +151,7 @@ def burst(stub: orders_pb2_grpc.OrderServiceStub, metadata: Metadata, orders: in
     return result
 
 
-def closed_loop(address: str, metadata: Metadata, clients: int, seconds: float, database: Database) -> None:
+def closed_loop(address: str, metadata: Metadata, clients: int, seconds: float) -> None:
     """CreateOrder as fast as the clients go for `seconds`, beside the echo baseline."""
     echo, echo_port = echo_server()
     echo_caller = echo_callers(echo_port, new_order().SerializeToString(), metadata)
@@ -177,7 +177,7 @@ def measure(*, clients: int = 8, orders: int = 120, seconds: float = 0.0) -> lis
     metadata = (("authorization", f"Bearer {mint_token('bench', ttl_seconds=7200)}"),)
     address = read_env()["ORDERS_GRPC_ADDRESS"]
     if seconds:
-        closed_loop(address, metadata, clients, seconds, database)
+        closed_loop(address, metadata, clients, seconds)
     stub = orders_pb2_grpc.OrderServiceStub(grpc.insecure_channel(address))
     result = burst(stub, metadata, orders, clients, database)
     result.print(orders, clients)
