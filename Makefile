@@ -7,7 +7,7 @@ CLI := $(BIN)/order-saga
 EXTRAS := lambda,edge,console,cdk,dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock services-up services-down migrate check run demo tools dashboard test test-unit test-integration lint format clean protos protos-check protos-lint aws-up aws-down
+.PHONY: help install lock services-up services-down migrate check run demo tools dashboard test test-unit test-integration lint format clean protos protos-check protos-lint aws-up aws-down bench
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ test-unit: install ## Only the unit tests (no network)
 
 test-integration: migrate ## Only the integration tests (MariaDB, Redis, moto)
 	$(BIN)/pytest tests/integration
+
+bench: migrate ## Run every benchmark briefly and print one table (figure, baseline, ratio, goal)
+	$(BIN)/python benchmarks/bench.py
 
 lint: install protos-check ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .

@@ -3,17 +3,20 @@
     .venv/bin/python benchmarks/create_order.py --clients 8 --seconds 10
 
 The edge runs in this process with its whole chain (JWT check, metrics, access log, rate-limit
-stage switched off, MySQL insert of the order and its line in one transaction, Redis pre-check,
-saga_log) over the project's private MariaDB and Redis; StartExecution goes to moto in-process,
-which records the execution without running it. The echo server answers the same bytes with no
-work at all: the ratio shows what the edge costs over the transport itself on this machine.
-Clients are threads of this process, one channel each.
+stage switched off, MySQL insert of the order, its execution ARN, its line and its saga_log entry
+in one transaction, Redis pre-check) over the project's private MariaDB and Redis; StartExecution
+is signed by botocore as always and answered by devstack.stepfunctions_endpoint, a minimal
+endpoint in its own process, so the figure is the edge's own work and not moto's. The echo server
+answers the same bytes with no work at all: the ratio shows what the edge costs over the
+transport itself on this machine. Clients are threads of this process, one channel each.
 """
 
 import argparse
 import logging
 import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -22,13 +25,12 @@ from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import grpc
 import jwt
 import redis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from moto import mock_aws
+from figures import Figure, print_table
 from prometheus_client import CollectorRegistry
 
 from devstack import services
@@ -43,6 +45,7 @@ from order_saga.db import Database
 from order_saga.settings import Settings
 
 DATABASE = "orders_bench"
+SAGA_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:OrderSaga"
 ISSUER, AUDIENCE = "order-saga-bench", "orders-api-bench"
 ECHO_METHOD = "/bench.Echo/Echo"
 
@@ -171,14 +174,32 @@ def print_comparison(clients: int, seconds: float, echo: Result, create: Result)
     print(f"CreateOrder throughput / echo throughput: {create.throughput / echo.throughput:.3f}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def step_functions_endpoint() -> "subprocess.Popen[str]":
+    """The minimal StartExecution endpoint, in its own process; AWS_ENDPOINT_URL_SFN points at it."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack.stepfunctions_endpoint"], stdout=subprocess.PIPE, text=True
     )
-    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (threads)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per target")
-    args = parser.parse_args()
+    assert process.stdout is not None  # a pipe, by construction
+    os.environ["AWS_ENDPOINT_URL_SFN"] = process.stdout.readline().strip()
+    return process
 
+
+def signed_token() -> tuple[Path, str]:
+    """A fresh RS256 key (its public half in a file for the edge) and a token it signed."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_file = STATE_DIR / "bench-public.pem"
+    public_file.parent.mkdir(parents=True, exist_ok=True)
+    public_file.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "bench", "exp": now + 3600, "scope": "orders:write"}
+    return public_file, jwt.encode(claims, key, "RS256")
+
+
+def measure(*, clients: int = 8, seconds: float = 10.0) -> list[Figure]:
     logging.disable(logging.INFO)  # one access-log line per call would measure the terminal
     services.services_up()
     load_env()
@@ -189,75 +210,67 @@ def main() -> None:
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         os.environ[name] = value
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_file = STATE_DIR / "bench-public.pem"
-    public_file.parent.mkdir(parents=True, exist_ok=True)
-    public_file.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    now = int(time.time())
-    token = jwt.encode(
-        {"iss": ISSUER, "aud": AUDIENCE, "sub": "bench", "exp": now + 3600, "scope": "orders:write"},
-        key,
-        "RS256",
-    )
+    endpoint = step_functions_endpoint()
+    public_file, token = signed_token()
     metadata = (("authorization", f"Bearer {token}"),)
+    edge_settings = EdgeSettings(
+        **settings.model_dump()
+        | {
+            "order_saga_state_machine_arn": SAGA_ARN,
+            "order_cancellation_state_machine_arn": SAGA_ARN,
+            "jwt_issuer": ISSUER,
+            "jwt_audience": AUDIENCE,
+            "jwt_public_key_file": Path(public_file),
+            "rate_limit_per_minute": 0,
+        }
+    )
+    cache = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    edge, edge_port = create_server(
+        edge_settings,
+        orders=build_order_service(edge_settings, cache),
+        cache=cache,
+        verifier=build_verifier(edge_settings),
+        registry=CollectorRegistry(),
+        address="127.0.0.1:0",
+    )
+    edge.start()
+    echo, echo_port = echo_server()
+    echo_caller = echo_callers(echo_port, order_request().SerializeToString(), metadata)
 
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": False}}):
-        sfn = boto3.client("stepfunctions")
-        definition = '{"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}'
-        role = "arn:aws:iam::123456789012:role/bench"
-        saga = sfn.create_state_machine(name="OrderSaga", definition=definition, roleArn=role)[
-            "stateMachineArn"
-        ]
-        edge_settings = EdgeSettings(
-            **settings.model_dump()
-            | {
-                "order_saga_state_machine_arn": saga,
-                "order_cancellation_state_machine_arn": saga,
-                "jwt_issuer": ISSUER,
-                "jwt_audience": AUDIENCE,
-                "jwt_public_key_file": Path(public_file),
-                "rate_limit_per_minute": 0,
-            }
-        )
-        cache = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-        edge, edge_port = create_server(
-            edge_settings,
-            orders=build_order_service(edge_settings, cache),
-            cache=cache,
-            verifier=build_verifier(edge_settings),
-            registry=CollectorRegistry(),
-            address="127.0.0.1:0",
-        )
-        edge.start()
-        echo, echo_port = echo_server()
-        echo_caller = echo_callers(echo_port, order_request().SerializeToString(), metadata)
+    def create_caller() -> Callable[[], object]:
+        stub = orders_pb2_grpc.OrderServiceStub(grpc.insecure_channel(f"127.0.0.1:{edge_port}"))
 
-        def create_caller() -> Callable[[], object]:
-            stub = orders_pb2_grpc.OrderServiceStub(grpc.insecure_channel(f"127.0.0.1:{edge_port}"))
+        def call() -> object:
+            return stub.CreateOrder(order_request(), metadata=metadata, timeout=30)
 
-            def call() -> object:
-                return stub.CreateOrder(order_request(), metadata=metadata, timeout=30)
+        return call
 
-            return call
-
-        echo_result = load("bare grpcio unary echo", args.clients, args.seconds, echo_caller)
-        create_result = load(
-            "CreateOrder (StartExecution: moto, not run)", args.clients, args.seconds, create_caller
-        )
-        pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=saga)
-        executions = sum(len(page["executions"]) for page in pages)
+    try:
+        echo_result = load("bare grpcio unary echo", clients, seconds, echo_caller)
+        create_result = load("CreateOrder (StartExecution: endpoint)", clients, seconds, create_caller)
+    finally:
         edge.stop(None)
         echo.stop(None)
+        endpoint.terminate()
+        endpoint.wait()
+    print_comparison(clients, seconds, echo_result, create_result)
+    print(f"orders stored: {stored_orders(settings)} (warm-up included)")
+    return [
+        Figure(f"CreateOrder through the edge, {clients} clients (calls/s)", create_result.throughput,
+               echo_result.throughput, "calls/s", ">= 0.5"),
+        Figure(f"CreateOrder p99, {clients} clients", create_result.percentile(99),
+               echo_result.percentile(99), "ms", "<= 3", higher_is_better=False),
+    ]  # fmt: skip
 
-    print_comparison(args.clients, args.seconds, echo_result, create_result)
-    stored = stored_orders(settings)
-    print(f"orders stored: {stored}, executions recorded by moto: {executions} (warm-up included)")
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (threads)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per target")
+    args = parser.parse_args()
+    print_table(measure(clients=args.clients, seconds=args.seconds))
 
 
 if __name__ == "__main__":

@@ -1,33 +1,36 @@
-"""CreateOrder on the full local stack, and orders per second all the way to CONFIRMED.
+"""A burst of orders on the full local stack, followed all the way to CONFIRMED.
 
-    .venv/bin/python benchmarks/full_stack.py --clients 8 --seconds 10 --orders 100
+    .venv/bin/python benchmarks/full_stack.py --clients 8 --orders 120
 
-Unlike benchmarks/create_order.py (edge in-process, StartExecution recorded but not run), this
-talks to the running stack that `order-saga up` starts (and starts it when it is not up): the edge
-process on 127.0.0.1:50051 and moto executing every saga through the local Lambda invoker. The
-bare grpcio echo server is measured in the same run as the baseline.
-
-1. CreateOrder calls/s and latency with N clients, while the sagas the calls start run beside them.
-2. End to end: the clients create `--orders` orders, and the run waits until every one is
-   CONFIRMED; orders/s is orders over the time from the first CreateOrder to the last confirmation,
-   and the per-order latency is `updated_at - created_at` of the confirmed rows.
+This talks to the running stack that `order-saga up` starts (and starts it when it is not up): the
+edge process, and moto executing every saga through the local Lambda invoker. `--clients` threads
+create `--orders` orders as fast as the edge answers, and the run waits until no saga is in
+flight. It prints orders/s (orders over the time from the first CreateOrder to the last saga's
+end), CreateOrder's latency, each order's create-to-confirmed latency, the outcomes, and, sampled
+every half second while it runs, the machine's load average and the number of Lambda worker
+processes of this stack. `--seconds N` first runs N seconds of closed-loop CreateOrder load beside
+a bare grpcio echo server, as in benchmarks/create_order.py.
 """
 
 import argparse
 import logging
 import os
-import statistics
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 import grpc
 from create_order import echo_callers, echo_server, load, print_comparison
+from figures import Figure, percentile_ms, print_table
 
 from devstack.devtokens import mint_token
 from devstack.envfile import read_env
+from devstack.paths import REPO_ROOT
 from devstack.stack import stack_up
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
@@ -38,6 +41,8 @@ from order_saga.settings import Settings
 
 PRODUCT = "bench-item"
 DRAIN_SECONDS = 600
+ISSUE_BASELINE = 9.0  # orders/s to CONFIRMED when issue 12 was filed (docs/performance.md)
+Metadata = tuple[tuple[str, str]]
 
 
 def new_order() -> pb.CreateOrderRequest:
@@ -49,40 +54,139 @@ def new_order() -> pb.CreateOrderRequest:
     )
 
 
-def pending(database: Database) -> int:
+def pending(database: Database, order_ids: list[str]) -> int:
     with database.transaction() as cursor:
-        cursor.execute("SELECT COUNT(*) AS n FROM orders WHERE status IN ('PENDING', 'CANCELLING')")
+        cursor.execute(
+            "SELECT COUNT(*) AS n FROM orders WHERE status IN ('PENDING', 'CANCELLING') AND order_id IN %s",
+            (order_ids,),
+        )
         row = cursor.fetchone()
     return int(row["n"]) if row else 0
 
 
-def drain(database: Database) -> float:
-    """Wait until no saga is in flight; the seconds it took."""
+def drain(database: Database, order_ids: list[str]) -> float:
+    """Wait until the sagas of these orders have ended; the seconds it took."""
     began = time.monotonic()
-    while pending(database) and time.monotonic() - began < DRAIN_SECONDS:
+    while pending(database, order_ids) and time.monotonic() - began < DRAIN_SECONDS:
         time.sleep(0.2)
-    if pending(database):
+    if pending(database, order_ids):
         raise SystemExit(f"sagas still in flight after {DRAIN_SECONDS}s")
     return time.monotonic() - began
 
 
-def to_confirmed(stub: orders_pb2_grpc.OrderServiceStub, metadata: tuple[tuple[str, str]], orders: int,
-                 clients: int, database: Database) -> tuple[float, list[float], int]:  # fmt: skip
-    """Create `orders` orders with `clients` threads, wait for all; (orders/s, latencies, confirmed)."""
+@dataclass
+class Burst:
+    seconds: float = 0.0
+    create_latencies: list[float] = field(default_factory=list)
+    confirm_latencies: list[float] = field(default_factory=list)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    max_load: float = 0.0
+    max_workers: int = 0
+
+    @property
+    def rate(self) -> float:
+        return sum(self.outcomes.values()) / self.seconds
+
+    def print(self, orders: int, clients: int) -> None:
+        print(f"burst: {orders} orders from {clients} clients, {os.cpu_count()} CPUs")
+        print(f"  all sagas ended after {self.seconds:.1f}s: {self.rate:.1f} orders/s")
+        print(f"  outcomes {self.outcomes}")
+        create, confirm = self.create_latencies, self.confirm_latencies
+        print(f"  CreateOrder p50 {percentile_ms(create, 50):.0f} ms, p99 {percentile_ms(create, 99):.0f} ms")
+        print(
+            f"  create-to-confirmed p50 {percentile_ms(confirm, 50) / 1000:.2f}s,"
+            f" p99 {percentile_ms(confirm, 99) / 1000:.2f}s"
+        )
+        print(f"  at most {self.max_workers} Lambda workers; load average (1 min) up to {self.max_load:.1f}")
+
+
+def lambda_workers() -> int:
+    """Worker processes of this stack's invoker (their command line names this checkout)."""
+    marker = f"devstack.lambda_runtime\0{REPO_ROOT}/functions".encode()
+    count = 0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            count += marker in cmdline.read_bytes()
+        except OSError:
+            continue  # the process ended meanwhile
+    return count
+
+
+def burst(stub: orders_pb2_grpc.OrderServiceStub, metadata: Metadata, orders: int, clients: int,
+          database: Database) -> Burst:  # fmt: skip
+    """`orders` orders from `clients` threads at once; wait until every saga has ended."""
+    result = Burst()
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            result.max_load = max(result.max_load, os.getloadavg()[0])
+            result.max_workers = max(result.max_workers, lambda_workers())
+
+    def create(_: int) -> str:
+        began = time.perf_counter()
+        order_id = stub.CreateOrder(new_order(), metadata=metadata, timeout=120).order.order_id
+        result.create_latencies.append(time.perf_counter() - began)
+        return str(order_id)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     began = time.monotonic()
     with ThreadPoolExecutor(max_workers=clients) as pool:
-        created = list(pool.map(lambda _: stub.CreateOrder(new_order(), metadata=metadata).order.order_id,
-                                range(orders)))  # fmt: skip
-    drain(database)
-    elapsed = time.monotonic() - began
+        created = list(pool.map(create, range(orders)))
+    drain(database, created)
+    result.seconds = time.monotonic() - began
+    done.set()
+    sampler.join()
     with database.transaction() as cursor:
         cursor.execute(
-            "SELECT TIMESTAMPDIFF(MICROSECOND, created_at, updated_at) / 1e6 AS seconds FROM orders"
-            " WHERE status = 'CONFIRMED' AND order_id IN %s",
+            "SELECT status, TIMESTAMPDIFF(MICROSECOND, created_at, updated_at) / 1e6 AS seconds"
+            " FROM orders WHERE order_id IN %s",
             (created,),
         )
-        latencies = [float(row["seconds"]) for row in cursor.fetchall()]
-    return orders / elapsed, latencies, len(latencies)
+        for row in cursor.fetchall():
+            result.outcomes[row["status"]] = result.outcomes.get(row["status"], 0) + 1
+            if row["status"] == "CONFIRMED":
+                result.confirm_latencies.append(float(row["seconds"]))
+    return result
+
+
+def closed_loop(address: str, metadata: Metadata, clients: int, seconds: float) -> None:
+    """CreateOrder as fast as the clients go for `seconds`, beside the echo baseline."""
+    echo, echo_port = echo_server()
+    echo_caller = echo_callers(echo_port, new_order().SerializeToString(), metadata)
+
+    def create_caller() -> Callable[[], object]:
+        stub = orders_pb2_grpc.OrderServiceStub(grpc.insecure_channel(address))
+        return lambda: stub.CreateOrder(new_order(), metadata=metadata, timeout=120)
+
+    echo_result = load("bare grpcio unary echo", clients, seconds, echo_caller)
+    create_result = load("CreateOrder, full local stack", clients, seconds, create_caller)
+    echo.stop(None)
+    print_comparison(clients, seconds, echo_result, create_result)
+
+
+def measure(*, clients: int = 8, orders: int = 120, seconds: float = 0.0) -> list[Figure]:
+    logging.disable(logging.INFO)
+    stack_up()
+    os.environ.update(read_env())
+    settings = Settings()
+    database = Database(settings)
+    set_product(database, create_redis(settings), product_id=PRODUCT, stock=10**9,
+                unit_price=Decimal("1.00"), currency="EUR")  # fmt: skip
+    metadata = (("authorization", f"Bearer {mint_token('bench', ttl_seconds=7200)}"),)
+    address = read_env()["ORDERS_GRPC_ADDRESS"]
+    if seconds:
+        closed_loop(address, metadata, clients, seconds)
+    stub = orders_pb2_grpc.OrderServiceStub(grpc.insecure_channel(address))
+    result = burst(stub, metadata, orders, clients, database)
+    result.print(orders, clients)
+    if result.outcomes.get("CONFIRMED") != orders:
+        raise SystemExit(f"not every order was confirmed: {result.outcomes}")
+    return [
+        Figure(f"local full stack, {orders} orders from {clients} clients to CONFIRMED (baseline: issue 12)",
+               result.rate, ISSUE_BASELINE, "orders/s", ">= 3 (27/s)"),
+    ]  # fmt: skip
 
 
 def main() -> None:
@@ -90,50 +194,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (threads)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds of CreateOrder load")
-    parser.add_argument("--orders", type=int, default=100, help="orders followed to CONFIRMED")
+    parser.add_argument("--orders", type=int, default=120, help="orders in the burst")
+    parser.add_argument("--seconds", type=float, default=0.0, help="seconds of closed-loop load first")
     args = parser.parse_args()
-
-    logging.disable(logging.INFO)
-    stack_up()
-    os.environ.update(read_env())
-    settings = Settings()
-    database = Database(settings)
-    set_product(
-        database,
-        create_redis(settings),
-        product_id=PRODUCT,
-        stock=10**9,
-        unit_price=Decimal("1.00"),
-        currency="EUR",
-    )
-    drain(database)
-    metadata = (("authorization", f"Bearer {mint_token('bench', ttl_seconds=7200)}"),)
-    address = read_env()["ORDERS_GRPC_ADDRESS"]
-    echo, echo_port = echo_server()
-    echo_caller = echo_callers(echo_port, new_order().SerializeToString(), metadata)
-
-    def create_caller() -> Callable[[], object]:
-        stub = orders_pb2_grpc.OrderServiceStub(grpc.insecure_channel(address))
-        return lambda: stub.CreateOrder(new_order(), metadata=metadata, timeout=30)
-
-    echo_result = load("bare grpcio unary echo", args.clients, args.seconds, echo_caller)
-    create_result = load("CreateOrder, full local stack", args.clients, args.seconds, create_caller)
-    echo.stop(None)
-    drained = drain(database)
-
-    stub = orders_pb2_grpc.OrderServiceStub(grpc.insecure_channel(address))
-    rate, latencies, confirmed = to_confirmed(stub, metadata, args.orders, args.clients, database)
-
-    print_comparison(args.clients, args.seconds, echo_result, create_result)
-    print(f"the sagas those calls started finished {drained:.1f}s after the load stopped")
-    quantiles = statistics.quantiles(latencies, n=100)
-    print(
-        f"end to end: {args.orders} orders, {confirmed} CONFIRMED, {rate:.1f} orders/s to CONFIRMED; "
-        f"create-to-confirmed p50 {quantiles[49]:.2f}s, p99 {quantiles[98]:.2f}s"
-    )
-    if confirmed != args.orders:
-        raise SystemExit("not every order was confirmed")
+    print_table(measure(clients=args.clients, orders=args.orders, seconds=args.seconds))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,12 @@ class AwsStackSettings(BaseSettings):
     email_sender: str = Field(
         "orders@order-saga.example", description="The SES identity the functions send from"
     )
+    lambda_function_concurrency: int = Field(
+        0, ge=0, description="Concurrent invocations per local function (0 = twice the cores)"
+    )
+    lambda_concurrency: int = Field(
+        0, ge=0, description="Concurrent invocations of all local functions (0 = four times the cores)"
+    )
 
     @property
     def endpoint_url(self) -> str:

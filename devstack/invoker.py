@@ -8,8 +8,13 @@ does and answers in Lambda's format. moto is pinned because the hook is private;
 loudly if it moves.
 
 Each invocation runs in a worker process (`devstack.lambda_runtime`), one per concurrent
-invocation of a function, reused while warm, like Lambda's execution environments. A process,
-not a thread, because:
+invocation of a function, reused while warm, like Lambda's execution environments. Concurrency is
+bounded as Lambda bounds it (reserved concurrency per function, the account's limit in total):
+an invocation over either limit waits briefly for a slot (`admission_wait_seconds`, short beside
+the Tasks' timeouts) and is then answered `Lambda.TooManyRequestsException`, which the state
+machines retry with backoff, so a burst turns into queueing and retries instead of a process per
+invocation thrashing the machine. The limits follow the cores (see
+`default_concurrency`). A process, not a thread, because:
 - the timeout must stop the code: a thread cannot be killed in Python, a process can (Lambda
   also discards the sandbox of a timed-out invocation);
 - each function has its own environment variables and its own `handler` module (every service
@@ -62,6 +67,20 @@ class Invocation:
             self.memory_mb,
             sorted(self.environment.items()).__repr__(),
         )
+
+
+THROTTLED = "Lambda.TooManyRequestsException"
+
+
+def default_concurrency(cores: int | None = None) -> tuple[int, int]:
+    """(per function, in total) for this machine: a worker mostly waits on MySQL, so a few per
+    core keep the cores busy; more only queue for them."""
+    cores = cores or os.cpu_count() or 1
+    return 2 * cores, 4 * cores
+
+
+class Throttled(Exception):
+    """An invocation over a concurrency limit; answered as Lambda does."""
 
 
 def error_answer(error_type: str, message: str, request_id: str) -> str:
@@ -151,9 +170,12 @@ class LocalInvoker:
     base_env: dict[str, str] = field(default_factory=dict)
     faults_file: Path = field(default_factory=lambda: faults.FAULTS_FILE)
     sleep: Callable[[float], None] = time.sleep
+    function_limit: int = field(default_factory=lambda: default_concurrency()[0])
+    total_limit: int = field(default_factory=lambda: default_concurrency()[1])
+    admission_wait_seconds: float = 2.0
     _idle: dict[tuple[Any, ...], list[Worker]] = field(default_factory=dict)
-    _busy: set[Worker] = field(default_factory=set)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _busy: dict[Worker, str] = field(default_factory=dict)  # worker -> its function's name
+    _lock: threading.Condition = field(default_factory=threading.Condition)
 
     def invoke(self, invocation: Invocation, event: Any) -> Answer:
         request_id = str(uuid.uuid4())
@@ -194,27 +216,51 @@ class LocalInvoker:
     def _run(
         self, code_dir: Path, invocation: Invocation, event: Any, request_id: str, timeout: float
     ) -> Answer:
-        worker = self._checkout(code_dir, invocation)
+        try:
+            worker = self._checkout(code_dir, invocation)
+        except Throttled as exc:
+            return error_answer(THROTTLED, f"Rate Exceeded. {exc}", request_id), True, ""
         try:
             return worker.call(event, request_id, timeout)
         finally:
             self._checkin(invocation, worker)
 
     def _checkout(self, code_dir: Path, invocation: Invocation) -> Worker:
+        name = invocation.function_name
         with self._lock:
+            over = self._wait_for_slot(name)
+            if over:
+                raise Throttled(over)
             idle = self._idle.setdefault(invocation.configuration, [])
             while idle:
                 worker = idle.pop()
                 if worker.alive():
-                    self._busy.add(worker)
+                    self._busy[worker] = name
                     return worker
             worker = Worker(code_dir, invocation, self.base_env)
-            self._busy.add(worker)
+            self._busy[worker] = name
             return worker
+
+    def _wait_for_slot(self, name: str) -> str:
+        """Wait (holding the lock's condition) until `name` may run; the limit still exceeded
+        when the admission wait is over, or "" when a slot is free."""
+        deadline = time.monotonic() + self.admission_wait_seconds
+        while True:
+            if len(self._busy) >= self.total_limit:
+                over = f"ConcurrentInvocationLimitExceeded ({self.total_limit} in total)"
+            elif sum(busy == name for busy in self._busy.values()) >= self.function_limit:
+                over = f"ReservedFunctionConcurrentInvocationLimitExceeded ({self.function_limit})"
+            else:
+                return ""
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return over
+            self._lock.wait(remaining)
 
     def _checkin(self, invocation: Invocation, worker: Worker) -> None:
         with self._lock:
-            self._busy.discard(worker)
+            self._lock.notify_all()
+            self._busy.pop(worker, None)
             if worker.alive():
                 self._idle.setdefault(invocation.configuration, []).append(worker)
 

@@ -5,6 +5,13 @@ serving it turns on moto's Step Functions execution (moto runs the ASL with its 
 interpreter), points the interpreter's own AWS calls at this server (MOTO_PORT), and installs
 the local Lambda invoker in place of moto's Docker runner.
 
+Two costs of moto's per execution are ours to remove, and this launcher removes them: the
+interpreter parses the ASL definition again for every execution (ANTLR, tens of milliseconds of
+CPU), and creates a boto3 client for every Lambda and SQS task it runs. The parse tree is kept
+per definition (each execution still gets fresh evaluation components from it, so no execution
+state is shared), and one client per region and service is kept (boto3 clients are thread-safe).
+Both hooks are private to moto, which is pinned; tests/unit/test_moto_hooks.py fails if they move.
+
 Optionally the Retry waits of the interpreter are scaled (DEVSTACK_RETRY_TIME_SCALE, 1 = real
 time): a compensation that "retries long" waits minutes in AWS, which a test run cannot afford.
 Only the sleep between attempts is scaled; task timeouts, Lambda timeouts and the order of
@@ -12,6 +19,9 @@ events stay real.
 """
 
 import argparse
+import functools
+import importlib
+import inspect
 import os
 import signal
 import sys
@@ -21,7 +31,7 @@ from types import ModuleType
 from typing import Any
 
 from .aws import AwsStackSettings
-from .invoker import LocalInvoker, base_environment, install
+from .invoker import LocalInvoker, base_environment, default_concurrency, install
 
 
 class ScaledClock:
@@ -47,6 +57,60 @@ def scale_retry_waits(scale: float) -> None:
             "moto changed; find where Retry waits before upgrading moto"
         )
     module.time = ScaledClock(scale)  # type: ignore[attr-defined]
+
+
+def cache_parsed_definitions() -> None:
+    """Parse each definition once; build each execution's program from the kept parse tree."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser  # noqa: PLC0415
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor  # noqa: PLC0415
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker  # noqa: PLC0415
+
+    entrypoint = getattr(ExecutionWorker, "_get_evaluation_entrypoint", None)
+    if entrypoint is None or "AmazonStateLanguageParser.parse(" not in inspect.getsource(entrypoint):
+        raise RuntimeError(
+            "moto's ExecutionWorker no longer parses its definition in _get_evaluation_entrypoint: the "
+            "pinned moto changed; find where executions parse the ASL before upgrading moto"
+        )
+
+    @functools.lru_cache(maxsize=64)
+    def parse_tree(definition: str) -> Any:
+        return AmazonStateLanguageParser.parse(definition)[1]
+
+    def evaluation_entrypoint(worker: Any) -> Any:
+        definition = worker._evaluation_details.state_machine_details.definition
+        return Preprocessor().visit(parse_tree(definition))
+
+    ExecutionWorker._get_evaluation_entrypoint = evaluation_entrypoint  # type: ignore[method-assign,assignment]
+
+
+# The interpreter's modules that make a boto3 client per task: Lambda tasks and SQS sendMessage.
+CLIENT_MAKERS = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sqs",
+)
+
+
+def reuse_task_clients() -> None:
+    """One boto3 client per region and service for the interpreter's tasks, instead of one per task."""
+    from moto.stepfunctions.parser.asl.utils import boto_client  # noqa: PLC0415
+
+    make_client = boto_client.boto_client_for
+
+    @functools.lru_cache(maxsize=16)
+    def client_for(region: str, service: str) -> Any:
+        return make_client(region=region, service=service)
+
+    def boto_client_for(region: str, service: str, **_state_credentials: Any) -> Any:
+        return client_for(region, service)  # moto's maker ignores the credentials too
+
+    for name in CLIENT_MAKERS:
+        module = importlib.import_module(name)
+        if getattr(module, "boto_client_for", None) is not make_client:
+            raise RuntimeError(
+                f"{name} no longer makes its clients with boto_client_for: the pinned moto changed; "
+                "find where the interpreter makes its task clients before upgrading moto"
+            )
+        module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
 
 
 def without_docker() -> None:
@@ -78,10 +142,17 @@ def main() -> None:
     from moto.server import ThreadedMotoServer  # noqa: PLC0415
 
     enable_execution()
+    cache_parsed_definitions()
+    reuse_task_clients()
     without_docker()
     if settings.retry_time_scale != 1:
         scale_retry_waits(settings.retry_time_scale)
-    invoker = LocalInvoker(base_env=base_environment(settings.endpoint_url, settings.region))
+    per_function, total = default_concurrency()
+    invoker = LocalInvoker(
+        base_env=base_environment(settings.endpoint_url, settings.region),
+        function_limit=settings.lambda_function_concurrency or per_function,
+        total_limit=settings.lambda_concurrency or total,
+    )
     install(invoker)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=settings.moto_port, verbose=False)
     stop = threading.Event()

@@ -5,6 +5,10 @@ In AWS the keys come from the issuer's JWKS (Cognito); locally from the dev key'
 are required. Cognito's access tokens carry `client_id` instead of `aud`; either must match.
 """
 
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +53,19 @@ def current_principal() -> Principal:
 
 
 class TokenVerifier:
+    """Verifies access tokens, and remembers the verified ones (up to `cache_size`) until they
+    expire: a client sends the same token with every call, and checking an RS256 signature is
+    most of an RPC's authentication cost. A remembered token is never trusted past its `exp`."""
+
     def __init__(
-        self, *, issuer: str, audience: str, public_key_file: Path | None = None, jwks_url: str | None = None
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        public_key_file: Path | None = None,
+        jwks_url: str | None = None,
+        cache_size: int = 10_000,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if jwks_url is None and public_key_file is None:
             raise ConfigurationError("set JWT_JWKS_URL or JWT_PUBLIC_KEY_FILE: the edge verifies every token")
@@ -58,8 +73,25 @@ class TokenVerifier:
         self.audience = audience
         self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=3600) if jwks_url else None
         self._public_key = public_key_file.read_text() if public_key_file and not jwks_url else None
+        self._cache_size = cache_size
+        self._clock = clock
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()  # token -> (who, exp)
+        self._lock = threading.Lock()
 
     def verify(self, token: str) -> Principal:
+        with self._lock:
+            remembered = self._verified.get(token)
+        if remembered is not None and self._clock() < remembered[1]:
+            return remembered[0]
+        principal, expires = self._decode(token)
+        if self._cache_size:
+            with self._lock:
+                self._verified[token] = (principal, expires)
+                while len(self._verified) > self._cache_size:
+                    self._verified.popitem(last=False)  # the oldest first
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -74,7 +106,7 @@ class TokenVerifier:
         self._check_audience(claims)
         scopes = claims.get("scope", "")
         granted = scopes.split() if isinstance(scopes, str) else list(claims.get("scp", []))
-        return Principal(subject=str(claims["sub"]), scopes=frozenset(granted))
+        return Principal(subject=str(claims["sub"]), scopes=frozenset(granted)), float(claims["exp"])
 
     def _key(self, token: str) -> Any:
         if self._jwks is None:

@@ -8,6 +8,7 @@ from types import FrameType
 import boto3
 import grpc
 import redis
+from botocore.config import Config
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, start_http_server
@@ -46,13 +47,22 @@ CONNECTION_OPTIONS = (
 )
 
 
+# StartExecution: botocore's standard retry mode backs off (exponential, with jitter) on
+# ThrottlingException and on transient errors; after the last attempt the order stays PENDING and
+# the reconciler starts it. The timeouts keep a CreateOrder from hanging on an unreachable endpoint.
+STEP_FUNCTIONS_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=5
+)
+
+
 def build_order_service(settings: EdgeSettings, cache: "redis.Redis") -> OrderService:
     return OrderService(
         lambda: Database(settings),
         cache,
-        boto3.client("stepfunctions"),
+        boto3.client("stepfunctions", config=STEP_FUNCTIONS_CONFIG),
         saga_arn=settings.order_saga_state_machine_arn,
         cancellation_arn=settings.order_cancellation_state_machine_arn,
+        catalog_ttl_seconds=settings.catalog_ttl_seconds,
     )
 
 
@@ -62,6 +72,7 @@ def build_verifier(settings: EdgeSettings) -> TokenVerifier:
         audience=settings.jwt_audience,
         public_key_file=settings.jwt_public_key_file,
         jwks_url=settings.jwt_jwks_url,
+        cache_size=settings.token_cache_size,
     )
 
 

@@ -43,11 +43,17 @@ class EdgeSettings(Settings):
         None, description="PEM CA bundle of client certificates; when set, clients must present one (mTLS)"
     )
     rate_limit_per_minute: int = Field(600, description="RPCs per user per minute (0 = no limit)")
+    catalog_ttl_seconds: float = Field(
+        5.0, ge=0, description="Seconds the edge reuses a product's price before reading it again"
+    )
+    token_cache_size: int = Field(
+        10_000, ge=0, description="Verified access tokens kept until they expire (0 = verify every call)"
+    )
     reconcile_interval_seconds: float = Field(
         30.0, description="Seconds between reconciler passes over orphaned PENDING orders (0 = off)"
     )
     reconcile_grace_seconds: float = Field(
-        60.0, description="Age after which a PENDING order without an execution counts as orphaned"
+        60.0, description="Age after which a PENDING order whose saga shows no step counts as orphaned"
     )
     shutdown_grace_seconds: float = Field(
         10.0, description="Seconds in-flight RPCs get to finish after SIGTERM"

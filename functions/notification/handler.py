@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from order_saga.clients import get_ses
 from order_saga.db import get_database
 from order_saga.lambda_step import parse
-from order_saga.observability import logger, metrics, tracer
+from order_saga.observability import logger, metrics, trace_handler
 from order_saga.settings import get_settings
 from order_saga.steps import notification
 
@@ -31,7 +31,7 @@ def deliver(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@trace_handler
 @metrics.log_metrics
 def send_notification(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     response = process_partial_response(

@@ -122,3 +122,21 @@ def test_fifty_sagas_on_twenty_units_never_oversell(
         database, "SELECT COUNT(*) AS n FROM inventory_reservations WHERE status = 'RESERVED'"
     )
     assert reserved_rows == [{"n": 20}]
+
+
+def test_a_product_gone_from_the_catalog_reserves_nothing(
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+) -> None:
+    # Given an order of a product the inventory no longer has (no foreign key guards the
+    # reservation rows since migration 0004: the conditional UPDATE is the guard)
+    order_id = new_order({"sku-1": 1, "sku-2": 1})
+    with database.transaction() as cursor:
+        cursor.execute(
+            "UPDATE order_items SET product_id = 'sku-gone' WHERE order_id = %s AND product_id = 'sku-2'",
+            (order_id,),
+        )
+    # When ReserveStock runs, then it is refused and its reservation rows roll back with it
+    with pytest.raises(OutOfStock, match="sku-gone"):
+        reserve_stock(database, redis_client, order_id)
+    assert reservations(database, order_id) == []
+    assert stock(database, "sku-1") == (20, 0)

@@ -3,7 +3,7 @@
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ def invoker(tmp_path: Path) -> Iterator[LocalInvoker]:
         code_dirs={"ProcessPayment": FIXTURE, "ReserveStock": tmp_path / "missing"},
         base_env={"AWS_ENDPOINT_URL": "http://127.0.0.1:1"},
         faults_file=tmp_path / "faults.json",
+        function_limit=8,  # above what any test here runs at once; limits have their own test
+        total_limit=16,
     )
     yield local
     local.shutdown()
@@ -173,3 +175,67 @@ def test_a_duplicate_fault_runs_the_handler_twice(invoker: LocalInvoker, tmp_pat
     assert (errored, answer) == (False, {"calls": 2})
     ids = marker.read_text().split()
     assert len(set(ids)) == 2  # two invocations, two request ids
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never came true"
+        time.sleep(0.01)
+
+
+def test_invocations_over_a_concurrency_limit_are_throttled_as_lambda_throttles(tmp_path: Path) -> None:
+    # Given: one concurrent invocation per function, two in total, no wait for a slot
+    names = ("ProcessPayment", "ReserveStock", "ConfirmOrder")
+    invoker = LocalInvoker(
+        code_dirs=dict.fromkeys(names, FIXTURE), faults_file=tmp_path / "faults.json",
+        function_limit=1, total_limit=2, admission_wait_seconds=0,
+    )  # fmt: skip
+    release = tmp_path / "release"
+
+    def invocation(name: str, handler: str) -> Invocation:
+        return Invocation(name, f"handler.{handler}", 30, {})
+
+    def hold(name: str) -> threading.Thread:
+        started = tmp_path / f"{name}.started"
+        event = {"started": str(started), "release": str(release)}
+        thread = threading.Thread(target=invoker.invoke, args=(invocation(name, "hold"), event))
+        thread.start()
+        wait_until(started.exists)
+        return thread
+
+    def error_of(name: str) -> tuple[str, str]:
+        payload, errored, _ = invoker.invoke(invocation(name, "echo"), {})
+        assert errored
+        answer = json.loads(payload)
+        return answer["errorType"], answer["errorMessage"]
+
+    try:
+        # When: ProcessPayment is busy, then a second ProcessPayment is throttled at once ...
+        held = [hold("ProcessPayment")]
+        assert error_of("ProcessPayment") == (
+            "Lambda.TooManyRequestsException",
+            "Rate Exceeded. ReservedFunctionConcurrentInvocationLimitExceeded (1)",
+        )
+        # ... and with two functions busy, any third is throttled by the total
+        held.append(hold("ReserveStock"))
+        assert error_of("ConfirmOrder") == (
+            "Lambda.TooManyRequestsException",
+            "Rate Exceeded. ConcurrentInvocationLimitExceeded (2 in total)",
+        )
+        # Then: a call that may wait for a slot gets the first one that frees up
+        invoker.admission_wait_seconds = 60
+        answers: list[tuple[str, bool, str]] = []
+        waiting = threading.Thread(
+            target=lambda: answers.append(invoker.invoke(invocation("ProcessPayment", "echo"), {}))
+        )
+        waiting.start()
+        release.touch()
+        for thread in [*held, waiting]:
+            thread.join()
+        [(payload, errored, _)] = answers
+        assert not errored
+        assert json.loads(payload)["function_name"] == "ProcessPayment"
+    finally:
+        release.touch()
+        invoker.shutdown()

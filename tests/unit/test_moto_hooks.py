@@ -1,18 +1,32 @@
 """The private moto hooks the local stack relies on. If one of these fails, moto moved them:
 find the new place before upgrading the pin in constraints.txt."""
 
+import importlib
 import inspect
+import json
 import re
 import time
 from importlib.metadata import version
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from moto.awslambda.models import LambdaFunction
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.program.program import Program
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.utils import boto_client
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from devstack import invoker
-from devstack.moto_server import ScaledClock, scale_retry_waits
+from devstack.moto_server import (
+    CLIENT_MAKERS,
+    ScaledClock,
+    cache_parsed_definitions,
+    reuse_task_clients,
+    scale_retry_waits,
+)
 
 CONSTRAINTS = Path(__file__).resolve().parents[2] / "constraints.txt"
 
@@ -60,3 +74,56 @@ def test_scaled_clock_shortens_sleeps_only(monkeypatch: pytest.MonkeyPatch) -> N
     clock.sleep(20)
     assert slept == [pytest.approx(2.0)]
     assert clock.monotonic() == pytest.approx(time.monotonic(), abs=1)
+
+
+def test_executions_parse_their_definition_in_the_entrypoint_hook() -> None:
+    source = inspect.getsource(ExecutionWorker)
+    assert "program = self._get_evaluation_entrypoint()" in source
+    assert "AmazonStateLanguageParser.parse(" in inspect.getsource(ExecutionWorker._get_evaluation_entrypoint)
+
+
+def test_a_definition_is_parsed_once_and_each_execution_gets_its_own_program(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        ExecutionWorker, "_get_evaluation_entrypoint", ExecutionWorker._get_evaluation_entrypoint
+    )
+    parses: list[str] = []
+    real_parse = AmazonStateLanguageParser.parse
+
+    def counting_parse(definition: str) -> Any:
+        parses.append(definition)
+        return real_parse(definition)
+
+    monkeypatch.setattr(AmazonStateLanguageParser, "parse", staticmethod(counting_parse))
+    cache_parsed_definitions()
+    definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+    worker = SimpleNamespace(
+        _evaluation_details=SimpleNamespace(state_machine_details=SimpleNamespace(definition=definition))
+    )
+    first = ExecutionWorker._get_evaluation_entrypoint(worker)  # type: ignore[arg-type]
+    second = ExecutionWorker._get_evaluation_entrypoint(worker)  # type: ignore[arg-type]
+    assert parses == [definition]
+    assert isinstance(first, Program)
+    assert first is not second  # no evaluation component is shared between executions
+
+
+def test_caching_definitions_fails_loudly_when_the_hook_moved(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ExecutionWorker, "_get_evaluation_entrypoint", lambda _worker: None)
+    with pytest.raises(RuntimeError, match="_get_evaluation_entrypoint"):
+        cache_parsed_definitions()
+
+
+def test_task_clients_are_made_once_per_region_and_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in CLIENT_MAKERS:
+        module = importlib.import_module(name)
+        assert module.boto_client_for is boto_client.boto_client_for
+        monkeypatch.setattr(module, "boto_client_for", boto_client.boto_client_for)
+    reuse_task_clients()
+    makers = [importlib.import_module(name).boto_client_for for name in CLIENT_MAKERS]
+    first = makers[0](region="us-east-1", service="lambda", state_credentials=None)
+    assert makers[1](region="us-east-1", service="lambda") is first
+    assert makers[0](region="us-east-1", service="sqs") is not first
+    # A second installation would wrap the wrapper: refused, as a moved hook is
+    with pytest.raises(RuntimeError, match="boto_client_for"):
+        reuse_task_clients()

@@ -9,10 +9,11 @@ import grpc
 import pytest
 import redis
 
+from devstack.stepfunctions_endpoint import StepFunctionsEndpoint
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from order_saga.feeds import availability_key as available_key
 
-from .conftest import Edge, field_violations, status_of
+from .conftest import Edge, EdgeFactory, field_violations, status_of
 
 
 def test_a_good_order_is_stored_pending_priced_from_the_catalog_and_its_saga_started(
@@ -96,26 +97,31 @@ def test_the_same_key_with_another_body_is_already_exists(
     assert edge.count("orders") == 1
 
 
-def test_a_stored_order_whose_start_failed_is_answered_pending_and_started_on_retry(
-    edge_factory: object, catalog: dict[str, tuple[int, Decimal]]
+def test_a_stored_order_whose_start_was_throttled_is_answered_pending_and_started_on_retry(
+    edge_factory: EdgeFactory, catalog: dict[str, tuple[int, Decimal]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given: an edge whose state machine ARN names no machine (StartExecution fails)
-    assert callable(edge_factory)
-    broken: Edge = edge_factory(
-        order_saga_state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:Missing"
-    )
+    # Given: an edge whose Step Functions endpoint throttles every StartExecution
+    endpoint = StepFunctionsEndpoint(throttle=True).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SFN", endpoint.url)
+    edge = edge_factory()
 
     # When: an order is created
-    order = broken.create([("book", 1)], idempotency_key="retry-me")
+    order = edge.create([("book", 1)], idempotency_key="retry-me")
 
-    # Then: it is stored PENDING without an execution (the reconciler's job) ...
-    assert (order.status, order.execution_arn) == (pb.ORDER_STATUS_PENDING, "")
-    # ... and a retry through a working edge starts it, once
-    working: Edge = edge_factory()
-    again = working.create([("book", 1)], idempotency_key="retry-me")
-    assert again.order_id == order.order_id
-    [execution] = working.machines.executions(working.machines.saga_arn)
-    assert again.execution_arn == execution["executionArn"]
+    # Then: it is stored PENDING under the ARN its execution will have, after the client backed
+    # off and tried again (botocore's standard retry mode: three attempts) ...
+    assert order.status == pb.ORDER_STATUS_PENDING
+    assert (
+        order.execution_arn
+        == f"{edge.machines.saga_arn.replace(':stateMachine:', ':execution:')}:{order.order_id}"
+    )
+    assert (endpoint.throttled, endpoint.started) == (3, [])
+    # ... and a retry of the request, once Step Functions answers again, starts it
+    endpoint.throttle = False
+    again = edge.create([("book", 1)], idempotency_key="retry-me")
+    assert (again.order_id, again.execution_arn) == (order.order_id, order.execution_arn)
+    assert endpoint.started == [order.order_id]
+    endpoint.stop()
 
 
 LONG = "x" * 300

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 from prometheus_client import start_http_server
 
+from devstack.stepfunctions_endpoint import StepFunctionsEndpoint
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.reconciler import Reconciler
 from grpc_edge.server import build_order_service
@@ -144,3 +145,28 @@ def test_the_reconciler_starts_an_orphaned_order_exactly_once(
     assert edge.sql("SELECT execution_arn FROM orders WHERE order_id = %s", (fresh,)) == [
         {"execution_arn": None}
     ]
+
+
+def test_an_order_throttled_at_creation_is_started_later_by_the_reconciler_once(
+    edge_factory: EdgeFactory, catalog: Catalog, redis_client: "redis.Redis", monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given: an order created while Step Functions throttled every StartExecution
+    endpoint = StepFunctionsEndpoint(throttle=True).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SFN", endpoint.url)
+    edge = edge_factory()
+    order = edge.create([("pen", 1)])
+    assert (order.status, endpoint.started) == (pb.ORDER_STATUS_PENDING, [])
+
+    # When: Step Functions answers again and the reconciler passes, twice
+    endpoint.throttle = False
+    reconciler = Reconciler(
+        build_order_service(edge.settings, redis_client), interval_seconds=0, grace_seconds=0
+    )
+    passes = [reconciler.run_once(), reconciler.run_once()]
+
+    # Then: the saga was started once, under the order's id, and the order waits for it PENDING
+    assert passes == [[order.order_id], []]
+    assert endpoint.started == [order.order_id]
+    [row] = edge.sql("SELECT status, execution_arn FROM orders WHERE order_id = %s", (order.order_id,))
+    assert row == {"status": "PENDING", "execution_arn": order.execution_arn}
+    endpoint.stop()

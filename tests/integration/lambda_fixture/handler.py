@@ -45,3 +45,11 @@ def unmarshalable(event: Any, context: Any) -> set[int]:
 
 def crash(event: Any, context: Any) -> None:
     os._exit(3)
+
+
+def hold(event: Any, context: Any) -> None:
+    """Say it started, then keep its worker busy until the test releases it."""
+    Path(event["started"]).touch()
+    release = Path(event["release"])
+    while not release.exists():
+        time.sleep(0.01)

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .cache import get_redis
 from .errors import InvalidOrder
 from .models import OrderId
-from .observability import logger, metrics, tracer
+from .observability import logger, metrics, trace_handler
 from .settings import get_settings
 from .steps.orders import StepError
 
@@ -97,7 +97,7 @@ def saga_step(
     def decorate(step: Callable[[InputT], BaseModel]) -> Handler:
         @wraps(step)
         @logger.inject_lambda_context(correlation_id_path="order_id", clear_state=True)
-        @tracer.capture_lambda_handler
+        @trace_handler
         @metrics.log_metrics
         def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             started = time.perf_counter()

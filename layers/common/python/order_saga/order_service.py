@@ -89,7 +89,6 @@ class NewOrder:
 class CatalogEntry:
     unit_price: Decimal
     currency: str
-    available: int
 
 
 @dataclass(frozen=True)
@@ -169,9 +168,15 @@ class OrderService:
         *,
         saga_arn: str,
         cancellation_arn: str,
+        catalog_ttl_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._database_factory = database_factory
         self._local = threading.local()
+        self._catalog_ttl = catalog_ttl_seconds
+        self._catalog_cache: dict[str, tuple[CatalogEntry, float]] = {}  # product -> (entry, expires)
+        self._catalog_lock = threading.Lock()
+        self._clock = clock
         self._cache = cache
         self._stepfunctions = stepfunctions
         self.saga_arn = saga_arn
@@ -180,35 +185,27 @@ class OrderService:
     # -- the operations ------------------------------------------------------------------------
 
     def create_order(self, user_id: str, request: NewOrder) -> Order:
-        """Validate, price from the catalog, pre-check availability, store PENDING, start the saga."""
+        """Validate, price from the catalog, pre-check availability, store PENDING, start the saga.
+
+        One transaction per new order: the insert carries the execution ARN (the state machine's
+        ARN and the order id name it before it exists) and is the idempotency check too (the
+        unique key on user and idempotency key); a replay is looked up only when it collides."""
         violations = validate_new_order(request)
         if violations:
             raise InvalidRequest(violations)
-        existing = self._find_by_idempotency_key(user_id, request.idempotency_key)
-        if existing is not None:
-            return self._replay(existing, request)
-        catalog = self._catalog([product_id for product_id, _ in request.items])
-        priced = _price(request, catalog)
-        self._precheck_availability(request, catalog)
-        order_id = str(uuid.uuid4())
         try:
-            self._insert(order_id, user_id, request, priced)
+            priced = self._price_and_check(request)
+        except (InvalidRequest, UnknownProduct, OutOfStock) as exc:
+            # A replay is answered as before even if the catalog or the stock changed since.
+            return self._replay_or_raise(user_id, request, exc)
+        try:
+            order = self._insert(str(uuid.uuid4()), user_id, request, priced)
         except pymysql.err.IntegrityError as exc:
             if exc.args[0] != ER_DUP_ENTRY:
                 raise
-            # Another request with the same key won the race: answer as its replay.
-            existing = self._find_by_idempotency_key(user_id, request.idempotency_key)
-            if existing is None:
-                raise
-            return self._replay(existing, request)
-        try:
-            return self._start_saga(order_id)
-        except WorkflowUnavailable as exc:
-            # The order is stored; the reconciler starts it. The client already has its answer.
-            logger.warning(
-                "saga not started; the reconciler will", extra={"order_id": order_id, "error": str(exc)}
-            )
-        return self.get_order(user_id, order_id)
+            return self._replay_or_raise(user_id, request, exc)  # the key was used: its replay
+        self._start_or_leave_pending(order.order_id)
+        return order
 
     def get_order(self, user_id: str, order_id: str) -> Order:
         validate_order_id(order_id)
@@ -305,12 +302,15 @@ class OrderService:
             pubsub.close()
 
     def start_orphans(self, grace_seconds: float, limit: int = 100) -> list[str]:
-        """Start the sagas of PENDING orders stored without an execution (the edge died between
-        the insert and StartExecution). The database clock judges the age."""
+        """Start the sagas of PENDING orders whose saga shows no sign of life: no step wrote to
+        saga_log and no reconciler started it (the edge died between the insert and
+        StartExecution, or Step Functions throttled it). The database clock judges the age."""
         with self._database().transaction() as cursor:
             cursor.execute(
-                "SELECT order_id FROM orders WHERE status = 'PENDING' AND execution_arn IS NULL "
+                "SELECT order_id FROM orders o WHERE status = 'PENDING' "
                 "AND created_at < CURRENT_TIMESTAMP(3) - INTERVAL %s MICROSECOND "
+                "AND NOT EXISTS (SELECT 1 FROM saga_log l WHERE l.saga_id = o.order_id "
+                "AND l.step NOT IN ('CreateOrder', 'CancelOrder')) "
                 "ORDER BY created_at LIMIT %s",
                 (int(grace_seconds * 1_000_000), limit),
             )
@@ -345,48 +345,87 @@ class OrderService:
             orders = self._load(cursor, "order_id = %s", (row["order_id"],))
         return orders[0], row["request_hash"]
 
-    def _replay(self, existing: tuple[Order, str], request: NewOrder) -> Order:
+    def _replay_or_raise(self, user_id: str, request: NewOrder, error: Exception) -> Order:
+        """The order stored under this request's idempotency key; without one, `error` stands."""
+        existing = self._find_by_idempotency_key(user_id, request.idempotency_key)
+        if existing is None:
+            raise error
         order, request_hash = existing
         if request_hash != request.request_hash:
             raise IdempotencyConflict(
                 f"idempotency key {request.idempotency_key!r} was used for another order ({order.order_id})"
             )
-        if order.execution_arn is None and order.status is OrderStatus.PENDING:
-            return self._start_saga(order.order_id)  # the first attempt stored it but did not start it
+        if order.status is OrderStatus.PENDING:
+            # The first attempt may have stored it without starting it; a second start of the
+            # same name is no second execution.
+            self._start_or_leave_pending(order.order_id)
         return order
 
+    def _start_or_leave_pending(self, order_id: str) -> None:
+        """Start the saga; when Step Functions refuses (throttled, unreachable) the order stays
+        PENDING and the reconciler starts it. The client gets its answer either way."""
+        try:
+            self._start(self.saga_arn, order_id)
+        except WorkflowUnavailable as exc:
+            logger.warning(
+                "saga not started; the reconciler will", extra={"order_id": order_id, "error": str(exc)}
+            )
+
+    def _price_and_check(self, request: NewOrder) -> PricedOrder:
+        priced = _price(request, self._catalog([product_id for product_id, _ in request.items]))
+        self._precheck_availability(request)
+        return priced
+
     def _catalog(self, product_ids: list[str]) -> dict[str, CatalogEntry]:
-        with self._database().transaction() as cursor:
-            columns = "product_id, unit_price, currency, stock - reserved AS available"
-            query = f"SELECT {columns} FROM inventory WHERE product_id IN ({_placeholders(product_ids)})"  # noqa: S608
-            cursor.execute(query, tuple(product_ids))
-            rows = cursor.fetchall()
-        catalog = {
-            row["product_id"]: CatalogEntry(row["unit_price"], row["currency"], row["available"])
-            for row in rows
+        """Prices and currencies, remembered for `catalog_ttl_seconds` (a price change reaches new
+        orders within that time); a product not remembered is read from MySQL, the truth, so a
+        product just added is never refused."""
+        now = self._clock()
+        with self._catalog_lock:
+            remembered = {product_id: self._catalog_cache.get(product_id) for product_id in product_ids}
+        known = {
+            product_id: cached[0] for product_id, cached in remembered.items() if cached and cached[1] > now
         }
-        unknown = [product_id for product_id in product_ids if product_id not in catalog]
+        missing = [product_id for product_id in product_ids if product_id not in known]
+        if missing:
+            rows = self._inventory_rows(missing, "unit_price, currency")
+            read = {row["product_id"]: CatalogEntry(row["unit_price"], row["currency"]) for row in rows}
+            with self._catalog_lock:
+                self._catalog_cache.update(
+                    (product_id, (entry, now + self._catalog_ttl)) for product_id, entry in read.items()
+                )
+            known |= read
+        unknown = [product_id for product_id in product_ids if product_id not in known]
         if unknown:
             raise UnknownProduct(f"not in the catalog: {', '.join(unknown)}")
-        return catalog
+        return known
 
-    def _precheck_availability(self, request: NewOrder, catalog: dict[str, CatalogEntry]) -> None:
+    def _inventory_rows(self, product_ids: list[str], columns: str) -> list[dict[str, Any]]:
+        with self._database().transaction() as cursor:
+            where = f"product_id IN ({_placeholders(product_ids)})"
+            cursor.execute(f"SELECT product_id, {columns} FROM inventory WHERE {where}", tuple(product_ids))  # noqa: S608
+            return list(cursor.fetchall())
+
+    def _precheck_availability(self, request: NewOrder) -> None:
         """Reject what is obviously out of stock. Redis answers first (the inventory steps write
-        through); a miss takes the catalog row already read and caches it briefly, without
-        overwriting a fresher write-through. ReserveStock's conditional UPDATE stays the guard."""
+        through); a miss reads MySQL and caches the figure briefly, without overwriting a fresher
+        write-through. ReserveStock's conditional UPDATE stays the guard."""
         product_ids = [product_id for product_id, _ in request.items]
         try:
             cached = self._cache.mget([availability_key(product_id) for product_id in product_ids])
         except redis.RedisError as exc:
             logger.warning("availability cache unreachable; using MySQL", extra={"error": str(exc)})
             cached = [None] * len(product_ids)
-        short, misses = [], {}
-        for (product_id, quantity), value in zip(request.items, cached, strict=True):
-            available = catalog[product_id].available if value is None else int(value)
-            if value is None:
-                misses[product_id] = available
-            if available < quantity:
-                short.append(product_id)
+        missed = [product_id for product_id, value in zip(product_ids, cached, strict=True) if value is None]
+        misses = {
+            row["product_id"]: int(row["available"])
+            for row in (self._inventory_rows(missed, "stock - reserved AS available") if missed else [])
+        }
+        short = [
+            product_id
+            for (product_id, quantity), value in zip(request.items, cached, strict=True)
+            if (misses.get(product_id, 0) if value is None else int(value)) < quantity
+        ]
         self._cache_availability(misses)
         if short:
             raise OutOfStock(f"not enough units available of: {', '.join(short)}")
@@ -402,12 +441,15 @@ class OrderService:
         except redis.RedisError as exc:
             logger.warning("availability not cached", extra={"error": str(exc)})
 
-    def _insert(self, order_id: str, user_id: str, request: NewOrder, priced: PricedOrder) -> None:
-        """The order and its lines in ONE transaction, with the saga log's first entry."""
+    def _insert(self, order_id: str, user_id: str, request: NewOrder, priced: PricedOrder) -> Order:
+        """The order, its execution ARN and its lines in ONE transaction, with the saga log's first
+        entry; the order as stored (its timestamps are the database's)."""
+        execution_arn = execution_arn_for(self.saga_arn, order_id)
         with self._database().transaction() as cursor:
             cursor.execute(
                 "INSERT INTO orders (order_id, user_id, idempotency_key, request_hash, total, currency, "
-                "email, payment_token, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'PENDING')",
+                "email, payment_token, status, execution_arn) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'PENDING', %s)",
                 (
                     order_id,
                     user_id,
@@ -417,6 +459,7 @@ class OrderService:
                     priced.currency,
                     request.email or None,
                     request.payment_token,
+                    execution_arn,
                 ),
             )
             cursor.executemany(
@@ -425,16 +468,34 @@ class OrderService:
                 [(order_id, item.product_id, item.quantity, item.unit_price) for item in priced.items],
             )
             log_step(cursor, order_id, "CreateOrder", OrderStatus.PENDING, None)
+            cursor.execute("SELECT created_at FROM orders WHERE order_id = %s", (order_id,))
+            row = cursor.fetchone()
+        assert row is not None  # inserted by this transaction
+        return Order(
+            order_id=order_id,
+            user_id=user_id,
+            idempotency_key=request.idempotency_key,
+            status=OrderStatus.PENDING,
+            items=tuple(priced.items),
+            total=priced.total,
+            currency=priced.currency,
+            email=request.email or None,
+            payment_token=request.payment_token,
+            execution_arn=execution_arn,
+            created_at=row["created_at"],
+            updated_at=row["created_at"],
+        )
 
-    def _start_saga(self, order_id: str) -> Order:
-        """Start the order's saga, store its execution ARN, and return the order as stored."""
+    def _start_saga(self, order_id: str) -> None:
+        """The reconciler's start: StartExecution, then its mark in saga_log (so the next pass
+        leaves the order alone) and the execution ARN on an order stored without one."""
         arn = self._start(self.saga_arn, order_id)
         with self._database().transaction() as cursor:
             cursor.execute(
                 "UPDATE orders SET execution_arn = %s WHERE order_id = %s AND execution_arn IS NULL",
                 (arn, order_id),
             )
-            return self._load(cursor, "order_id = %s", (order_id,))[0]
+            log_step(cursor, order_id, "Reconciler", "STARTED", None)
 
     def _start(self, state_machine_arn: str, order_id: str) -> str:
         """StartExecution named after the order; an execution of that name already there counts

@@ -33,6 +33,13 @@ def fetch_order(cursor: Cursor, order_id: str, *, for_update: bool = False) -> O
     return order_from_row(row, list(cursor.fetchall()))
 
 
+def lock_order(cursor: Cursor, order_id: str) -> None:
+    """Lock the order's row (serialising its saga's steps) without reading it."""
+    cursor.execute("SELECT 1 FROM orders WHERE order_id = %s FOR UPDATE", (order_id,))
+    if cursor.fetchone() is None:
+        raise OrderNotFound(f"order {order_id} does not exist")
+
+
 def fetch_payment(cursor: Cursor, order_id: str) -> Payment | None:
     cursor.execute(
         "SELECT payment_id, order_id, amount, currency, status, gateway_response, gateway_reference,"

@@ -2,11 +2,14 @@
 
 Reservation is one conditional UPDATE per line (`stock - reserved >= quantity`) in the same
 transaction as the reservation rows: if any line is short, the whole reservation rolls back, and
-no interleaving of concurrent sagas can oversell. The reservation rows are the marker: a
-ReleaseStock that finds none writes RELEASED rows of quantity 0, which stop a late ReserveStock.
+no interleaving of concurrent sagas can oversell. The UPDATEs are the last statements before the
+COMMIT, so a hot product's row is locked for as short a time as a reservation allows. The
+reservation rows are the marker: a ReleaseStock that finds none writes RELEASED rows of quantity
+0, which stop a late ReserveStock.
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 import redis
@@ -15,8 +18,8 @@ from pydantic import BaseModel
 from ..db import Cursor, Database
 from ..errors import InvalidStateTransition, OutOfStock, StepAlreadyCompensated
 from ..feeds import write_availability
-from ..models import Order, OrderStatus, Reservation, ReservationStatus
-from ..repository import fetch_order, fetch_reservations, log_step
+from ..models import Order, OrderItem, OrderStatus, Reservation, ReservationStatus
+from ..repository import fetch_order, fetch_reservations, lock_order, log_step
 
 
 class StockOutcome(BaseModel):
@@ -25,45 +28,86 @@ class StockOutcome(BaseModel):
 
 
 def reserve_stock(db: Database, cache: "redis.Redis", order_id: str) -> StockOutcome:
-    products: list[str] = []
+    lines: list[_OrderLine] = []
     try:
         with db.transaction() as cursor:
-            order = fetch_order(cursor, order_id, for_update=True)
-            products = [item.product_id for item in order.items]
-            reservations = fetch_reservations(cursor, order_id)
+            lock_order(cursor, order_id)  # serialises this order's steps (a late ReleaseStock waits)
+            lines = _order_lines(cursor, order_id)
+            reservations = [line.reservation for line in lines if line.reservation is not None]
             if any(r.status is ReservationStatus.RELEASED for r in reservations):
                 raise StepAlreadyCompensated(f"order {order_id}: ReleaseStock already ran; nothing reserved")
             if reservations:
                 return StockOutcome(order_id=order_id, reservations=reservations)  # a repeat: nothing to do
-            reservations = _reserve(cursor, order)
-            available = _available(cursor, products)
+            reservations = _reserve(cursor, order_id, [line.item for line in lines])
     except OutOfStock:
-        refresh_availability(db, cache, products)  # the cache may have promised units that are not there
+        # the cache may have promised units that are not there
+        refresh_availability(db, cache, [line.item.product_id for line in lines])
         raise
-    write_availability(cache, available)
+    # What was available before this reservation, less it: read before the row lock was taken, so
+    # a concurrent reservation may make it high (harmless: the edge's pre-check only rejects, and
+    # the next OutOfStock writes the exact figure). Reading after the commit costs two round trips.
+    write_availability(cache, {line.item.product_id: line.available - line.item.quantity for line in lines})
     return StockOutcome(order_id=order_id, reservations=reservations)
 
 
-def _reserve(cursor: Cursor, order: Order) -> list[Reservation]:
-    """Take the units first: the reservation rows' foreign key would share-lock the inventory rows,
-    and upgrading that lock for the UPDATE deadlocks concurrent sagas on a hot product."""
-    for item in order.items:  # in product_id order, so concurrent sagas lock rows in the same order
-        cursor.execute(
-            "UPDATE inventory SET reserved = reserved + %s WHERE product_id = %s AND stock - reserved >= %s",
-            (item.quantity, item.product_id, item.quantity),
+@dataclass(frozen=True)
+class _OrderLine:
+    item: OrderItem
+    reservation: Reservation | None
+    available: int
+
+
+def _order_lines(cursor: Cursor, order_id: str) -> list[_OrderLine]:
+    """The order's lines, with the reservation rows already written for them and the units the
+    catalog had available, in one round trip (a consistent read: no inventory row is locked)."""
+    cursor.execute(
+        "SELECT i.product_id, i.quantity, i.unit_price, r.quantity AS reserved, r.status,"
+        " p.stock - p.reserved AS available"
+        " FROM order_items i"
+        " LEFT JOIN inventory_reservations r ON r.order_id = i.order_id AND r.product_id = i.product_id"
+        " LEFT JOIN inventory p ON p.product_id = i.product_id"
+        " WHERE i.order_id = %s ORDER BY i.product_id",
+        (order_id,),
+    )
+    return [
+        _OrderLine(
+            item=OrderItem(
+                product_id=row["product_id"], quantity=row["quantity"], unit_price=row["unit_price"]
+            ),
+            reservation=None
+            if row["status"] is None
+            else Reservation(
+                order_id=order_id,
+                product_id=row["product_id"],
+                quantity=row["reserved"],
+                status=row["status"],
+            ),
+            available=int(row["available"] or 0),
         )
-        if cursor.rowcount == 0:
-            raise OutOfStock(f"order {order.order_id}: fewer than {item.quantity} of {item.product_id} left")
+        for row in cursor.fetchall()
+    ]
+
+
+def _reserve(cursor: Cursor, order_id: str, items: list[OrderItem]) -> list[Reservation]:
+    """Write the reservation rows and the log first, and take the units last: a hot product's row
+    is then locked from its UPDATE to the COMMIT only, the least any reservation can hold it."""
     reservations = [
-        Reservation(order_id=order.order_id, product_id=item.product_id, quantity=item.quantity,
+        Reservation(order_id=order_id, product_id=item.product_id, quantity=item.quantity,
                     status=ReservationStatus.RESERVED)
-        for item in order.items
+        for item in items
     ]  # fmt: skip
     cursor.executemany(
         "INSERT INTO inventory_reservations (order_id, product_id, quantity, status) VALUES (%s, %s, %s, %s)",
         [(r.order_id, r.product_id, r.quantity, r.status) for r in reservations],
     )
-    log_step(cursor, order.order_id, "ReserveStock", "RESERVED", _lines(order.items))
+    log_step(cursor, order_id, "ReserveStock", "RESERVED", _lines(items))
+    for item in items:  # in product_id order, so concurrent sagas lock rows in the same order
+        cursor.execute(
+            "UPDATE inventory SET reserved = reserved + %s WHERE product_id = %s AND stock - reserved >= %s",
+            (item.quantity, item.product_id, item.quantity),
+        )
+        if cursor.rowcount == 0:
+            raise OutOfStock(f"order {order_id}: fewer than {item.quantity} of {item.product_id} left")
     return reservations
 
 
@@ -110,16 +154,17 @@ def _release(cursor: Cursor, order: Order, reservations: list[Reservation]) -> i
 
 
 def commit_stock(cursor: Cursor, reservations: list[Reservation]) -> None:
-    """The reserved units leave the stock for good (inside ConfirmOrder's transaction)."""
+    """The reserved units leave the stock for good (the last statements of ConfirmOrder's
+    transaction: the inventory rows' UPDATEs come after everything else, as in ReserveStock)."""
+    cursor.execute(
+        "UPDATE inventory_reservations SET status = 'COMMITTED' WHERE order_id = %s AND status = 'RESERVED'",
+        (reservations[0].order_id,),
+    )
     for reservation in reservations:
         cursor.execute(
             "UPDATE inventory SET stock = stock - %s, reserved = reserved - %s WHERE product_id = %s",
             (reservation.quantity, reservation.quantity, reservation.product_id),
         )
-    cursor.execute(
-        "UPDATE inventory_reservations SET status = 'COMMITTED' WHERE order_id = %s AND status = 'RESERVED'",
-        (reservations[0].order_id,),
-    )
 
 
 def _available(cursor: Cursor, product_ids: list[str]) -> dict[str, int]:

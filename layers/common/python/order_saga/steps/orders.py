@@ -97,9 +97,9 @@ def confirm_order(db: Database, cache: "redis.Redis", order_id: str) -> OrderOut
             raise InvalidStateTransition(f"order {order_id}: no successful payment to confirm")
         if not reservations or any(r.status is not ReservationStatus.RESERVED for r in reservations):
             raise InvalidStateTransition(f"order {order_id}: its stock is not reserved")
-        commit_stock(cursor, reservations)
         _set_status(cursor, order, OrderStatus.CONFIRMED, "ConfirmOrder", None)
         confirmed = fetch_order(cursor, order_id)
+        commit_stock(cursor, reservations)  # last: the inventory rows stay locked until COMMIT only
     publish_status(cache, order_id, OrderStatus.CONFIRMED)
     return OrderOutcome.of(confirmed)
 

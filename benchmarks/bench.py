@@ -1,0 +1,27 @@
+"""Every benchmark, briefly, and one table: figure, baseline, ratio, goal (`make bench`).
+
+Each figure's baseline is measured in the same run (the full stack's is the issue's 9 orders/s:
+the stack cannot run its old self beside itself). The runs are shorter than the ones in
+docs/performance.md, so expect more noise; the machine's load average is printed with the table.
+"""
+
+import cold_start
+import create_order
+import full_stack
+import reserve_stock
+from figures import print_table
+
+
+def main() -> None:
+    figures = [
+        *reserve_stock.measure(orders=800, rounds=4, buyers=64, sale=256),
+        *cold_start.measure(repeats=3),
+        *create_order.measure(clients=8, seconds=3),
+        *full_stack.measure(clients=8, orders=60),
+    ]
+    print()
+    print_table(figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The cold start of every Lambda function: a new Python process importing its handler, against a
+new process running a bare `import boto3`, in the same run.
+
+    .venv/bin/python benchmarks/cold_start.py --repeats 7
+
+Each function's process gets what Lambda gives it: its code folder as the working directory and
+first on the path, the shared layer on PYTHONPATH, the function's environment from
+order_saga.functions (tracing off, as on the local stack; `--traced` sets LAMBDA_TASK_ROOT so
+Powertools traces, as in AWS). The time is the whole process, interpreter start-up included,
+measured from outside; the memory is the process's peak resident set (VmHWM). Runs alternate between the
+baseline and the functions, and each figure is the median of `--repeats` runs, so a change in the
+machine's other load touches all of them alike.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from figures import Figure, print_table
+
+from devstack.paths import REPO_ROOT
+from order_saga.functions import FUNCTIONS, FunctionSpec
+
+LAYER = REPO_ROOT / "layers" / "common" / "python"
+
+
+# The child reports its own peak resident set (VmHWM belongs to the exec'd program: the getrusage
+# figure would include the benchmark process it was forked from).
+PEAK = "; print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])"
+
+
+def spawn(code: str, cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(seconds, peak MiB) of a new interpreter running `code`."""
+    began = time.perf_counter()
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code + PEAK], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+    elapsed = time.perf_counter() - began
+    if done.returncode:
+        raise SystemExit(f"{code!r} in {cwd} failed with {done.returncode}: {done.stderr}")
+    return elapsed, int(done.stdout.split()[-1]) / 1024
+
+
+def function_env(spec: FunctionSpec, *, traced: bool) -> dict[str, str]:
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(LAYER), "PYTHONDONTWRITEBYTECODE": "1"}
+    env |= spec.all_environment | {"AWS_LAMBDA_FUNCTION_NAME": spec.name, "AWS_DEFAULT_REGION": "us-east-1"}
+    if traced:
+        env["LAMBDA_TASK_ROOT"] = str(REPO_ROOT / spec.code_dir)
+    return env
+
+
+def measure(*, repeats: int = 5, traced: bool = False) -> list[Figure]:
+    baseline_env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1"}
+    # Byte-code is compiled once beforehand (Lambda ships it compiled or compiles once per sandbox).
+    compile_all = [sys.executable, "-m", "compileall", "-q", str(LAYER), str(REPO_ROOT / "functions")]
+    subprocess.run(compile_all, check=True)  # noqa: S603
+    runs: dict[str, list[tuple[float, float]]] = {"import boto3": []}
+    for _ in range(repeats):
+        runs["import boto3"].append(spawn("import boto3", REPO_ROOT, baseline_env))
+        for spec in FUNCTIONS:
+            module = spec.handler.rsplit(".", 1)[0]
+            runs.setdefault(spec.name, []).append(
+                spawn(f"import {module}", REPO_ROOT / spec.code_dir, function_env(spec, traced=traced))
+            )
+    seconds = {name: statistics.median(s for s, _ in values) for name, values in runs.items()}
+    memory = {name: statistics.median(m for _, m in values) for name, values in runs.items()}
+    base = seconds["import boto3"]
+    print(f"cold start, whole process, median of {repeats} (tracing {'on' if traced else 'off'})")
+    print("| function | import s | peak MiB | / import boto3 |")
+    print("| --- | ---: | ---: | ---: |")
+    for name in runs:
+        print(f"| {name} | {seconds[name]:.3f} | {memory[name]:.0f} | {seconds[name] / base:.2f} |")
+    slowest = max((name for name in runs if name != "import boto3"), key=seconds.__getitem__)
+    return [
+        Figure(f"cold import of a step handler (slowest: {slowest})", seconds[slowest], base, "s", "<= 2",
+               higher_is_better=False),
+    ]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--traced", action="store_true", help="trace as in AWS (imports the X-Ray SDK)")
+    args = parser.parse_args()
+    print_table(measure(repeats=args.repeats, traced=args.traced))
+
+
+if __name__ == "__main__":
+    main()
