@@ -16,6 +16,7 @@ from order_saga.cache import create_redis
 from order_saga.db import Database
 from order_saga.observability import logger
 from order_saga.order_service import OrderService
+from order_saga.watchdog import create_watchdog
 
 from .auth import TokenVerifier
 from .generated.orders.v1 import orders_pb2, orders_pb2_grpc
@@ -136,8 +137,10 @@ def serve(settings: EdgeSettings | None = None) -> None:
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     reconciler = Reconciler(
         orders,
+        create_watchdog(settings, Database(settings), cache),
         interval_seconds=settings.reconcile_interval_seconds,
         grace_seconds=settings.reconcile_grace_seconds,
+        watchdog_grace_seconds=settings.watchdog_grace_seconds,
     )
     stopping = threading.Event()
 

@@ -9,12 +9,6 @@ from order_saga.settings import Settings
 
 
 class EdgeSettings(Settings):
-    order_saga_state_machine_arn: str = Field(
-        "", description="ARN of the OrderSaga state machine that CreateOrder starts"
-    )
-    order_cancellation_state_machine_arn: str = Field(
-        "", description="ARN of the cancellation state machine that CancelOrder starts for a CONFIRMED order"
-    )
     jwt_issuer: str = Field("order-saga-local", description="Expected `iss` of access tokens")
     jwt_audience: str = Field(
         "orders-api", description="Expected `aud` (or Cognito's `client_id`) of access tokens"
@@ -45,6 +39,11 @@ class EdgeSettings(Settings):
     )
     reconcile_grace_seconds: float = Field(
         60.0, description="Age after which a PENDING order without an execution counts as orphaned"
+    )
+    watchdog_grace_seconds: float = Field(
+        120.0,
+        description="Seconds an order must stay untouched before the reconciler's pass hands it to the"
+        " saga watchdog (PENDING or CANCELLING with a closed execution, or still holding money or stock)",
     )
     shutdown_grace_seconds: float = Field(
         10.0, description="Seconds in-flight RPCs get to finish after SIGTERM"

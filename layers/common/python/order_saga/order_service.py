@@ -49,6 +49,7 @@ from .models import (
 )
 from .observability import logger
 from .repository import ORDER_COLUMNS, log_step, order_from_row
+from .watchdog import execution_arn_for
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -151,11 +152,6 @@ def _item_violations(path: str, product_id: str, quantity: int, seen: set[str]) 
 def validate_order_id(order_id: str, field: str = "order_id") -> None:
     if not _UUID.match(order_id):
         raise InvalidRequest([FieldViolation(field, "is not an order id (a lower-case UUID)")])
-
-
-def execution_arn_for(state_machine_arn: str, name: str) -> str:
-    """The ARN Step Functions gives the execution `name` of a state machine (a documented format)."""
-    return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
 
 
 class OrderService:
@@ -268,7 +264,7 @@ class OrderService:
             publish_status(self._cache, order_id, OrderStatus.CANCELLING)
         if status in {OrderStatus.CONFIRMED, OrderStatus.CANCELLING}:
             # Also on CANCELLING: a retry after a failed start starts it now (same name: at most once).
-            self._start(self.cancellation_arn, order_id)
+            self._start_cancellation(order_id)
         return self.get_order(user_id, order_id)
 
     def watch_order(
@@ -436,9 +432,22 @@ class OrderService:
             )
             return self._load(cursor, "order_id = %s", (order_id,))[0]
 
+    def _start_cancellation(self, order_id: str) -> None:
+        """Start the cancellation machine and store its execution's ARN, so the saga watchdog can
+        read that execution's status. A start that failed leaves the ARN empty: the watchdog
+        (the reconciler's pass) then finishes the cancellation itself."""
+        arn = self._start(self.cancellation_arn, order_id)
+        with self._database().transaction() as cursor:
+            cursor.execute(
+                "UPDATE orders SET cancellation_execution_arn = %s"
+                " WHERE order_id = %s AND cancellation_execution_arn IS NULL",
+                (arn, order_id),
+            )
+
     def _start(self, state_machine_arn: str, order_id: str) -> str:
-        """StartExecution named after the order; an execution of that name already there counts
-        as started (that is what makes a double start impossible)."""
+        """StartExecution named after the order, which makes a double start impossible. When the
+        name is taken, the ARN of that execution is returned, running or closed: whether it finished
+        its order is decided from its status (DescribeExecution) by the saga watchdog, not here."""
         try:
             answer = self._stepfunctions.start_execution(
                 stateMachineArn=state_machine_arn, name=order_id, input=json.dumps({"order_id": order_id})
