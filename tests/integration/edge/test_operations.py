@@ -20,6 +20,7 @@ from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.reconciler import Reconciler
 from grpc_edge.server import build_order_service
 from order_saga.db import Database
+from order_saga.watchdog import create_watchdog
 
 from .conftest import Edge, EdgeFactory, status_of
 
@@ -125,7 +126,13 @@ def test_the_reconciler_starts_an_orphaned_order_exactly_once(
     orphan = insert_orphan(edge.database, age_seconds=120)
     fresh = insert_orphan(edge.database, age_seconds=0)
     reconcilers = [
-        Reconciler(build_order_service(edge.settings, redis_client), interval_seconds=0, grace_seconds=60)
+        Reconciler(
+            build_order_service(edge.settings, redis_client),
+            create_watchdog(edge.settings, Database(edge.settings), redis_client),
+            interval_seconds=0,
+            grace_seconds=60,
+            watchdog_grace_seconds=60,
+        )
         for _ in range(3)
     ]
 
@@ -139,8 +146,8 @@ def test_the_reconciler_starts_an_orphaned_order_exactly_once(
     assert [e["name"] for e in executions] == [orphan]
     [row] = edge.sql("SELECT execution_arn FROM orders WHERE order_id = %s", (orphan,))
     assert row["execution_arn"] == executions[0]["executionArn"]
-    assert all(started in ([orphan], []) for started in first_pass)
-    assert second_pass == [[], [], []]
+    assert all(done.started in ([orphan], []) for done in first_pass)
+    assert [(done.started, done.settled) for done in second_pass] == [([], [])] * 3
     assert edge.sql("SELECT execution_arn FROM orders WHERE order_id = %s", (fresh,)) == [
         {"execution_arn": None}
     ]
