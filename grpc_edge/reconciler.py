@@ -6,9 +6,9 @@
 2. Every order an execution may have left behind (PENDING or CANCELLING whose execution closed or
    never started, FAILED or CANCELLED still holding money or stock), untouched for the watchdog's
    grace period, is handed to the saga watchdog (order_saga.watchdog), which ends it truthfully or
-   flags it NEEDS_ATTENTION. In AWS, EventBridge also invokes the watchdog at once for every
-   execution that fails, times out or is aborted; this pass is what runs it locally (moto emits no
-   events) and what catches anything an event missed.
+   flags it NEEDS_ATTENTION. This pass is how the watchdog runs locally (moto emits no events);
+   in AWS, EventBridge invokes the SagaWatchdog function for every execution that fails, times
+   out or is aborted, and the edge runs no watchdog (WATCHDOG_GRACE_SECONDS=0, the default).
 """
 
 import threading
@@ -29,7 +29,7 @@ class Reconciler:
     def __init__(
         self,
         orders: OrderService,
-        watchdog: SagaWatchdog,
+        watchdog: SagaWatchdog | None,
         *,
         interval_seconds: float,
         grace_seconds: float,
@@ -47,11 +47,8 @@ class Reconciler:
         started = self.orders.start_orphans(self.grace_seconds)
         if started:
             logger.info("orphaned orders started", extra={"order_ids": started})
-        settled = [
-            outcome
-            for outcome in self.watchdog.settle_stuck(self.watchdog_grace_seconds)
-            if outcome.action != "none"
-        ]
+        outcomes = self.watchdog.settle_stuck(self.watchdog_grace_seconds) if self.watchdog else []
+        settled = [outcome for outcome in outcomes if outcome.action != "none"]
         for outcome in settled:
             logger.info("order settled by the watchdog", extra=outcome.model_dump(mode="json"))
         return Pass(started, settled)

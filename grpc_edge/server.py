@@ -137,7 +137,7 @@ def serve(settings: EdgeSettings | None = None) -> None:
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     reconciler = Reconciler(
         orders,
-        create_watchdog(settings, Database(settings), cache),
+        create_watchdog(settings, Database(settings), cache) if settings.watchdog_grace_seconds > 0 else None,
         interval_seconds=settings.reconcile_interval_seconds,
         grace_seconds=settings.reconcile_grace_seconds,
         watchdog_grace_seconds=settings.watchdog_grace_seconds,

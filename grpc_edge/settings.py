@@ -41,9 +41,10 @@ class EdgeSettings(Settings):
         60.0, description="Age after which a PENDING order without an execution counts as orphaned"
     )
     watchdog_grace_seconds: float = Field(
-        120.0,
+        0.0,
         description="Seconds an order must stay untouched before the reconciler's pass hands it to the"
-        " saga watchdog (PENDING or CANCELLING with a closed execution, or still holding money or stock)",
+        " saga watchdog (PENDING or CANCELLING with a closed execution, or still holding money or stock);"
+        " 0 = no watchdog in the edge (AWS, where EventBridge invokes the SagaWatchdog function)",
     )
     shutdown_grace_seconds: float = Field(
         10.0, description="Seconds in-flight RPCs get to finish after SIGTERM"
