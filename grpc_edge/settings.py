@@ -33,6 +33,12 @@ class EdgeSettings(Settings):
     tls_client_ca_file: Path | None = Field(
         None, description="PEM CA bundle of client certificates; when set, clients must present one (mTLS)"
     )
+    watch_max_per_user: int = Field(
+        4, ge=1, description="Open WatchOrder streams one user may hold on a server"
+    )
+    watch_max_seconds: float = Field(
+        900.0, gt=0, description="A WatchOrder stream ends (OK) after this long; the client opens a new one"
+    )
     rate_limit_per_minute: int = Field(600, description="RPCs per user per minute (0 = no limit)")
     reconcile_interval_seconds: float = Field(
         30.0, description="Seconds between reconciler passes over orphaned PENDING orders (0 = off)"

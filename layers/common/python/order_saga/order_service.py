@@ -65,6 +65,7 @@ MAX_REASON = 500
 MAX_TOTAL = Decimal("99999999.99")  # DECIMAL(10,2)
 ER_DUP_ENTRY = 1062
 
+# Always matched with fullmatch: `$` alone would accept a trailing newline.
 _UUID = re.compile(ORDER_ID_PATTERN)
 _PRODUCT_ID = re.compile(PRODUCT_ID_PATTERN)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -112,7 +113,7 @@ def validate_new_order(request: NewOrder) -> list[FieldViolation]:
         *_text_violations("payment_token", request.payment_token, MAX_PAYMENT_TOKEN, required=True),
         *_text_violations("email", request.email, MAX_EMAIL, required=False),
     ]
-    if request.email and len(request.email) <= MAX_EMAIL and not _EMAIL.match(request.email):
+    if request.email and len(request.email) <= MAX_EMAIL and not _EMAIL.fullmatch(request.email):
         violations.append(FieldViolation("email", "is not an e-mail address"))
     if not request.items:
         violations.append(FieldViolation("items", "an order needs at least one item"))
@@ -138,7 +139,7 @@ def _item_violations(path: str, product_id: str, quantity: int, seen: set[str]) 
     violations = []
     if not product_id:
         violations.append(FieldViolation(f"{path}.product_id", "is required"))
-    elif len(product_id) > MAX_PRODUCT_ID or not _PRODUCT_ID.match(product_id):
+    elif len(product_id) > MAX_PRODUCT_ID or not _PRODUCT_ID.fullmatch(product_id):
         violations.append(
             FieldViolation(f"{path}.product_id", f"1 to {MAX_PRODUCT_ID} of A-Z, a-z, 0-9, '.', '_', '-'")
         )
@@ -150,7 +151,7 @@ def _item_violations(path: str, product_id: str, quantity: int, seen: set[str]) 
 
 
 def validate_order_id(order_id: str, field: str = "order_id") -> None:
-    if not _UUID.match(order_id):
+    if not _UUID.fullmatch(order_id):
         raise InvalidRequest([FieldViolation(field, "is not an order id (a lower-case UUID)")])
 
 
@@ -511,7 +512,7 @@ def _decode_page_token(token: str, status: OrderStatus | None) -> tuple[datetime
         created_at, order_id, token_status = datetime.fromisoformat(body["t"]), body["i"], body["s"]
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise InvalidRequest([FieldViolation("page_token", "is not a token from ListOrders")]) from exc
-    if not isinstance(order_id, str) or not _UUID.match(order_id):
+    if not isinstance(order_id, str) or not _UUID.fullmatch(order_id):
         raise InvalidRequest([FieldViolation("page_token", "is not a token from ListOrders")])
     if token_status != (status.value if status else ""):
         raise InvalidRequest([FieldViolation("page_token", "was issued for another status filter")])
