@@ -25,6 +25,7 @@ from order_saga.order_service import OrderService
 from order_saga.payment_gateway import SimulatedGateway
 from order_saga.watchdog import SagaWatchdog
 from tests.e2e.stack import LocalStack
+from tests.e2e.test_operator_commands import order_saga
 from tests.e2e.test_order_saga import INITIAL
 
 COMPENSATE = ["Compensate", "RefundPayment", "ReleaseStock", "CompensationOutcome"]
@@ -233,3 +234,36 @@ def test_a_cancellation_whose_start_failed_ends_cancelled_after_the_reconciler(
     assert (ledger.charges(order_id), ledger.refunds(order_id)) == (1, 1)
     assert stack.stock() == INITIAL
     wait_for(lambda: len(stack.emails_about(order_id)) == 2, "the cancellation notice")
+
+
+def test_an_operator_lists_shows_and_resolves_an_order_that_needs_attention(stack: LocalStack) -> None:
+    # Given an order flagged NEEDS_ATTENTION, owing its refund (the gateway refused it)
+    order_id = stack.new_order({"sku-1": 1})
+    stack.fault("ConfirmOrder", "error", order_id, error_type="InjectedFault")
+    stack.fault("RefundPayment", "error", order_id, error_type="InjectedFault")
+    assert stack.run(order_id).error == "CompensationFailed"
+    settings = stack.settings
+    env = {
+        "MYSQL_HOST": settings.mysql_host,
+        "MYSQL_PORT": str(settings.mysql_port),
+        "MYSQL_USER": settings.mysql_user,
+        "MYSQL_PASSWORD": settings.mysql_password,
+        "MYSQL_DATABASE": settings.mysql_database,
+        "REDIS_URL": settings.redis_url,
+        "AWS_REGION": stack.aws.region,
+        "ORDER_CANCELLATION_STATE_MACHINE_ARN": stack.cancellation_arn,
+    }
+    # When the operator lists and shows what needs attention
+    code, listed = order_saga(stack, "attention", "list", env=env)
+    assert code == 0, listed
+    assert f"{order_id}  user-1  9.99 EUR  owes: RefundPayment" in listed
+    code, shown = order_saga(stack, "attention", "show", order_id, env=env)
+    assert code == 0, shown
+    assert shown.splitlines()[:2] == [f"{order_id}: NEEDS_ATTENTION (UNDER_REVIEW)", "  owes: RefundPayment"]
+    # and resolves it once the gateway answers again
+    code, resolved = order_saga(stack, "attention", "resolve", order_id, env=env)
+    # Then the refund is made, the order ends FAILED, and nothing needs attention any more
+    assert (code, resolved.strip()) == (0, f"{order_id}: FAILED"), resolved
+    assert stack.payment(order_id)["status"] == "REFUNDED"  # type: ignore[index]
+    assert stack.stock() == INITIAL
+    assert "0 order(s) need attention" in order_saga(stack, "attention", "list", env=env)[1]

@@ -16,12 +16,12 @@ from order_saga.functions import FUNCTIONS
 from tests.e2e.stack import LocalStack
 
 
-def order_saga(stack: LocalStack, *args: str) -> tuple[int, str]:
+def order_saga(stack: LocalStack, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     env = {
         "AWS_ENDPOINT_URL": stack.aws.endpoint_url,
         "COMPENSATION_DLQ_URL": stack.dlq_url,
         "NOTIFICATION_QUEUE_URL": stack.notification_queue_url,
-    }
+    } | (env or {})
     saved = dict(os.environ)
     try:
         result = CliRunner().invoke(main, list(args), env=env)

@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
 from .db import Database
-from .errors import OrderCancelled, OrderSagaError, WorkflowUnavailable
+from .errors import InvalidStateTransition, OrderCancelled, OrderSagaError, WorkflowUnavailable
 from .models import Order, OrderStatus
 from .observability import logger
 from .payment_gateway import PaymentGateway, create_gateway
@@ -107,7 +107,23 @@ class SagaWatchdog:
             return WatchdogOutcome(
                 order_id=order_id, action="none", status=order.status, execution_status=execution_status
             )
-        failures = self._compensate(order_id, owed)
+        return self._finish(order, arn, execution_status, owed)
+
+    def resolve(self, order_id: str) -> WatchdogOutcome:
+        """An operator's finish of a NEEDS_ATTENTION order (`order-saga attention resolve`): run
+        what it still owes, then end it FAILED or CANCELLED; still failing, it stays flagged."""
+        with self._db.transaction() as cursor:
+            order = fetch_order(cursor, order_id)
+            owed = sorted(owed_compensations(cursor, order))
+        if order.status is not OrderStatus.NEEDS_ATTENTION:
+            raise InvalidStateTransition(f"order {order_id} is {order.status}, not NEEDS_ATTENTION")
+        arn = order.cancellation_execution_arn or order.execution_arn
+        return self._finish(order, arn, self.execution_status(arn), owed)
+
+    def _finish(
+        self, order: Order, arn: str | None, execution_status: str | None, owed: list[str]
+    ) -> WatchdogOutcome:
+        failures = self._compensate(order.order_id, owed)
         if failures:
             return self._flag(order, arn, execution_status, failures)
         return self._end(order, execution_status)
@@ -180,7 +196,11 @@ class SagaWatchdog:
         return failures
 
     def _end(self, order: Order, execution_status: str | None) -> WatchdogOutcome:
-        cancelled = order.cancel_requested or order.status in {OrderStatus.CANCELLING, OrderStatus.CANCELLED}
+        cancelled = (
+            order.cancel_requested
+            or order.cancellation_execution_arn is not None
+            or order.status in {OrderStatus.CANCELLING, OrderStatus.CANCELLED}
+        )
         if cancelled:
             outcome = mark_order_cancelled(self._db, self._cache, order.order_id)
         else:
