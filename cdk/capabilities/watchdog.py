@@ -4,7 +4,9 @@ A rule on "Step Functions Execution Status Change" (FAILED, TIMED_OUT, ABORTED) 
 machines invokes the SagaWatchdog function (order_saga.watchdog), which ends the order truthfully
 or flags it NEEDS_ATTENTION. The function (built from FUNCTIONS like every step) is granted here
 what it needs beyond its database, cache and gateway: reading the two machines' executions and
-sending to the notification queue and the compensation DLQ, nothing more. An event the function
+sending to the notification queue and the compensation DLQ, nothing more. A schedule runs the
+watchdog's sweep every 15 minutes for what no event reports (a charge that landed after its
+compensation and whose refund failed; an event lost). An event the function
 could not handle after EventBridge's and Lambda's retries lands on the watchdog's own DLQ, and
 alarms fire on that DLQ and on the function's errors.
 """
@@ -25,6 +27,8 @@ from cdk.capabilities.workflow import logical_id
 from cdk.nag import acknowledge
 
 CLOSED_WRONG = ["FAILED", "TIMED_OUT", "ABORTED"]
+SWEEP_EVERY = Duration.minutes(15)
+SWEEP_GRACE = Duration.minutes(10)  # untouched this long: no execution is still working on it
 PERIOD = Duration.minutes(5)
 
 
@@ -51,6 +55,20 @@ class Watchdog(Construct):
         }.items():
             function.add_environment(key, value)
         stack = Stack.of(self)
+        self.sweep = events.Rule(
+            self,
+            "Sweep",
+            description="The watchdog's pass over orders no execution event reports",
+            schedule=events.Schedule.rate(SWEEP_EVERY),
+        )
+        self.sweep.add_target(
+            targets.LambdaFunction(
+                function,
+                event=events.RuleTargetInput.from_object(
+                    {"sweep_older_than_seconds": SWEEP_GRACE.to_seconds()}
+                ),
+            )
+        )
         function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["states:DescribeExecution"],

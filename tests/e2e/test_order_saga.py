@@ -62,7 +62,7 @@ def test_happy_path_confirms_charges_commits_stock_and_mails(stack: LocalStack) 
     path = stack.run(order_id)
     # Then the order is CONFIRMED, charged once, its stock committed and nothing left reserved
     assert (path.status, path.states()) == ("SUCCEEDED", HAPPY_PATH)
-    assert path.transitions == 5
+    assert path.transitions == 5, [(v.name, v.errors) for v in path.visits if v.errors]
     assert stack.order(order_id)["status"] == "CONFIRMED"
     assert stack.payment(order_id) == {"status": "SUCCESS", "amount": Decimal("19.98")}
     assert stack.stock()["sku-1"] == (18, 0)
@@ -84,7 +84,7 @@ def test_a_declined_card_fails_the_order_without_charging_or_reserving(stack: Lo
     path = stack.run(order_id)
     assert (path.status, path.error) == ("FAILED", "PaymentDeclined")
     assert states(path) == ["ProcessPayment", *COMPENSATED_PATH]
-    assert path.transitions == 8
+    assert path.transitions == 8, [(v.name, v.errors) for v in path.visits if v.errors]
     order = stack.order(order_id)
     assert order["status"] == "FAILED"
     assert order["failure_reason"] == "Your card was declined."
@@ -100,7 +100,7 @@ def test_out_of_stock_refunds_and_fails(stack: LocalStack) -> None:
     path = stack.run(order_id)
     assert (path.status, path.error) == ("FAILED", "OutOfStock")
     assert states(path) == ["ProcessPayment", "ReserveStock", *COMPENSATED_PATH]
-    assert path.transitions == 9
+    assert path.transitions == 9, [(v.name, v.errors) for v in path.visits if v.errors]
     assert stack.order(order_id)["status"] == "FAILED"
     assert stack.payment(order_id)["status"] == "REFUNDED"  # type: ignore[index]
     assert stack.stock() == INITIAL
@@ -187,7 +187,7 @@ def test_a_compensation_that_keeps_failing_goes_to_the_dlq_and_flags_the_order(s
         "MarkNeedsAttention",
         "SagaNeedsAttention",
     ]
-    assert path.transitions == 10
+    assert path.transitions == 10, [(v.name, v.errors) for v in path.visits if v.errors]
     assert stack.order(order_id)["status"] == "NEEDS_ATTENTION"
     # and the DLQ message carries the full context: what failed first, and what could not be undone
     [message] = [body for body in stack.dlq_messages() if body["order_id"] == order_id]
@@ -214,7 +214,7 @@ def test_cancelling_a_pending_order_compensates_and_ends_cancelled(stack: LocalS
     # Then the charge is refunded, the stock released, the order CANCELLED and the customer told
     assert (path.status, path.error) == ("FAILED", "OrderCancelled")
     assert states(path) == ["ProcessPayment", "ReserveStock", "ConfirmOrder", *CANCELLED_PATH]
-    assert path.transitions == 10
+    assert path.transitions == 10, [(v.name, v.errors) for v in path.visits if v.errors]
     assert stack.order(order_id)["status"] == "CANCELLED"
     assert stack.payment(order_id)["status"] == "REFUNDED"  # type: ignore[index]
     assert stack.stock() == INITIAL
@@ -234,7 +234,7 @@ def test_the_cancellation_machine_undoes_a_confirmed_order(stack: LocalStack) ->
     # Then it is refunded, restocked, CANCELLED, and the notice is sent
     assert path.status == "SUCCEEDED"
     assert states(path) == [*COMPENSATE, "MarkOrderCancelled", "SendCancellationNotice", "OrderCancelled"]
-    assert path.transitions == 7
+    assert path.transitions == 7, [(v.name, v.errors) for v in path.visits if v.errors]
     assert stack.order(order_id)["status"] == "CANCELLED"
     assert stack.payment(order_id)["status"] == "REFUNDED"  # type: ignore[index]
     assert stack.stock() == INITIAL
@@ -280,7 +280,7 @@ def test_a_cancellation_that_cannot_refund_flags_the_order(stack: LocalStack) ->
         "MarkNeedsAttention",
         "CancellationNeedsAttention",
     ]
-    assert path.transitions == 8
+    assert path.transitions == 8, [(v.name, v.errors) for v in path.visits if v.errors]
     assert stack.order(order_id)["status"] == "NEEDS_ATTENTION"
     assert stack.payment(order_id)["status"] == "SUCCESS"  # type: ignore[index]
     # the units went back to stock all the same: only the refund is owed

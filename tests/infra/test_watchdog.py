@@ -1,6 +1,7 @@
 """The saga watchdog in AWS: an EventBridge rule per closed-the-wrong-way execution, least privilege,
 its own DLQ and alarms (cdk-nag runs over it with the rest of the app)."""
 
+import json
 from typing import Any
 
 from cdk import constants as c
@@ -54,3 +55,12 @@ def test_the_watchdog_alarms_on_its_dlq_and_its_errors(synthesized: Synthesized)
     names = {props["Properties"]["AlarmName"] for props in alarms.values()}
     env = synthesized.env
     assert {f"{c.PROJECT}-{env}-WatchdogDlqNotEmpty", f"{c.PROJECT}-{env}-WatchdogErrors"} <= names
+
+
+def test_a_schedule_runs_the_watchdogs_sweep_for_what_no_event_reports(synthesized: Synthesized) -> None:
+    watchdog_id, _ = lambda_function(synthesized, function("SagaWatchdog"))
+    _, rule = only(synthesized.resources("Saga", "AWS::Events::Rule"), "WatchdogSweep")
+    assert rule["ScheduleExpression"] == "rate(15 minutes)"
+    [target] = rule["Targets"]
+    assert refs(target["Arn"]) == {watchdog_id}
+    assert json.loads(target["Input"]) == {"sweep_older_than_seconds": 600}

@@ -78,6 +78,7 @@ def test_a_step_takes_the_state_it_is_given(
     [
         ({"order_id": str(uuid.uuid4())}, "detail: Field required"),
         ({"detail": {"name": "not-an-order", "status": "ABORTED"}}, "detail.name: String should match"),
+        ({"sweep_older_than_seconds": -1}, "sweep_older_than_seconds: Input should be greater than 0"),
     ],
 )
 def test_the_watchdog_takes_an_execution_status_change_and_nothing_else(

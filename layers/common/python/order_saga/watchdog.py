@@ -11,8 +11,9 @@ compensation DLQ. A FAILED or CANCELLED order still holding money or stock (a ch
 after its compensation and whose refund failed) is settled the same way.
 
 In AWS an EventBridge rule on "Step Functions Execution Status Change" (FAILED, TIMED_OUT, ABORTED)
-invokes it per execution; locally (moto emits no events) the edge's reconciler pass calls
-`settle_stuck`, which finds the candidates in MySQL.
+invokes it per execution, and a schedule runs `settle_stuck` (which finds the candidates in
+MySQL) for what no event reports; locally (moto emits no events) the edge's reconciler pass
+calls `settle_stuck`.
 """
 
 import json
