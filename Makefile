@@ -7,7 +7,7 @@ CLI := $(BIN)/order-saga
 EXTRAS := lambda,edge,console,cdk,dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock services-up services-down migrate check run demo tools dashboard test test-unit test-integration lint format clean protos protos-check protos-lint aws-up aws-down bench
+.PHONY: help install lock services-up services-down migrate check run demo tools dashboard test test-unit test-integration lint format clean protos protos-check protos-lint protos-breaking aws-up aws-down bench
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -90,6 +90,12 @@ protos-check: install ## Fail when the committed stubs drift from protos/
 BUF_VERSION := 1.75.0
 protos-lint: ## buf's lint rules on protos/ (buf from the npm registry, via npx)
 	cd protos && npx --yes @bufbuild/buf@$(BUF_VERSION) lint
+
+# The contract may grow, never break: compare protos/ with main's (from a git worktree, point
+# BUF_AGAINST at the main checkout, e.g. BUF_AGAINST='../../../main/.git#branch=main,subdir=protos').
+BUF_AGAINST ?= ../.git#branch=main,subdir=protos
+protos-breaking: ## buf breaking: protos/ against main's (wire and source compatible)
+	cd protos && npx --yes @bufbuild/buf@$(BUF_VERSION) breaking --against '$(BUF_AGAINST)'
 
 # The Lambda dependencies layer: the `lambda` extra at the pinned versions, as arm64 / Python 3.12
 # wheels, without Docker. The shared layer is layers/common itself.

@@ -22,6 +22,7 @@ from cdk.capabilities.network import Network
 from cdk.capabilities.queues import Queues
 from cdk.capabilities.saga_function import PaymentGateway, SagaFunction, SagaResources
 from cdk.capabilities.schema_migration import SchemaMigration
+from cdk.capabilities.watchdog import Watchdog
 from cdk.capabilities.workflow import Workflow, WorkflowTargets
 from cdk.nag import acknowledge
 from order_saga.functions import FUNCTIONS
@@ -116,6 +117,16 @@ class SagaStack(OrderSagaStack):
         }
         self.order_saga = self.workflows[c.ORDER_SAGA_STATE_MACHINE]
         self.order_cancellation = self.workflows[c.ORDER_CANCELLATION_STATE_MACHINE]
+        self.watchdog = Watchdog(
+            self,
+            "Watchdog",
+            function=self.functions["SagaWatchdog"].function,
+            order_saga=self.order_saga.state_machine,
+            order_cancellation=self.order_cancellation.state_machine,
+            notification_queue=self.queues.notification_queue,
+            compensation_dlq=self.queues.compensation_dlq,
+            config=options.config,
+        )
         self.migration = SchemaMigration(
             self,
             "SchemaMigration",

@@ -13,7 +13,7 @@ from order_saga.errors import OrderSagaError
 from order_saga.migrate import apply_migrations
 from order_saga.settings import Settings
 
-from . import commands_aws, commands_console, commands_orders, commands_stack, services
+from . import commands_attention, commands_aws, commands_console, commands_orders, commands_stack, services
 from .envfile import load_env
 
 
@@ -96,6 +96,9 @@ main.add_command(commands_orders.orders)
 main.add_command(commands_orders.inventory)
 
 for _group in commands_aws.COMMANDS:  # the local AWS stack: aws, faults, executions, dlq
+    main.add_command(_group)
+
+for _group in commands_attention.COMMANDS:  # operators: orders flagged NEEDS_ATTENTION
     main.add_command(_group)
 
 for _command in commands_stack.COMMANDS:  # the whole stack: up, down, run, demo

@@ -128,7 +128,9 @@ class Demo:
     def last_lamp(self) -> Iterator[Outcome]:
         """Two buyers, one lamp: the slow payer passes the edge's check but loses the saga's race."""
         self.set_stock("lamp", 1, "45.00")
-        slow = self.client.create({"lamp": 1}, pay_with="tok_slow_1500")
+        slow = self.client.create(
+            {"lamp": 1}, pay_with="tok_slow_4000"
+        )  # a head start that outlasts cold workers
         fast = self.client.create({"lamp": 1})
         yield self.client.follow(Outcome("the last lamp, fast buyer", fast.order_id, "CONFIRMED"))
         yield self.client.follow(Outcome("the last lamp, slow buyer (out of stock)", slow.order_id, "FAILED"))

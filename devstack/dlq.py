@@ -51,8 +51,15 @@ class DlqMessage:
     def notice(self) -> str:
         return "CANCELLATION_NOTICE" if self.cancelled else "FAILURE_ALERT"
 
+    def failure(self) -> dict[str, Any]:
+        """The compensation's error: of a Mark step, or of the first compensation still owed."""
+        compensations = self.context.get("compensations") or {}
+        owed = [entry.get("error") or {} for entry in compensations.values() if entry.get("owed")]
+        failure = self.context.get("compensation_error") or (owed[0] if owed else {})
+        return failure if isinstance(failure, dict) else {}
+
     def summary(self) -> str:
-        failure = self.context.get("compensation_error") or {}
+        failure = self.failure()
         return (
             f"{self.order_id}  {self.body.get('state_machine', '?')}  "
             f"{failure.get('Error', '?')}  {self.body.get('execution_arn', '')}"

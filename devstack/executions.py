@@ -80,18 +80,25 @@ def path_of(sfn: Any, execution_arn: str) -> ExecutionPath:
     described = sfn.describe_execution(executionArn=execution_arn)
     events = sfn.get_execution_history(executionArn=execution_arn)["events"]  # moto ignores paging
     visits: list[StateVisit] = []
+    # The branches of a Parallel state interleave their events: each event belongs to the visit
+    # its previousEventId chain leads back to (the last visit when the chain is missing).
+    owner: dict[int, StateVisit] = {}
     for event in events:
         kind, details = event["type"], _details(event)
         if kind.endswith("StateEntered"):
             visits.append(StateVisit(details["name"], event["timestamp"]))
-        elif not visits:
+            owner[event.get("id", -1)] = visits[-1]
             continue
-        elif kind in {"TaskScheduled", "LambdaFunctionScheduled"}:
-            visits[-1].attempts += 1
+        if not visits:
+            continue
+        visit = owner.get(event.get("previousEventId", -1), visits[-1])
+        owner[event.get("id", -1)] = visit
+        if kind in {"TaskScheduled", "LambdaFunctionScheduled"}:
+            visit.attempts += 1
         elif kind in FAILED_EVENTS:
-            visits[-1].errors.append(error_name(details))
+            visit.errors.append(error_name(details))
         elif kind.endswith("StateExited"):
-            visits[-1].exited = event["timestamp"]
+            visit.exited = event["timestamp"]
     return ExecutionPath(
         name=described["name"],
         machine=described["stateMachineArn"].rsplit(":", 1)[-1],

@@ -31,6 +31,9 @@ DEMO_CATALOG = {
 }
 
 
+LOCAL_WATCHDOG_GRACE_SECONDS = 60
+
+
 class EdgeServer(LocalServer):
     name = "edge"
     binary = "grpc_edge"  # `python -m grpc_edge` is what the pid check finds in the command line
@@ -53,6 +56,8 @@ class EdgeServer(LocalServer):
                 "GRPC_PORT": str(self.port),
                 "METRICS_PORT": str(self.metrics_port),
                 "POWERTOOLS_SERVICE_NAME": "grpc-edge",
+                # moto emits no execution events: the reconciler's pass runs the saga watchdog
+                "WATCHDOG_GRACE_SECONDS": str(LOCAL_WATCHDOG_GRACE_SECONDS),
             }
         )
 

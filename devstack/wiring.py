@@ -86,10 +86,17 @@ def client(service: str, settings: "AwsStackSettings") -> Any:
 
 
 def function_environment(
-    spec: FunctionSpec, settings: "AwsStackSettings", database: Settings, secret_arn: str
+    spec: FunctionSpec,
+    settings: "AwsStackSettings",
+    database: Settings,
+    secret_arn: str,
+    saga_control: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """The function's environment: its own, plus what its needs require (the keys CDK sets too)."""
+    """The function's environment: its own, plus what its needs require (the keys CDK sets too).
+    `saga_control` (state machine ARNs, queue URLs) exists once the state machines do."""
     env = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "INFO"}
+    if Needs.SAGA_CONTROL in spec.needs:
+        env |= saga_control or {}
     if Needs.DATABASE in spec.needs:
         env |= {
             "MYSQL_HOST": database.mysql_host,
@@ -247,4 +254,10 @@ def wire(settings: "AwsStackSettings", database: Settings) -> Wiring:
         )
         for machine in STATE_MACHINES
     }
+    # The watchdog reads the state machines, which need the functions first: configured last.
+    saga_control = machines | {"NOTIFICATION_QUEUE_URL": queue_url, "COMPENSATION_DLQ_URL": compensation_url}
+    for spec in FUNCTIONS:
+        if Needs.SAGA_CONTROL in spec.needs:
+            env = function_environment(spec, settings, database, secret_arn, saga_control)
+            ensure_function(lam, spec, lambda_role, env)
     return Wiring(function_arns, machines, queue_url, dlq_url, compensation_url, secret_arn)

@@ -20,6 +20,7 @@ from order_saga.errors import ConfigurationError, NotAuthenticated, PermissionDe
 
 ALGORITHM = "RS256"  # pinned: a token naming another algorithm (or "none") is refused
 LEEWAY_SECONDS = 30
+MAX_SUBJECT = 128  # orders.user_id: a longer subject could never own an order
 READ_SCOPE = "orders:read"
 WRITE_SCOPE = "orders:write"
 SCOPES = {
@@ -104,9 +105,16 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise NotAuthenticated(f"invalid access token: {exc}") from exc
         self._check_audience(claims)
+        subject = claims["sub"]
+        if (
+            not isinstance(subject, str)
+            or not 1 <= len(subject.strip()) <= MAX_SUBJECT
+            or subject != subject.strip()
+        ):
+            raise NotAuthenticated(f"invalid access token: the subject must be 1 to {MAX_SUBJECT} characters")
         scopes = claims.get("scope", "")
         granted = scopes.split() if isinstance(scopes, str) else list(claims.get("scp", []))
-        return Principal(subject=str(claims["sub"]), scopes=frozenset(granted)), float(claims["exp"])
+        return Principal(subject=subject, scopes=frozenset(granted)), float(claims["exp"])
 
     def _key(self, token: str) -> Any:
         if self._jwks is None:

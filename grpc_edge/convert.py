@@ -26,7 +26,7 @@ def order_to_proto(order: Order) -> pb.Order:
         total=f"{order.total:.2f}",
         currency=order.currency,
         failure_reason=order.failure_reason or "",
-        execution_arn=order.execution_arn or "",
+        reason_code=order.reason_code or "",
         created_at=timestamp(order.created_at),
         updated_at=timestamp(order.updated_at),
         cancel_requested=order.cancel_requested,

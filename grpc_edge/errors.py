@@ -11,13 +11,16 @@ from grpc_status import rpc_status
 
 from order_saga.errors import (
     BusinessError,
+    CacheUnavailable,
     ConfigurationError,
+    DatabaseUnavailable,
     IdempotencyConflict,
     InvalidOrder,
     InvalidRequest,
     NotAuthenticated,
     OrderNotFound,
     OrderSagaError,
+    PaymentGatewayUnavailable,
     PermissionDenied,
     RateLimited,
     TransientDependencyError,
@@ -47,6 +50,26 @@ def status_code_for(error: OrderSagaError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+# What a client reads when a dependency failed: the operators' detail (hosts, ports, ARNs, SQL) is
+# logged, never sent. A business error's own message is the client's: it names only the request.
+PUBLIC_MESSAGES: dict[type[OrderSagaError], str] = {
+    DatabaseUnavailable: "the order database is briefly unavailable; retry shortly",
+    CacheUnavailable: "the order cache is briefly unavailable; retry shortly",
+    PaymentGatewayUnavailable: "the payment service is briefly unavailable; retry shortly",
+    TransientDependencyError: "a service the order depends on is briefly unavailable; retry shortly",
+    WorkflowUnavailable: "the order workflow is briefly unavailable; retry shortly",
+    ConfigurationError: "the service is misconfigured",
+}
+
+
+def public_message(error: OrderSagaError) -> str:
+    for cls in type(error).__mro__:
+        if cls in PUBLIC_MESSAGES:
+            logger.warning("dependency error", extra={"error": str(error), "type": type(error).__name__})
+            return PUBLIC_MESSAGES[cls]
+    return str(error)
+
+
 def rich_status(error: Exception) -> grpc.Status:
     """A google.rpc.Status for the error: its code, a message, and the details a client can act on."""
     if not isinstance(error, OrderSagaError):
@@ -54,9 +77,7 @@ def rich_status(error: Exception) -> grpc.Status:
         status = status_pb2.Status(code=code_pb2.INTERNAL, message="internal error")
         return grpc_status(status)
     code = status_code_for(error)
-    message = str(error) if code is not grpc.StatusCode.INTERNAL else "the service is misconfigured"
-    if code is grpc.StatusCode.INTERNAL:
-        logger.error("configuration error", extra={"error": str(error)})
+    message = public_message(error)
     status = status_pb2.Status(code=code.value[0], message=message)
     for detail in _details(error):
         status.details.add().Pack(detail)

@@ -16,9 +16,10 @@ from typing import Any
 
 import grpc
 import redis
+from google.protobuf.message import DecodeError
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from order_saga.errors import RateLimited
+from order_saga.errors import FieldViolation, InvalidRequest, RateLimited
 from order_saga.observability import logger
 
 from . import auth
@@ -58,6 +59,39 @@ class RpcCall:
         return ""
 
 
+@dataclass(frozen=True)
+class UnreadableRequest:
+    """A request the protobuf runtime refused (e.g. a string field that is not UTF-8)."""
+
+    problem: str
+    order_id: str = ""  # the access log reads it like a request's
+
+
+def tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """grpcio answers INTERNAL, before any interceptor runs, when a request does not parse; this
+    one hands the stages an UnreadableRequest instead, which `readable` turns into INVALID_ARGUMENT
+    after authentication, like any other bad input."""
+    if deserializer is None:
+        return None
+    parse: Callable[[bytes], Any] = deserializer
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except DecodeError as exc:
+            return UnreadableRequest(str(exc))
+
+    return deserialize
+
+
+def readable(request: Any) -> Any:
+    if isinstance(request, UnreadableRequest):
+        raise InvalidRequest(
+            [FieldViolation("request", "is not a valid message (every string must be UTF-8)")]
+        )
+    return request
+
+
 class RpcStage(ABC):
     @abstractmethod
     def around(self, call: RpcCall) -> AbstractContextManager[None]:
@@ -86,16 +120,17 @@ class StageChain(grpc.ServerInterceptor):
         if handler is None or not details.method.startswith(PREFIX):
             return handler
         method = details.method.removeprefix(PREFIX)
+        deserializer = tolerant(handler.request_deserializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -106,7 +141,7 @@ class StageChain(grpc.ServerInterceptor):
         def unary(request: Any, context: grpc.ServicerContext) -> Any:
             call = RpcCall(method, request, context)
             with self.around(call):
-                call.response = behaviour(request, context)
+                call.response = behaviour(readable(request), context)
             return call.response
 
         return unary
@@ -117,7 +152,7 @@ class StageChain(grpc.ServerInterceptor):
         def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             call = RpcCall(method, request, context)
             with self.around(call):
-                for response in behaviour(request, context):
+                for response in behaviour(readable(request), context):
                     call.response = response
                     yield response
 

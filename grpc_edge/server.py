@@ -17,6 +17,7 @@ from order_saga.cache import create_redis
 from order_saga.db import Database
 from order_saga.observability import logger
 from order_saga.order_service import OrderService
+from order_saga.watchdog import create_watchdog
 
 from .auth import TokenVerifier
 from .generated.orders.v1 import orders_pb2, orders_pb2_grpc
@@ -118,7 +119,12 @@ def create_server(
             *CONNECTION_OPTIONS,
         ],
     )
-    servicer = OrderServicer(orders, max_watches=max(1, settings.grpc_max_workers // 2))
+    servicer = OrderServicer(
+        orders,
+        max_watches=max(1, settings.grpc_max_workers // 2),
+        max_watches_per_user=settings.watch_max_per_user,
+        watch_max_seconds=settings.watch_max_seconds,
+    )
     orders_pb2_grpc.add_OrderServiceServicer_to_server(servicer, server)
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -161,8 +167,10 @@ def serve(settings: EdgeSettings | None = None) -> None:
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     reconciler = Reconciler(
         orders,
+        create_watchdog(settings, Database(settings), cache) if settings.watchdog_grace_seconds > 0 else None,
         interval_seconds=settings.reconcile_interval_seconds,
         grace_seconds=settings.reconcile_grace_seconds,
+        watchdog_grace_seconds=settings.watchdog_grace_seconds,
         repairs=RepairCounter(registry),
     )
     stopping = threading.Event()

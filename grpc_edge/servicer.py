@@ -2,7 +2,10 @@
 protobuf. No rule lives here; errors are mapped by the interceptor chain."""
 
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import grpc
 
@@ -18,10 +21,22 @@ WATCH_RETRY_SECONDS = 5
 
 
 class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
-    def __init__(self, orders: OrderService, *, max_watches: int) -> None:
+    def __init__(
+        self,
+        orders: OrderService,
+        *,
+        max_watches: int,
+        max_watches_per_user: int = 4,
+        watch_max_seconds: float = 900.0,
+    ) -> None:
         self.orders = orders
-        # An open stream holds a server thread; capping them keeps threads for the unary RPCs.
+        # An open stream holds a server thread; capping them keeps threads for the unary RPCs, and
+        # a cap per user keeps one user from taking every slot.
         self._watch_slots = threading.BoundedSemaphore(max_watches)
+        self._max_watches_per_user = max_watches_per_user
+        self._watch_max_seconds = watch_max_seconds
+        self._watches: Counter[str] = Counter()
+        self._watches_lock = threading.Lock()
 
     def CreateOrder(
         self, request: pb.CreateOrderRequest, context: grpc.ServicerContext
@@ -56,14 +71,35 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         )
 
     def WatchOrder(self, request: pb.WatchOrderRequest, context: grpc.ServicerContext) -> Iterator[pb.Order]:
-        if not self._watch_slots.acquire(blocking=False):
-            raise RateLimited(
-                "too many open WatchOrder streams on this server", retry_after=WATCH_RETRY_SECONDS
-            )
-        try:
-            for order in self.orders.watch_order(
-                current_principal().subject, request.order_id, is_active=context.is_active
-            ):
+        """A stream ends (OK) after WATCH_MAX_SECONDS at the latest: the client opens a new one."""
+        user = current_principal().subject
+        with self._watch_slot(user):
+            deadline = time.monotonic() + self._watch_max_seconds
+
+            def is_active() -> bool:
+                return context.is_active() and time.monotonic() < deadline
+
+            for order in self.orders.watch_order(user, request.order_id, is_active=is_active):
                 yield order_to_proto(order)
+
+    @contextmanager
+    def _watch_slot(self, user: str) -> Iterator[None]:
+        with self._watches_lock:
+            if self._watches[user] >= self._max_watches_per_user:
+                raise RateLimited(
+                    f"at most {self._max_watches_per_user} open WatchOrder streams per user",
+                    retry_after=WATCH_RETRY_SECONDS,
+                )
+            if not self._watch_slots.acquire(blocking=False):
+                raise RateLimited(
+                    "too many open WatchOrder streams on this server", retry_after=WATCH_RETRY_SECONDS
+                )
+            self._watches[user] += 1
+        try:
+            yield
         finally:
+            with self._watches_lock:
+                self._watches[user] -= 1
+                if not self._watches[user]:
+                    del self._watches[user]
             self._watch_slots.release()

@@ -9,12 +9,6 @@ from order_saga.settings import Settings
 
 
 class EdgeSettings(Settings):
-    order_saga_state_machine_arn: str = Field(
-        "", description="ARN of the OrderSaga state machine that CreateOrder starts"
-    )
-    order_cancellation_state_machine_arn: str = Field(
-        "", description="ARN of the cancellation state machine that CancelOrder starts for a CONFIRMED order"
-    )
     jwt_issuer: str = Field("order-saga-local", description="Expected `iss` of access tokens")
     jwt_audience: str = Field(
         "orders-api", description="Expected `aud` (or Cognito's `client_id`) of access tokens"
@@ -42,6 +36,12 @@ class EdgeSettings(Settings):
     tls_client_ca_file: Path | None = Field(
         None, description="PEM CA bundle of client certificates; when set, clients must present one (mTLS)"
     )
+    watch_max_per_user: int = Field(
+        4, ge=1, description="Open WatchOrder streams one user may hold on a server"
+    )
+    watch_max_seconds: float = Field(
+        900.0, gt=0, description="A WatchOrder stream ends (OK) after this long; the client opens a new one"
+    )
     rate_limit_per_minute: int = Field(600, description="RPCs per user per minute (0 = no limit)")
     catalog_ttl_seconds: float = Field(
         5.0, ge=0, description="Seconds the edge reuses a product's price before reading it again"
@@ -54,6 +54,12 @@ class EdgeSettings(Settings):
     )
     reconcile_grace_seconds: float = Field(
         60.0, description="Age after which a PENDING order whose saga shows no step counts as orphaned"
+    )
+    watchdog_grace_seconds: float = Field(
+        0.0,
+        description="Seconds an order must stay untouched before the reconciler's pass hands it to the"
+        " saga watchdog (PENDING or CANCELLING with a closed execution, or still holding money or stock);"
+        " 0 = no watchdog in the edge (AWS, where EventBridge invokes the SagaWatchdog function)",
     )
     shutdown_grace_seconds: float = Field(
         10.0, description="Seconds in-flight RPCs get to finish after SIGTERM"

@@ -113,6 +113,11 @@ def _notification_queue(fn: lambda_.Function, r: SagaResources) -> dict[str, str
     return {}
 
 
+def _saga_control(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:  # noqa: ARG001
+    """Granted by the Watchdog construct: the state machines are built after the functions."""
+    return {}
+
+
 # What each need grants and which settings it brings; a need without an entry fails synthesis.
 WIRING: Mapping[Needs, Callable[[lambda_.Function, SagaResources], dict[str, str]]] = {
     Needs.DATABASE: _database,
@@ -120,6 +125,7 @@ WIRING: Mapping[Needs, Callable[[lambda_.Function, SagaResources], dict[str, str
     Needs.PAYMENT_GATEWAY: _payment_gateway,
     Needs.EMAIL: _email,
     Needs.NOTIFICATION_QUEUE: _notification_queue,
+    Needs.SAGA_CONTROL: _saga_control,
 }
 
 

@@ -56,7 +56,8 @@ def test_the_demo_runs_end_to_end_on_a_fresh_stack_and_stops_cleanly(fresh_stack
     assert "7 of 7 outcomes as expected" in demo.stdout
     good = next(line for line in demo.stdout.splitlines() if line.startswith("a good order"))
     assert "PENDING > CONFIRMED" in good
-    assert "OrderCancellation: RefundPayment > ReleaseStock > MarkOrderCancelled" in demo.stdout
+    assert "OrderCancellation: Compensate > " in demo.stdout  # refund and restock side by side
+    assert "CompensationOutcome > MarkOrderCancelled > SendCancellationNotice > OrderCancelled" in demo.stdout
     assert "no unit left reserved" in demo.stdout
     # And stopping leaves no process of that stack behind (the edge and moto included)
     assert down.returncode == 0, down.stderr

@@ -16,12 +16,12 @@ from order_saga.functions import FUNCTIONS
 from tests.e2e.stack import LocalStack
 
 
-def order_saga(stack: LocalStack, *args: str) -> tuple[int, str]:
+def order_saga(stack: LocalStack, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     env = {
         "AWS_ENDPOINT_URL": stack.aws.endpoint_url,
         "COMPENSATION_DLQ_URL": stack.dlq_url,
         "NOTIFICATION_QUEUE_URL": stack.notification_queue_url,
-    }
+    } | (env or {})
     saved = dict(os.environ)
     try:
         result = CliRunner().invoke(main, list(args), env=env)
@@ -108,17 +108,17 @@ def test_executions_list_and_show_tell_an_orders_story(stack: LocalStack) -> Non
 
 
 def test_dlq_list_and_redrive_complete_a_stuck_compensation(stack: LocalStack) -> None:
-    # Given a declined order whose refund failed through all its retries and that could not
+    # Given a declined order whose refund failed (an error no Retry covers) and that could not
     # even be flagged: it sits PENDING, with its context on the compensation DLQ
     order_id = stack.new_order({"sku-1": 1}, token="tok_chargeDeclined")
-    stack.fault("RefundPayment", "error", order_id, error_type="DatabaseUnavailable", times=11)
+    stack.fault("RefundPayment", "error", order_id, error_type="InjectedFault", times=1)
     stack.fault("MarkNeedsAttention", "error", order_id, error_type="InjectedFault")
     path = stack.run(order_id)
     assert path.error == "CompensationFailed"
     assert stack.order(order_id)["status"] == "PENDING"
     code, listed = order_saga(stack, "dlq", "list")
     assert code == 0
-    assert f"{order_id}  OrderSaga  DatabaseUnavailable" in listed
+    assert f"{order_id}  OrderSaga  InjectedFault" in listed
     # When the operator re-drives it (the database is back)
     code, report = order_saga(stack, "dlq", "redrive", "--order-id", order_id)
     # Then the compensation completes, the customer is told, and the message is gone
@@ -142,7 +142,7 @@ def test_dlq_list_and_redrive_complete_a_stuck_compensation(stack: LocalStack) -
 
 def test_a_redrive_that_fails_again_keeps_the_message(stack: LocalStack) -> None:
     order_id = stack.new_order({"sku-1": 1}, token="tok_chargeDeclined")
-    stack.fault("RefundPayment", "error", order_id, error_type="DatabaseUnavailable", times=11)
+    stack.fault("RefundPayment", "error", order_id, error_type="InjectedFault", times=1)
     stack.fault("MarkNeedsAttention", "error", order_id, error_type="InjectedFault")
     stack.run(order_id)
     stack.fault("ReleaseStock", "error", order_id, error_type="InjectedFault", times=1)
@@ -156,7 +156,7 @@ def test_a_redrive_that_fails_again_keeps_the_message(stack: LocalStack) -> None
 
 def test_redriving_an_order_flagged_needs_attention_ends_it_failed(stack: LocalStack) -> None:
     order_id = stack.new_order({"sku-1": 1}, token="tok_chargeDeclined")
-    stack.fault("RefundPayment", "error", order_id, error_type="DatabaseUnavailable", times=11)
+    stack.fault("RefundPayment", "error", order_id, error_type="InjectedFault", times=1)
     stack.run(order_id)
     assert stack.order(order_id)["status"] == "NEEDS_ATTENTION"
     order_saga(stack, "dlq", "redrive", "--order-id", order_id)

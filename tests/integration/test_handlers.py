@@ -15,7 +15,7 @@ from order_saga.settings import Settings
 from tests.integration.conftest import TABLES, OrderFactory, query
 from tests.lambda_runtime import invoke
 
-STEP_FUNCTIONS = [spec for spec in FUNCTIONS if spec.name != "SendNotification"]
+STEP_FUNCTIONS = [spec for spec in FUNCTIONS if spec.name not in {"SendNotification", "SagaWatchdog"}]
 BAD_EVENTS = [
     ({}, "order_id: Field required"),
     ({"order_id": "not-a-uuid"}, "order_id: String should match pattern"),
@@ -68,7 +68,27 @@ def test_a_step_takes_the_state_it_is_given(
         "order_id": order_id,
         "status": "CONFIRMED",
         "failure_reason": None,
+        "reason_code": None,
+        "owed_compensations": [],
     }
+
+
+@pytest.mark.parametrize(
+    ("event", "problem"),
+    [
+        ({"order_id": str(uuid.uuid4())}, "detail: Field required"),
+        ({"detail": {"name": "not-an-order", "status": "ABORTED"}}, "detail.name: String should match"),
+        ({"sweep_older_than_seconds": -1}, "sweep_older_than_seconds: Input should be greater than 0"),
+    ],
+)
+def test_the_watchdog_takes_an_execution_status_change_and_nothing_else(
+    lambda_env: Settings, database: Database, new_order: OrderFactory, event: Any, problem: str
+) -> None:
+    new_order()
+    before = row_counts(database)
+    with pytest.raises(InvalidOrder, match=problem):
+        invoke(function("SagaWatchdog"), event)
+    assert row_counts(database) == before
 
 
 def test_a_repeated_step_is_answered_from_redis(

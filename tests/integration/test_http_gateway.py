@@ -1,7 +1,9 @@
 """The HTTP payment gateway adapter, against a small gateway fake served on 127.0.0.1.
 
 The fake behaves as real gateways do where it matters here: it keys charges and refunds by the
-Idempotency-Key header, answers 402 for a declined card and 503 while it is unavailable.
+Idempotency-Key header, answers 402 for a declined card and 503 while it is unavailable, refunds
+a charge named by its idempotency key (or answers "nothing to refund" and voids the key) and
+looks a charge up by its key (the adapter's contract, in HttpGateway's docstring).
 """
 
 import json
@@ -25,6 +27,7 @@ class FakeGateway(ThreadingHTTPServer):
         self.responses: dict[str, tuple[int, dict[str, Any]]] = {}
         self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         self.unavailable = False
+        self.voided: set[str] = set()
 
     @property
     def url(self) -> str:
@@ -33,6 +36,13 @@ class FakeGateway(ThreadingHTTPServer):
 
 class GatewayRequest(BaseHTTPRequestHandler):
     server: FakeGateway
+
+    def do_GET(self) -> None:
+        path, _, query = self.path.partition("?")
+        key = query.removeprefix("idempotency_key=")
+        if path != "/charges" or key not in self.server.responses:
+            return self.answer(404, {"error": "no such charge"})
+        return self.answer(*self.server.responses[key])
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -48,11 +58,18 @@ class GatewayRequest(BaseHTTPRequestHandler):
 
     def decide(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if self.path == "/refunds":
+            charge_key = body["charge_idempotency_key"]
+            charged = self.server.responses.get(charge_key)
+            if charged is None or charged[0] != 200:
+                self.server.voided.add(charge_key)
+                return 200, {"status": "nothing_to_refund"}
             return 200, {
                 "id": f"re_{len(self.server.responses)}",
                 "status": "succeeded",
-                "charge": body["charge"],
+                "charge": charged[1]["id"],
             }
+        if self.headers["Idempotency-Key"] in self.server.voided:
+            return 402, {"error": {"decline_code": "voided"}}
         if body["source"] == "tok_chargeDeclined":
             return 402, {"error": {"decline_code": "card_declined"}}
         return 200, {
@@ -109,12 +126,43 @@ def test_a_declined_card_is_a_decision(fake: FakeGateway) -> None:
     assert result.response == {"error": {"decline_code": "card_declined"}}
 
 
-def test_a_refund_has_its_own_key(fake: FakeGateway) -> None:
+def refund(gateway: HttpGateway) -> Any:
+    return gateway.refund(order_id="order-1", amount=Decimal("19.98"), currency="EUR")
+
+
+def test_a_refund_names_the_charge_by_its_key_and_has_its_own_key(fake: FakeGateway) -> None:
     gateway = HttpGateway(fake.url, API_KEY, timeout=2)
-    reference = charge(gateway).reference
-    gateway.refund(order_id="order-1", reference=str(reference), amount=Decimal("19.98"), currency="EUR")
-    gateway.refund(order_id="order-1", reference=str(reference), amount=Decimal("19.98"), currency="EUR")
+    charged = charge(gateway)
+    first, second = refund(gateway), refund(gateway)
+    assert first == second
+    assert first.approved
+    assert not first.nothing_to_refund
+    assert first.response["charge"] == charged.reference
     assert sorted(fake.responses) == ["order-1", "refund-order-1"]
+    path, headers, body = fake.requests[-1]
+    assert (path, headers["Idempotency-Key"], body["charge_idempotency_key"]) == (
+        "/refunds",
+        "refund-order-1",
+        "order-1",
+    )
+
+
+def test_a_refund_of_a_charge_never_made_moves_no_money_and_voids_the_key(fake: FakeGateway) -> None:
+    # Given no charge under the key
+    gateway = HttpGateway(fake.url, API_KEY, timeout=2)
+    # When the refund comes first
+    result = refund(gateway)
+    # Then the gateway answers "nothing to refund", and a charge arriving later is declined
+    assert result.nothing_to_refund
+    assert not result.approved
+    assert not charge(gateway).approved
+
+
+def test_a_charge_is_looked_up_by_its_key(fake: FakeGateway) -> None:
+    gateway = HttpGateway(fake.url, API_KEY, timeout=2)
+    assert gateway.find_charge("order-1") is None
+    charged = charge(gateway)
+    assert gateway.find_charge("order-1") == charged
 
 
 def test_an_unavailable_gateway_is_transient(fake: FakeGateway) -> None:

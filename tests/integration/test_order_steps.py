@@ -89,18 +89,48 @@ def test_an_order_without_payment_is_not_confirmed(
     assert order_row(database, order_id)["status"] == "PENDING"
 
 
-def test_a_failed_order_keeps_the_reason_from_the_lambda_error(
+def compensated(database: Database, cache: "redis.Redis", order_id: str) -> str:
+    """The order as the compensations leave it: refunded (nothing charged) and released."""
+    refund_payment(database, SimulatedGateway(cache), order_id)
+    release_stock(database, cache, order_id)
+    return order_id
+
+
+def test_a_failed_order_tells_the_customer_in_plain_words_and_keeps_the_detail_for_operators(
     database: Database, redis_client: "redis.Redis", new_order: OrderFactory
 ) -> None:
-    order_id = new_order()
-    cause = json.dumps({"errorType": "OutOfStock", "errorMessage": "fewer than 2 of sku-1 left"})
+    # Given a compensated order, whose failure was an OutOfStock of sku-3 (1 unit, 2 ordered)
+    order_id = compensated(database, redis_client, new_order({"sku-3": 2}))
+    cause = json.dumps({"errorType": "OutOfStock", "errorMessage": "fewer than 2 of sku-3 at db:3306 left"})
     error = StepError.model_validate({"Error": "OutOfStock", "Cause": cause})
+    # When it is marked failed, twice
     mark_order_failed(database, redis_client, order_id, error)
     mark_order_failed(database, redis_client, order_id, error)
-    row = order_row(database, order_id)
-    assert row["status"] == "FAILED"
-    assert row["failure_reason"] == "OutOfStock: fewer than 2 of sku-1 left"
-    assert query(database, "SELECT COUNT(*) AS n FROM saga_log WHERE saga_id = %s", order_id) == [{"n": 1}]
+    # Then the customer reads a sentence naming the product, with a stable code, and nothing internal
+    [row] = query(
+        database, "SELECT status, failure_reason, reason_code FROM orders WHERE order_id = %s", order_id
+    )
+    assert row == {
+        "status": "FAILED",
+        "failure_reason": "Sorry, SKU-3 is sold out.",
+        "reason_code": "OUT_OF_STOCK",
+    }
+    # and the operators' detail is in saga_log, once
+    [entry] = query(
+        database, "SELECT detail FROM saga_log WHERE saga_id = %s AND step = 'MarkOrderFailed'", order_id
+    )
+    assert entry["detail"] == "OutOfStock: fewer than 2 of sku-3 at db:3306 left"
+
+
+def test_an_order_still_holding_money_or_stock_is_never_marked_failed(
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+) -> None:
+    # Given a paid, reserved order whose compensations have not run
+    order_id = paid_and_reserved(database, redis_client, new_order)
+    # When something tries to end it FAILED, then it is refused and nothing changes
+    with pytest.raises(InvalidStateTransition, match="still owes RefundPayment, ReleaseStock"):
+        mark_order_failed(database, redis_client, order_id, None)
+    assert order_row(database, order_id)["status"] == "PENDING"
 
 
 def test_a_timeout_reason_reads_well() -> None:
@@ -126,7 +156,8 @@ def test_cancelling_a_confirmed_order_restocks(
     confirm_order(database, redis_client, order_id)
     with database.transaction() as cursor:
         cursor.execute("UPDATE orders SET status = 'CANCELLING' WHERE order_id = %s", (order_id,))
-    # When the stock is released and the order marked cancelled
+    # When the charge is refunded, the stock released and the order marked cancelled
+    refund_payment(database, SimulatedGateway(redis_client), order_id)
     release_stock(database, redis_client, order_id)
     mark_order_cancelled(database, redis_client, order_id)
     # Then the units are back in stock and the order is CANCELLED
@@ -136,14 +167,28 @@ def test_cancelling_a_confirmed_order_restocks(
     assert order_row(database, order_id)["status"] == "CANCELLED"
 
 
-def test_needs_attention_records_the_failed_compensation(
+def test_needs_attention_records_what_is_still_owed(
     database: Database, redis_client: "redis.Redis", new_order: OrderFactory
 ) -> None:
-    order_id = new_order()
-    error = StepError.model_validate({"Error": "DatabaseUnavailable", "Cause": "gone"})
-    mark_needs_attention(database, redis_client, order_id, error)
-    assert order_row(database, order_id)["status"] == "NEEDS_ATTENTION"
-    assert order_row(database, order_id)["failure_reason"] == "DatabaseUnavailable: gone"
+    # Given a paid, reserved order whose stock was released but whose refund kept failing
+    order_id = paid_and_reserved(database, redis_client, new_order)
+    release_stock(database, redis_client, order_id)
+    error = StepError.model_validate({"Error": "PaymentGatewayUnavailable", "Cause": "gateway at 10.0.0.1"})
+    # When it is flagged
+    outcome = mark_needs_attention(database, redis_client, order_id, error)
+    # Then MySQL records exactly what it owes, and the customer reads a sentence
+    assert outcome.owed_compensations == ["RefundPayment"]
+    [row] = query(
+        database,
+        "SELECT status, owed_compensations, reason_code, failure_reason FROM orders WHERE order_id = %s",
+        order_id,
+    )
+    assert row == {
+        "status": "NEEDS_ATTENTION",
+        "owed_compensations": "RefundPayment",
+        "reason_code": "UNDER_REVIEW",
+        "failure_reason": "We hit a problem finishing your order; our team is on it and will contact you.",
+    }
 
 
 def test_an_unknown_order_is_not_found(database: Database, redis_client: "redis.Redis") -> None:
@@ -177,5 +222,7 @@ def test_a_flagged_order_ends_failed_when_its_compensation_is_re_driven(
     # Given an order flagged after its compensation kept failing
     order_id = new_order()
     mark_needs_attention(database, redis_client, order_id, None)
-    # When an operator re-drives the compensation, then the order ends FAILED
-    assert mark_order_failed(database, redis_client, order_id, None).status is OrderStatus.FAILED
+    # When an operator re-drives the compensation, then the order ends FAILED, owing nothing
+    compensated(database, redis_client, order_id)
+    outcome = mark_order_failed(database, redis_client, order_id, None)
+    assert (outcome.status, outcome.owed_compensations) == (OrderStatus.FAILED, [])

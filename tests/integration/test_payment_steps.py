@@ -47,7 +47,7 @@ def test_a_payment_taken_twice_charges_once(
     assert str(first.amount) == "19.98"
     assert gateway.charges(order_id) == 1
     assert len(payments(database, order_id)) == 1
-    assert log(database, order_id) == [("ProcessPayment", "SUCCEEDED")]
+    assert log(database, order_id) == [("ProcessPayment", "CHARGING"), ("ProcessPayment", "SUCCEEDED")]
 
 
 def test_a_declined_card_fails_the_same_way_every_time(
@@ -61,10 +61,10 @@ def test_a_declined_card_fails_the_same_way_every_time(
     rows = payments(database, order_id)
     assert [row["status"] for row in rows] == ["FAILED"]
     assert rows[0]["gateway_reference"] is None  # nothing was charged
-    assert log(database, order_id) == [("ProcessPayment", "DECLINED")]
+    assert log(database, order_id) == [("ProcessPayment", "CHARGING"), ("ProcessPayment", "DECLINED")]
 
 
-def test_an_unavailable_gateway_writes_nothing_until_it_answers(
+def test_an_unavailable_gateway_leaves_only_the_intent_until_it_answers(
     database: Database, gateway: SimulatedGateway, new_order: OrderFactory
 ) -> None:
     # Given a gateway that is unavailable for the first two attempts
@@ -72,7 +72,7 @@ def test_an_unavailable_gateway_writes_nothing_until_it_answers(
     for _ in range(2):
         with pytest.raises(PaymentGatewayUnavailable):
             process_payment(database, gateway, order_id)
-        assert payments(database, order_id) == []
+        assert [row["status"] for row in payments(database, order_id)] == ["CHARGING"]
     # When the state machine retries a third time, then it succeeds
     assert process_payment(database, gateway, order_id).status is PaymentStatus.SUCCESS
     assert gateway.charges(order_id) == 1
@@ -100,7 +100,11 @@ def test_a_refund_given_twice_refunds_once(
     assert first == second
     assert first.status is PaymentStatus.REFUNDED
     assert gateway.refunds(order_id) == 1
-    assert log(database, order_id) == [("ProcessPayment", "SUCCEEDED"), ("RefundPayment", "REFUNDED")]
+    assert log(database, order_id) == [
+        ("ProcessPayment", "CHARGING"),
+        ("ProcessPayment", "SUCCEEDED"),
+        ("RefundPayment", "REFUNDED"),
+    ]
 
 
 def test_a_refund_with_nothing_charged_stops_a_late_payment(
@@ -156,3 +160,128 @@ def test_a_charge_that_lands_after_its_compensation_is_given_back(
     assert racing.charges(order_id) == 1
     assert racing.refunds(order_id) == 1
     assert [row["status"] for row in payments(database, order_id)] == ["REFUNDED"]
+
+
+def test_the_intent_is_committed_before_the_gateway_is_called(
+    database: Database, gateway: SimulatedGateway, new_order: OrderFactory
+) -> None:
+    # Given a gateway that charges, then loses its answer
+    order_id = new_order(token="tok_lostAnswer")
+    # When ProcessPayment calls it
+    with pytest.raises(PaymentGatewayUnavailable):
+        process_payment(database, gateway, order_id)
+    # Then the charge landed, and our row says a charge may have: CHARGING, with the gateway key
+    assert gateway.charges(order_id) == 1
+    [row] = query(database, "SELECT status, idempotency_key FROM payments WHERE order_id = %s", order_id)
+    assert row == {"status": "CHARGING", "idempotency_key": order_id}
+
+
+def test_a_charge_whose_answer_was_lost_is_refunded_by_its_key_exactly_once(
+    database: Database, gateway: SimulatedGateway, new_order: OrderFactory
+) -> None:
+    # Given a charge that landed without an answer
+    order_id = new_order({"sku-1": 2}, token="tok_lostAnswer")
+    with pytest.raises(PaymentGatewayUnavailable):
+        process_payment(database, gateway, order_id)
+    # When the compensation runs, twice
+    first = refund_payment(database, gateway, order_id)
+    second = refund_payment(database, gateway, order_id)
+    # Then the gateway refunded that charge once, and the row says how much went back
+    assert first == second
+    assert gateway.refunds(order_id) == 1
+    assert payments(database, order_id)[0]["status"] == "REFUNDED"
+    assert str(payments(database, order_id)[0]["amount"]) == "19.98"
+    assert log(database, order_id)[-1] == ("RefundPayment", "REFUNDED")
+
+
+def test_a_retried_payment_on_a_charging_row_finds_the_first_charge(
+    database: Database, gateway: SimulatedGateway, new_order: OrderFactory
+) -> None:
+    # Given a charge whose answer was lost, then a gateway that answers again (a retry)
+    order_id = new_order(token="tok_lostAnswer")
+    with pytest.raises(PaymentGatewayUnavailable):
+        process_payment(database, gateway, order_id)
+    with database.transaction() as cursor:
+        cursor.execute("UPDATE orders SET payment_token = 'tok_visa' WHERE order_id = %s", (order_id,))
+    # When ProcessPayment is retried
+    outcome = process_payment(database, gateway, order_id)
+    # Then it records the first charge: one charge in the ledger, the row SUCCESS with its reference
+    assert outcome.status is PaymentStatus.SUCCESS
+    assert gateway.charges(order_id) == 1
+    [row] = payments(database, order_id)
+    assert row["gateway_reference"] == gateway.find_charge(order_id).reference  # type: ignore[union-attr]
+
+
+def test_a_refund_before_the_charge_moves_no_money_and_voids_the_key(
+    database: Database, gateway: SimulatedGateway, new_order: OrderFactory
+) -> None:
+    # Given the intent was committed but the function died before calling the gateway
+    order_id = new_order()
+    with database.transaction() as cursor:
+        cursor.execute(
+            "INSERT INTO payments (payment_id, order_id, amount, currency, idempotency_key, status)"
+            " VALUES (UUID(), %s, 9.99, 'EUR', %s, 'CHARGING')",
+            (order_id, order_id),
+        )
+    # When the compensation runs
+    outcome = refund_payment(database, gateway, order_id)
+    # Then the gateway had nothing to refund: no money moved, and the row says so
+    assert outcome.status is PaymentStatus.REFUNDED
+    assert str(outcome.amount) == "0.00"
+    assert gateway.refunds(order_id) == 0
+    assert log(database, order_id)[-1] == ("RefundPayment", "NOTHING_TO_REFUND")
+    # and a charge still in flight under that key is declined by the gateway
+    late = gateway.charge(order_id=order_id, amount=outcome.amount, currency="EUR", token="tok_visa")
+    assert not late.approved
+    assert gateway.charges(order_id) == 0
+
+
+class ChargesAfterNothingToRefund(SimulatedGateway):
+    """A gateway that does not void a key: its charge lands after RefundPayment was told "nothing
+    to refund" (the compensation runs while the charge is on its way)."""
+
+    def __init__(self, client: "redis.Redis", database: Database, *, refund_fails: bool = False) -> None:
+        super().__init__(client)
+        self.database = database
+        self.refund_fails = refund_fails
+
+    def charge(self, **kwargs):  # type: ignore[no-untyped-def]
+        refund_payment(self.database, SimulatedGateway(self._redis), kwargs["order_id"])
+        self._redis.delete(f"{self.PREFIX}:void:{kwargs['order_id']}")  # this gateway does not void
+        return super().charge(**kwargs)
+
+    def refund(self, **kwargs):  # type: ignore[no-untyped-def]
+        if self.refund_fails:
+            raise PaymentGatewayUnavailable("refunds are down")
+        return super().refund(**kwargs)
+
+
+def test_a_charge_that_lands_after_nothing_was_refunded_is_recorded_and_refunded(
+    database: Database, redis_client: "redis.Redis", settings: Settings, new_order: OrderFactory
+) -> None:
+    # Given RefundPayment found nothing to refund while the charge was on its way
+    order_id = new_order()
+    late = ChargesAfterNothingToRefund(redis_client, Database(settings))
+    # When the charge lands and ProcessPayment records it
+    with pytest.raises(StepAlreadyCompensated):
+        process_payment(database, late, order_id)
+    # Then the money went back at once, and the log tells the story
+    assert late.charges(order_id) == 1
+    assert late.refunds(order_id) == 1
+    [row] = payments(database, order_id)
+    assert (row["status"], str(row["amount"])) == ("REFUNDED", "19.98")
+    assert ("ProcessPayment", "LATE_CHARGE") in log(database, order_id)
+
+
+def test_a_late_charge_whose_refund_fails_stays_recorded_as_money_taken(
+    database: Database, redis_client: "redis.Redis", settings: Settings, new_order: OrderFactory
+) -> None:
+    # Given a late charge, and a gateway that cannot refund right now
+    order_id = new_order()
+    late = ChargesAfterNothingToRefund(redis_client, Database(settings), refund_fails=True)
+    # When ProcessPayment records the charge and tries to give it back
+    with pytest.raises(PaymentGatewayUnavailable):
+        process_payment(database, late, order_id)
+    # Then the row says the money is held (SUCCESS): the saga watchdog's sweep refunds it later
+    [row] = payments(database, order_id)
+    assert (row["status"], str(row["amount"])) == ("SUCCESS", "19.98")

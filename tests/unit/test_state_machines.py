@@ -66,9 +66,17 @@ def cfn_lint(definition: dict[str, Any]) -> list[str]:
 
 
 def tasks(definition: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every Task, those of Parallel branches included."""
     for name, state in definition["States"].items():
         if state["Type"] == "Task":
             yield name, state
+        for branch in state.get("Branches", []):
+            yield from tasks(branch)
+
+
+def branches(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The compensations' Parallel branches, by the compensation each runs."""
+    return {branch["StartAt"]: branch for branch in definition["States"]["Compensate"]["Branches"]}
 
 
 @MACHINES
@@ -120,6 +128,11 @@ def test_lambda_tasks_are_named_after_their_function_and_pass_the_order_id(machi
         assert name in names
         assert state["Parameters"]["FunctionName"] == "${" + function(name).arn_substitution + "}"
         assert state["Parameters"]["Payload"]["order_id.$"] == "$.order_id"
+        if name in branches(load(machine)):
+            # A compensation's branch answers only whether it is still owed.
+            assert state["ResultSelector"] == {"step": name, "owed": False}
+            assert state["ResultPath"] == "$"
+            continue
         # Only the function's own answer is kept, under the state's own name, so the input survives.
         assert state["ResultSelector"] == {"output.$": "$.Payload"}
         assert state["ResultPath"] == f"$.steps.{name}"
@@ -132,10 +145,18 @@ def test_retries_name_exactly_the_transient_errors_and_never_a_business_error(
     for name, state in tasks(load(machine)):
         retriers = [set(retrier["ErrorEquals"]) for retrier in state["Retry"]]
         if state["Resource"] == LAMBDA_INVOKE:
-            assert retriers[0] == TRANSIENT, name
-            # A compensation (idempotent, must finish) and the pivot ConfirmOrder (a lost answer may
-            # hide a committed confirmation) retry a timed-out attempt as well; nothing else does.
-            assert retriers[1:] == ([TIMEOUTS] if name in COMPENSATIONS | {"ConfirmOrder"} else []), name
+            # A compensation (idempotent, must finish) retries transient faults and timeouts alike,
+            # for hours with a capped backoff; so does ProcessPayment, whose committed intent makes a
+            # timed-out charge safe to retry. The pivot ConfirmOrder retries a timeout on its own (a
+            # lost answer may hide a committed confirmation); nothing else retries a timeout.
+            if name in COMPENSATIONS:
+                [retrier] = state["Retry"]
+                assert retriers == [TRANSIENT | TIMEOUTS], name
+                assert (retrier["MaxAttempts"], retrier["MaxDelaySeconds"]) == (60, 300), name
+            elif name == "ProcessPayment":
+                assert retriers == [TRANSIENT | TIMEOUTS], name
+            else:
+                assert retriers == ([TRANSIENT, TIMEOUTS] if name == "ConfirmOrder" else [TRANSIENT]), name
         else:
             assert state["Resource"] == SQS_SEND
             assert retriers == [{"SQS.SdkClientException", "SQS.AmazonSQSException", "States.Timeout"}], name
@@ -152,18 +173,42 @@ def test_forward_steps_are_caught_into_the_compensations() -> None:
         assert (catch["ErrorEquals"], catch["ResultPath"], catch["Next"]) == (
             ["States.ALL"],
             "$.error",
-            "RefundPayment",
+            "Compensate",
         )
-    # the compensations run in reverse order of the forward steps
-    assert states["RefundPayment"]["Next"] == "ReleaseStock"
-    assert states["ReleaseStock"]["Next"] == "WasOrderCancelled"
-    assert states["WasOrderCancelled"]["Choices"][0]["StringEquals"] == errors.OrderCancelled.__name__
+    outcome = states[states["Compensate"]["Next"]]
+    assert outcome["Choices"][1]["StringEquals"] == errors.OrderCancelled.__name__
+
+
+@MACHINES
+def test_the_compensations_run_side_by_side_and_each_says_what_it_still_owes(
+    machine: StateMachineSpec,
+) -> None:
+    definition = load(machine)
+    states = definition["States"]
+    # Each compensation has a branch of its own, which always ends (owed or not), so neither
+    # compensation waits on the other.
+    assert set(branches(definition)) == {"RefundPayment", "ReleaseStock"}
+    for name, branch in branches(definition).items():
+        [catch] = branch["States"][name]["Catch"]
+        assert (catch["ErrorEquals"], catch["Next"]) == (["States.ALL"], f"{name}Owed")
+        owed = branch["States"][f"{name}Owed"]
+        assert (owed["Type"], owed["Parameters"]["owed"], owed["End"]) == ("Pass", True, True)
+    assert states["Compensate"]["ResultPath"] == "$.compensations"
+    assert states["Compensate"]["ResultSelector"] == {"RefundPayment.$": "$[0]", "ReleaseStock.$": "$[1]"}
+    # and whatever is still owed goes to the DLQ branch before the order is marked
+    outcome = states[states["Compensate"]["Next"]]
+    assert outcome["Type"] == "Choice"
+    assert outcome["Choices"][0]["Next"] == "CompensationFailed"
+    assert {rule["Variable"] for rule in outcome["Choices"][0]["Or"]} == {
+        "$.compensations.RefundPayment.owed",
+        "$.compensations.ReleaseStock.owed",
+    }
 
 
 @MACHINES
 def test_a_failing_compensation_ends_in_the_dlq_branch(machine: StateMachineSpec) -> None:
     states = load(machine)["States"]
-    for name in COMPENSATIONS - {"MarkNeedsAttention"}:
+    for name in COMPENSATIONS - {"MarkNeedsAttention", *branches(load(machine))}:
         if name in states:
             assert states[name]["Catch"][0]["Next"] == "CompensationFailed", name
             assert states[name]["Catch"][0]["ResultPath"] == "$.compensation_error", name

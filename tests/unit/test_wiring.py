@@ -32,7 +32,15 @@ def test_no_function_gets_the_password_and_only_the_mailer_gets_the_sender() -> 
         env = environment(spec.name)
         assert "pw" not in env.values(), spec.name
         assert ("EMAIL_SENDER" in env) == (spec.name == "SendNotification"), spec.name
-        assert ("PAYMENT_GATEWAY" in env) == (spec.service == "payment"), spec.name
+        # the payment steps, and the watchdog that refunds what an execution left behind
+        assert ("PAYMENT_GATEWAY" in env) == (spec.service in {"payment", "watchdog"}), spec.name
+
+
+def test_only_the_watchdog_gets_the_state_machines_and_the_saga_queues() -> None:
+    control = {"ORDER_CANCELLATION_STATE_MACHINE_ARN": "arn:sm", "COMPENSATION_DLQ_URL": "q"}
+    for spec in FUNCTIONS:
+        env = function_environment(spec, AwsStackSettings(), DATABASE, SECRET, control)
+        assert (control.items() <= env.items()) == (spec.name == "SagaWatchdog"), spec.name
 
 
 def test_the_code_package_is_the_functions_folder() -> None:

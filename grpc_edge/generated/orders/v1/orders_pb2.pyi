@@ -20,6 +20,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _OrderStatus:
@@ -250,6 +255,7 @@ class Order(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     CANCEL_REQUESTED_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     user_id: _builtins.str
     status: Global___OrderStatus.ValueType
@@ -258,10 +264,30 @@ class Order(_message.Message):
     currency: _builtins.str
     """ISO 4217 code, for example "EUR"."""
     failure_reason: _builtins.str
-    execution_arn: _builtins.str
-    """The Step Functions execution of the order's saga."""
+    """Why the order did not complete, as a sentence for the customer (e.g. "Your card was declined.").
+    It never carries internals; reason_code is the stable, machine-readable form.
+    """
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def execution_arn(self) -> _builtins.str:
+        """Always empty: the saga's execution is an operator's concern, not a customer's (it named the
+        account id). Kept so the field number is never reused.
+        """
+
+    @execution_arn.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def execution_arn(self, value: _builtins.str) -> None:
+        """Always empty: the saga's execution is an operator's concern, not a customer's (it named the
+        account id). Kept so the field number is never reused.
+        """
+
     cancel_requested: _builtins.bool
     """The customer asked to cancel a PENDING order; the saga ends it CANCELLED instead of CONFIRMED."""
+    reason_code: _builtins.str
+    """A stable code for failure_reason: PAYMENT_DECLINED, OUT_OF_STOCK, PAYMENT_FAILED, ORDER_FAILED,
+    CANCELLED_BY_CUSTOMER or UNDER_REVIEW (NEEDS_ATTENTION: a person finishes the order); empty
+    while the order has no failure. New codes may be added: treat an unknown one as ORDER_FAILED.
+    """
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderItem]: ...
     @_builtins.property
@@ -282,10 +308,11 @@ class Order(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         cancel_requested: _builtins.bool = ...,
+        reason_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_requested", b"cancel_requested", "created_at", b"created_at", "currency", b"currency", "execution_arn", b"execution_arn", "failure_reason", b"failure_reason", "items", b"items", "order_id", b"order_id", "status", b"status", "total", b"total", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_requested", b"cancel_requested", "created_at", b"created_at", "currency", b"currency", "execution_arn", b"execution_arn", "failure_reason", b"failure_reason", "items", b"items", "order_id", b"order_id", "reason_code", b"reason_code", "status", b"status", "total", b"total", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -18,6 +18,7 @@ class Needs(StrEnum):
     PAYMENT_GATEWAY = "payment-gateway"  # the gateway's URL and API key secret
     EMAIL = "email"  # SES SendEmail from the sender identity
     NOTIFICATION_QUEUE = "notification-queue"  # consumes the notification queue (event source)
+    SAGA_CONTROL = "saga-control"  # reads the state machines' executions, sends notices and DLQ messages
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "Send the e-mails the saga queued (SQS consumer)",
         frozenset({Needs.DATABASE, Needs.CACHE, Needs.EMAIL, Needs.NOTIFICATION_QUEUE}),
         timeout_seconds=30,
+    ),
+    FunctionSpec(
+        "SagaWatchdog",
+        "watchdog",
+        "handler.settle_execution",
+        "Finish or flag the order of an execution that failed, timed out or was aborted",
+        _PAYMENT | {Needs.SAGA_CONTROL},
+        timeout_seconds=60,
     ),
 )
 

@@ -40,6 +40,7 @@ class OrderStatus(StrEnum):
 
 
 class PaymentStatus(StrEnum):
+    CHARGING = "CHARGING"  # the intent, committed before the gateway is called
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
     REFUNDED = "REFUNDED"
@@ -72,7 +73,10 @@ class Order(Model):
     email: str | None = None
     payment_token: str
     failure_reason: str | None = None
+    reason_code: str | None = None
+    owed_compensations: frozenset[str] = frozenset()  # what a NEEDS_ATTENTION order still owes
     execution_arn: str | None = None
+    cancellation_execution_arn: str | None = None
     cancel_requested: bool = False
     version: int = 0
     created_at: datetime
@@ -84,6 +88,7 @@ class Payment(Model):
     order_id: OrderId
     amount: Money
     currency: Currency
+    idempotency_key: str | None = None
     status: PaymentStatus
     gateway_response: str | None = None
     gateway_reference: str | None = None

@@ -49,6 +49,7 @@ from .models import (
 )
 from .observability import logger
 from .repository import ORDER_COLUMNS, log_step, order_from_row
+from .watchdog import execution_arn_for
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -64,6 +65,7 @@ MAX_REASON = 500
 MAX_TOTAL = Decimal("99999999.99")  # DECIMAL(10,2)
 ER_DUP_ENTRY = 1062
 
+# Always matched with fullmatch: `$` alone would accept a trailing newline.
 _UUID = re.compile(ORDER_ID_PATTERN)
 _PRODUCT_ID = re.compile(PRODUCT_ID_PATTERN)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -110,7 +112,7 @@ def validate_new_order(request: NewOrder) -> list[FieldViolation]:
         *_text_violations("payment_token", request.payment_token, MAX_PAYMENT_TOKEN, required=True),
         *_text_violations("email", request.email, MAX_EMAIL, required=False),
     ]
-    if request.email and len(request.email) <= MAX_EMAIL and not _EMAIL.match(request.email):
+    if request.email and len(request.email) <= MAX_EMAIL and not _EMAIL.fullmatch(request.email):
         violations.append(FieldViolation("email", "is not an e-mail address"))
     if not request.items:
         violations.append(FieldViolation("items", "an order needs at least one item"))
@@ -136,7 +138,7 @@ def _item_violations(path: str, product_id: str, quantity: int, seen: set[str]) 
     violations = []
     if not product_id:
         violations.append(FieldViolation(f"{path}.product_id", "is required"))
-    elif len(product_id) > MAX_PRODUCT_ID or not _PRODUCT_ID.match(product_id):
+    elif len(product_id) > MAX_PRODUCT_ID or not _PRODUCT_ID.fullmatch(product_id):
         violations.append(
             FieldViolation(f"{path}.product_id", f"1 to {MAX_PRODUCT_ID} of A-Z, a-z, 0-9, '.', '_', '-'")
         )
@@ -148,13 +150,8 @@ def _item_violations(path: str, product_id: str, quantity: int, seen: set[str]) 
 
 
 def validate_order_id(order_id: str, field: str = "order_id") -> None:
-    if not _UUID.match(order_id):
+    if not _UUID.fullmatch(order_id):
         raise InvalidRequest([FieldViolation(field, "is not an order id (a lower-case UUID)")])
-
-
-def execution_arn_for(state_machine_arn: str, name: str) -> str:
-    """The ARN Step Functions gives the execution `name` of a state machine (a documented format)."""
-    return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
 
 
 class OrderService:
@@ -265,7 +262,7 @@ class OrderService:
             publish_status(self._cache, order_id, OrderStatus.CANCELLING)
         if status in {OrderStatus.CONFIRMED, OrderStatus.CANCELLING}:
             # Also on CANCELLING: a retry after a failed start starts it now (same name: at most once).
-            self._start(self.cancellation_arn, order_id)
+            self._start_cancellation(order_id)
         return self.get_order(user_id, order_id)
 
     def watch_order(
@@ -497,9 +494,22 @@ class OrderService:
             )
             log_step(cursor, order_id, "Reconciler", "STARTED", None)
 
+    def _start_cancellation(self, order_id: str) -> None:
+        """Start the cancellation machine and store its execution's ARN, so the saga watchdog can
+        read that execution's status. A start that failed leaves the ARN empty: the watchdog
+        (the reconciler's pass) then finishes the cancellation itself."""
+        arn = self._start(self.cancellation_arn, order_id)
+        with self._database().transaction() as cursor:
+            cursor.execute(
+                "UPDATE orders SET cancellation_execution_arn = %s"
+                " WHERE order_id = %s AND cancellation_execution_arn IS NULL",
+                (arn, order_id),
+            )
+
     def _start(self, state_machine_arn: str, order_id: str) -> str:
-        """StartExecution named after the order; an execution of that name already there counts
-        as started (that is what makes a double start impossible)."""
+        """StartExecution named after the order, which makes a double start impossible. When the
+        name is taken, the ARN of that execution is returned, running or closed: whether it finished
+        its order is decided from its status (DescribeExecution) by the saga watchdog, not here."""
         try:
             answer = self._stepfunctions.start_execution(
                 stateMachineArn=state_machine_arn, name=order_id, input=json.dumps({"order_id": order_id})
@@ -563,7 +573,7 @@ def _decode_page_token(token: str, status: OrderStatus | None) -> tuple[datetime
         created_at, order_id, token_status = datetime.fromisoformat(body["t"]), body["i"], body["s"]
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise InvalidRequest([FieldViolation("page_token", "is not a token from ListOrders")]) from exc
-    if not isinstance(order_id, str) or not _UUID.match(order_id):
+    if not isinstance(order_id, str) or not _UUID.fullmatch(order_id):
         raise InvalidRequest([FieldViolation("page_token", "is not a token from ListOrders")])
     if token_status != (status.value if status else ""):
         raise InvalidRequest([FieldViolation("page_token", "was issued for another status filter")])

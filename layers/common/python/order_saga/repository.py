@@ -8,13 +8,19 @@ from .models import Order, OrderItem, Payment, Reservation
 
 ORDER_COLUMNS = (
     "order_id, user_id, idempotency_key, status, total, currency, email, payment_token, failure_reason,"
-    " execution_arn, cancel_requested, version, created_at, updated_at"
+    " reason_code, owed_compensations, execution_arn, cancellation_execution_arn, cancel_requested,"
+    " version, created_at, updated_at"
 )
 
 
 def order_from_row(row: dict[str, Any], items: list[dict[str, Any]]) -> Order:
+    owed = row["owed_compensations"]  # a SET column: "RefundPayment,ReleaseStock" (or a set)
     return Order(
-        **row | {"cancel_requested": bool(row["cancel_requested"])},
+        **row
+        | {
+            "cancel_requested": bool(row["cancel_requested"]),
+            "owed_compensations": frozenset(owed.split(",") if isinstance(owed, str) else owed) - {""},
+        },
         items=tuple(OrderItem(**item) for item in items),
     )
 
@@ -42,7 +48,8 @@ def lock_order(cursor: Cursor, order_id: str) -> None:
 
 def fetch_payment(cursor: Cursor, order_id: str) -> Payment | None:
     cursor.execute(
-        "SELECT payment_id, order_id, amount, currency, status, gateway_response, gateway_reference,"
+        "SELECT payment_id, order_id, amount, currency, idempotency_key, status, gateway_response,"
+        " gateway_reference,"
         " created_at, updated_at FROM payments WHERE order_id = %s",
         (order_id,),
     )

@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     email_sender: str = Field(
         "orders@example.com", description="SES identity the notification e-mails come from"
     )
+    order_saga_state_machine_arn: str = Field(
+        "", description="ARN of the OrderSaga state machine that CreateOrder starts"
+    )
+    order_cancellation_state_machine_arn: str = Field(
+        "", description="ARN of the cancellation state machine that CancelOrder starts for a CONFIRMED order"
+    )
+    notification_queue_url: str = Field(
+        "", description="SQS queue of the customer notices (the saga watchdog queues its notices there)"
+    )
+    compensation_dlq_url: str = Field(
+        "", description="SQS queue where a compensation that keeps failing leaves its full context"
+    )
     idempotency_ttl_seconds: int = Field(
         3600, description="How long Redis remembers a step's result (the fast path before MySQL)"
     )

@@ -56,7 +56,7 @@ def render(order: Order, kind: NotificationKind) -> tuple[str, str]:
     if kind is NotificationKind.FAILURE_ALERT:
         return (
             f"We could not complete your order {order.order_id}",
-            f"Your order could not be completed: {order.failure_reason or 'an error occurred'}.\n"
+            f"Your order could not be completed. {order.failure_reason or ''}\n"
             "Any amount taken has been refunded and no items were reserved for you.\n",
         )
     return (

@@ -2,6 +2,9 @@
 
 Each moves the order's status under its row lock, writes saga_log in the same transaction, and
 publishes the new status once committed. Repeating a step that already took effect changes nothing.
+An order that does not complete gets a customer-friendly `failure_reason` and a stable
+`reason_code` (order_saga.reasons); the raw error goes to saga_log only, for operators.
+A NEEDS_ATTENTION order records which compensations it still owes, read from the data itself.
 """
 
 import contextlib
@@ -14,6 +17,7 @@ from ..db import Cursor, Database
 from ..errors import InvalidStateTransition, OrderCancelled
 from ..feeds import publish_status
 from ..models import Order, OrderStatus, PaymentStatus, ReservationStatus
+from ..reasons import ReasonCode, reason_code, sentence
 from ..repository import fetch_order, fetch_payment, fetch_reservations, log_step
 from .inventory import commit_stock
 
@@ -40,19 +44,55 @@ class OrderOutcome(BaseModel):
     order_id: str
     status: OrderStatus
     failure_reason: str | None = None
+    reason_code: str | None = None
+    owed_compensations: list[str] = []
 
     @classmethod
     def of(cls, order: Order) -> "OrderOutcome":
-        return cls(order_id=order.order_id, status=order.status, failure_reason=order.failure_reason)
+        return cls(
+            order_id=order.order_id,
+            status=order.status,
+            failure_reason=order.failure_reason,
+            reason_code=order.reason_code,
+            owed_compensations=sorted(order.owed_compensations),
+        )
 
 
-def _set_status(cursor: Cursor, order: Order, status: OrderStatus, step: str, reason: str | None) -> None:
+COMPENSATIONS = ("RefundPayment", "ReleaseStock")
+
+
+def owed_compensations(cursor: Cursor, order: Order) -> set[str]:
+    """The compensations not done yet, read from the data (payments row, reservations), not from
+    what an execution believes: no refund or decline recorded, or units still held."""
+    payment = fetch_payment(cursor, order.order_id)
+    reservations = fetch_reservations(cursor, order.order_id)
+    owed = set()
+    if payment is None or payment.status in {PaymentStatus.SUCCESS, PaymentStatus.CHARGING}:
+        owed.add("RefundPayment")
+    if not reservations or any(r.status is not ReservationStatus.RELEASED for r in reservations):
+        owed.add("ReleaseStock")
+    return owed
+
+
+def _set_status(
+    cursor: Cursor,
+    order: Order,
+    status: OrderStatus,
+    step: str,
+    *,
+    code: ReasonCode | None = None,
+    detail: str | None = None,
+    owed: set[str] | None = None,
+) -> None:
+    """The new status, with the customer's sentence and code; `detail` (operators' only) goes to saga_log."""
+    reason = sentence(cursor, order.order_id, code) if code else None
     cursor.execute(
-        "UPDATE orders SET status = %s, failure_reason = COALESCE(%s, failure_reason), version = version + 1"
+        "UPDATE orders SET status = %s, failure_reason = COALESCE(%s, failure_reason),"
+        " reason_code = COALESCE(%s, reason_code), owed_compensations = %s, version = version + 1"
         " WHERE order_id = %s",
-        (status, reason, order.order_id),
+        (status, reason, code, ",".join(sorted(owed or ())), order.order_id),
     )
-    log_step(cursor, order.order_id, step, status, reason)
+    log_step(cursor, order.order_id, step, status, detail)
 
 
 def _move(
@@ -63,7 +103,8 @@ def _move(
     step: str,
     target: OrderStatus,
     allowed_from: set[OrderStatus],
-    reason: str | None = None,
+    code: ReasonCode,
+    detail: str | None = None,
 ) -> OrderOutcome:
     """Move the order to `target` from one of `allowed_from`; at `target` already, do nothing."""
     with db.transaction() as cursor:
@@ -74,7 +115,13 @@ def _move(
             raise InvalidStateTransition(
                 f"order {order_id} is {order.status}; {step} cannot make it {target}"
             )
-        _set_status(cursor, order, target, step, reason)
+        owed = owed_compensations(cursor, order)
+        if owed and target is not OrderStatus.NEEDS_ATTENTION:
+            # No order ends FAILED or CANCELLED while it still holds money or stock.
+            raise InvalidStateTransition(f"order {order_id} still owes {', '.join(sorted(owed))}")
+        if owed:
+            detail = f"{detail}; still owed: {', '.join(sorted(owed))}"
+        _set_status(cursor, order, target, step, code=code, detail=detail, owed=owed)
         moved = fetch_order(cursor, order_id)
     publish_status(cache, order_id, target)
     return OrderOutcome.of(moved)
@@ -97,7 +144,7 @@ def confirm_order(db: Database, cache: "redis.Redis", order_id: str) -> OrderOut
             raise InvalidStateTransition(f"order {order_id}: no successful payment to confirm")
         if not reservations or any(r.status is not ReservationStatus.RESERVED for r in reservations):
             raise InvalidStateTransition(f"order {order_id}: its stock is not reserved")
-        _set_status(cursor, order, OrderStatus.CONFIRMED, "ConfirmOrder", None)
+        _set_status(cursor, order, OrderStatus.CONFIRMED, "ConfirmOrder")
         confirmed = fetch_order(cursor, order_id)
         commit_stock(cursor, reservations)  # last: the inventory rows stay locked until COMMIT only
     publish_status(cache, order_id, OrderStatus.CONFIRMED)
@@ -114,7 +161,8 @@ def mark_order_failed(
         step="MarkOrderFailed",
         target=OrderStatus.FAILED,
         allowed_from={OrderStatus.PENDING, OrderStatus.NEEDS_ATTENTION},  # a re-driven compensation ends
-        reason=error.describe() if error else "failed",
+        code=reason_code(error.error if error else None),
+        detail=error.describe() if error else None,
     )
 
 
@@ -126,6 +174,7 @@ def mark_order_cancelled(db: Database, cache: "redis.Redis", order_id: str) -> O
         step="MarkOrderCancelled",
         target=OrderStatus.CANCELLED,
         allowed_from={OrderStatus.PENDING, OrderStatus.CANCELLING, OrderStatus.NEEDS_ATTENTION},
+        code=ReasonCode.CANCELLED_BY_CUSTOMER,
     )
 
 
@@ -138,6 +187,8 @@ def mark_needs_attention(
         order_id,
         step="MarkNeedsAttention",
         target=OrderStatus.NEEDS_ATTENTION,
-        allowed_from={OrderStatus.PENDING, OrderStatus.CANCELLING},
-        reason=error.describe() if error else "a compensation failed",
+        # FAILED or CANCELLED too: the saga watchdog flags a finished order still holding money or stock.
+        allowed_from={OrderStatus.PENDING, OrderStatus.CANCELLING, OrderStatus.FAILED, OrderStatus.CANCELLED},
+        code=ReasonCode.UNDER_REVIEW,
+        detail=error.describe() if error else "a compensation failed",
     )

@@ -1,0 +1,166 @@
+"""The saga watchdog in AWS: EventBridge hands it every execution that closed the wrong way.
+
+A rule on "Step Functions Execution Status Change" (FAILED, TIMED_OUT, ABORTED) of both state
+machines invokes the SagaWatchdog function (order_saga.watchdog), which ends the order truthfully
+or flags it NEEDS_ATTENTION. The function (built from FUNCTIONS like every step) is granted here
+what it needs beyond its database, cache and gateway: reading the two machines' executions and
+sending to the notification queue and the compensation DLQ, nothing more. A schedule runs the
+watchdog's sweep every 15 minutes for what no event reports (a charge that landed after its
+compensation and whose refund failed; an event lost). An event the function
+could not handle after EventBridge's and Lambda's retries lands on the watchdog's own DLQ, and
+alarms fire on that DLQ and on the function's errors.
+"""
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from cdk import constants as c
+from cdk.capabilities.workflow import logical_id
+from cdk.nag import acknowledge
+
+CLOSED_WRONG = ["FAILED", "TIMED_OUT", "ABORTED"]
+SWEEP_EVERY = Duration.minutes(15)
+SWEEP_GRACE = Duration.minutes(10)  # untouched this long: no execution is still working on it
+PERIOD = Duration.minutes(5)
+
+
+class Watchdog(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function: lambda_.Function,
+        order_saga: sfn.StateMachine,
+        order_cancellation: sfn.StateMachine,
+        notification_queue: sqs.IQueue,
+        compensation_dlq: sqs.IQueue,
+        config: c.EnvironmentConfig,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        machines = [order_saga, order_cancellation]
+        for key, value in {
+            "ORDER_SAGA_STATE_MACHINE_ARN": order_saga.state_machine_arn,
+            "ORDER_CANCELLATION_STATE_MACHINE_ARN": order_cancellation.state_machine_arn,
+            "NOTIFICATION_QUEUE_URL": notification_queue.queue_url,
+            "COMPENSATION_DLQ_URL": compensation_dlq.queue_url,
+        }.items():
+            function.add_environment(key, value)
+        stack = Stack.of(self)
+        self.sweep = events.Rule(
+            self,
+            "Sweep",
+            description="The watchdog's pass over orders no execution event reports",
+            schedule=events.Schedule.rate(SWEEP_EVERY),
+        )
+        self.sweep.add_target(
+            targets.LambdaFunction(
+                function,
+                event=events.RuleTargetInput.from_object(
+                    {"sweep_older_than_seconds": SWEEP_GRACE.to_seconds()}
+                ),
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution"],
+                resources=[
+                    stack.format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"{machine.state_machine_name}:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                    for machine in machines
+                ],
+            )
+        )
+        for machine in machines:
+            assert function.role is not None
+            acknowledge(
+                function.role,
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:{stack.region}:<AWS::AccountId>:"
+                f"execution:<{logical_id(machine)}.Name>:*]",
+                "DescribeExecution names an execution; the watchdog reads any execution of this one "
+                "state machine (each is named after its order), so the name is the only wildcard.",
+            )
+        notification_queue.grant_send_messages(function)
+        compensation_dlq.grant_send_messages(function)
+
+        self.dlq = sqs.Queue(
+            self,
+            "Dlq",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.dlq,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the watchdog's events; an operator reads it "
+            "(order-saga attention) and its depth alarms.",
+        )
+        self.rule = events.Rule(
+            self,
+            "ExecutionClosed",
+            description="An order saga or cancellation execution failed, timed out or was aborted",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={
+                    "status": CLOSED_WRONG,
+                    "stateMachineArn": [machine.state_machine_arn for machine in machines],
+                },
+            ),
+        )
+        self.rule.add_target(
+            targets.LambdaFunction(
+                function,
+                dead_letter_queue=self.dlq,
+                retry_attempts=8,
+                max_event_age=Duration.hours(6),
+            )
+        )
+        # An event EventBridge delivered but the function failed on (after Lambda's own retries)
+        # lands on the same DLQ.
+        lambda_.EventInvokeConfig(
+            self,
+            "FailedEvents",
+            function=function,
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+            on_failure=destinations.SqsDestination(self.dlq),
+        )
+        self.alarms = [
+            cloudwatch.Alarm(
+                self,
+                name,
+                alarm_name=f"{c.PROJECT}-{config.name}-{name}",
+                alarm_description=description,
+                metric=metric,
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            for name, metric, description in (
+                (
+                    "WatchdogDlqNotEmpty",
+                    self.dlq.metric_approximate_number_of_messages_visible(period=PERIOD),
+                    "The saga watchdog could not settle an order an execution left behind",
+                ),
+                (
+                    "WatchdogErrors",
+                    function.metric_errors(period=PERIOD, statistic="Sum"),
+                    "The saga watchdog failed on an execution event (EventBridge retries it)",
+                ),
+            )
+        ]

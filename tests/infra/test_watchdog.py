@@ -1,0 +1,66 @@
+"""The saga watchdog in AWS: an EventBridge rule per closed-the-wrong-way execution, least privilege,
+its own DLQ and alarms (cdk-nag runs over it with the rest of the app)."""
+
+import json
+from typing import Any
+
+from cdk import constants as c
+from order_saga.functions import function
+from tests.infra.conftest import Synthesized, dump, refs
+from tests.infra.test_saga import lambda_function, role_policy, state_machine
+
+
+def only(resources: dict[str, dict[str, Any]], marker: str) -> tuple[str, dict[str, Any]]:
+    [found] = [(k, v["Properties"]) for k, v in resources.items() if marker in k]
+    return found
+
+
+def test_every_failed_timed_out_or_aborted_execution_of_both_machines_reaches_the_watchdog(
+    synthesized: Synthesized,
+) -> None:
+    watchdog_id, _ = lambda_function(synthesized, function("SagaWatchdog"))
+    _, rule = only(synthesized.resources("Saga", "AWS::Events::Rule"), "WatchdogExecutionClosed")
+    machines = {state_machine(synthesized, name)[0] for name in c.STATE_MACHINES}
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.states"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert pattern["detail"]["status"] == ["FAILED", "TIMED_OUT", "ABORTED"]
+    assert refs(pattern["detail"]["stateMachineArn"]) == machines
+    [target] = rule["Targets"]
+    assert refs(target["Arn"]) == {watchdog_id}
+    # an event it cannot deliver waits on the watchdog's own DLQ
+    dlq_id, _ = only(synthesized.resources("Saga", "AWS::SQS::Queue"), "WatchdogDlq")
+    assert refs(target["DeadLetterConfig"]) == {dlq_id}
+    # and so does one the function failed on, after Lambda's retries
+    _, invoke_config = only(synthesized.resources("Saga", "AWS::Lambda::EventInvokeConfig"), "Watchdog")
+    assert refs(invoke_config["DestinationConfig"]["OnFailure"]) == {dlq_id}
+
+
+def test_the_watchdog_may_read_executions_of_the_two_machines_and_nothing_else_of_step_functions(
+    synthesized: Synthesized,
+) -> None:
+    _, props = lambda_function(synthesized, function("SagaWatchdog"))
+    statements = role_policy(synthesized, props["Role"]["Fn::GetAtt"][0])
+    states = [s for s in statements if "states:" in dump(s["Action"])]
+    assert [s["Action"] for s in states] == ["states:DescribeExecution"]
+    machines = {state_machine(synthesized, name)[0] for name in c.STATE_MACHINES}
+    assert refs(states[0]["Resource"]) - {"AWS::Partition", "AWS::AccountId"} == machines
+    assert ":execution:" in dump(states[0]["Resource"])
+    variables = props["Environment"]["Variables"]
+    assert {"ORDER_CANCELLATION_STATE_MACHINE_ARN", "COMPENSATION_DLQ_URL"} <= set(variables)
+
+
+def test_the_watchdog_alarms_on_its_dlq_and_its_errors(synthesized: Synthesized) -> None:
+    alarms = synthesized.resources("Saga", "AWS::CloudWatch::Alarm")
+    names = {props["Properties"]["AlarmName"] for props in alarms.values()}
+    env = synthesized.env
+    assert {f"{c.PROJECT}-{env}-WatchdogDlqNotEmpty", f"{c.PROJECT}-{env}-WatchdogErrors"} <= names
+
+
+def test_a_schedule_runs_the_watchdogs_sweep_for_what_no_event_reports(synthesized: Synthesized) -> None:
+    watchdog_id, _ = lambda_function(synthesized, function("SagaWatchdog"))
+    _, rule = only(synthesized.resources("Saga", "AWS::Events::Rule"), "WatchdogSweep")
+    assert rule["ScheduleExpression"] == "rate(15 minutes)"
+    [target] = rule["Targets"]
+    assert refs(target["Arn"]) == {watchdog_id}
+    assert json.loads(target["Input"]) == {"sweep_older_than_seconds": 600}
