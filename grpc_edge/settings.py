@@ -28,9 +28,6 @@ class EdgeSettings(Settings):
     )
     metrics_host: str = Field("127.0.0.1", description="Address the Prometheus metrics endpoint binds")
     metrics_port: int = Field(9464, description="Prometheus metrics port (0 = off)")
-    compensation_dlq_url: str | None = Field(
-        None, description="URL of the compensation DLQ whose depth the metrics report (unset: not reported)"
-    )
     tls_cert_file: Path | None = Field(None, description="PEM server certificate chain; TLS when set")
     tls_key_file: Path | None = Field(None, description="PEM private key of TLS_CERT_FILE")
     tls_client_ca_file: Path | None = Field(

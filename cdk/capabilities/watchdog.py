@@ -11,7 +11,7 @@ could not handle after EventBridge's and Lambda's retries lands on the watchdog'
 alarms fire on that DLQ and on the function's errors.
 """
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import ArnFormat, CfnElement, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -20,16 +20,22 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from cdk import constants as c
-from cdk.capabilities.workflow import logical_id
 from cdk.nag import acknowledge
 
 CLOSED_WRONG = ["FAILED", "TIMED_OUT", "ABORTED"]
 SWEEP_EVERY = Duration.minutes(15)
 SWEEP_GRACE = Duration.minutes(10)  # untouched this long: no execution is still working on it
 PERIOD = Duration.minutes(5)
+
+
+def logical_id(construct: IConstruct) -> str:
+    """The logical id of a construct's CloudFormation resource."""
+    resource = construct.node.default_child
+    assert isinstance(resource, CfnElement)
+    return Stack.of(construct).get_logical_id(resource)
 
 
 class Watchdog(Construct):

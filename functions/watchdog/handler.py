@@ -16,7 +16,7 @@ from order_saga.cache import get_redis
 from order_saga.db import get_database
 from order_saga.lambda_step import parse
 from order_saga.models import OrderId
-from order_saga.observability import logger, metrics, tracer
+from order_saga.observability import logger, metrics, trace_handler
 from order_saga.settings import get_settings
 from order_saga.watchdog import SagaWatchdog, create_watchdog
 
@@ -48,7 +48,7 @@ def get_watchdog() -> SagaWatchdog:
 
 
 @logger.inject_lambda_context(correlation_id_path="detail.name", clear_state=True)
-@tracer.capture_lambda_handler
+@trace_handler
 @metrics.log_metrics
 def settle_execution(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
     if isinstance(event, dict) and "sweep_older_than_seconds" in event:

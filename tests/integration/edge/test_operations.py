@@ -167,13 +167,20 @@ def test_an_order_throttled_at_creation_is_started_later_by_the_reconciler_once(
     # When: Step Functions answers again and the reconciler passes, twice
     endpoint.throttle = False
     reconciler = Reconciler(
-        build_order_service(edge.settings, redis_client), interval_seconds=0, grace_seconds=0
+        build_order_service(edge.settings, redis_client),
+        None,
+        interval_seconds=0,
+        grace_seconds=0,
+        watchdog_grace_seconds=0,
     )
     passes = [reconciler.run_once(), reconciler.run_once()]
 
     # Then: the saga was started once, under the order's id, and the order waits for it PENDING
-    assert passes == [[order.order_id], []]
+    assert [p.started for p in passes] == [[order.order_id], []]
     assert endpoint.started == [order.order_id]
     [row] = edge.sql("SELECT status, execution_arn FROM orders WHERE order_id = %s", (order.order_id,))
-    assert row == {"status": "PENDING", "execution_arn": order.execution_arn}
+    assert row == {
+        "status": "PENDING",
+        "execution_arn": f"{edge.machines.saga_arn.replace(':stateMachine:', ':execution:')}:{order.order_id}",
+    }
     endpoint.stop()

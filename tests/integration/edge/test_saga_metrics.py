@@ -87,8 +87,10 @@ def test_the_reconciler_counts_the_sagas_it_starts(edge: Edge, redis_client: "re
     registry = CollectorRegistry()
     reconciler = Reconciler(
         build_order_service(edge.settings, redis_client),
+        None,
         interval_seconds=0,
         grace_seconds=60,
+        watchdog_grace_seconds=0,
         repairs=RepairCounter(registry),
     )
     reconciler.run_once()
