@@ -179,8 +179,6 @@ def test_an_order_throttled_at_creation_is_started_later_by_the_reconciler_once(
     assert [p.started for p in passes] == [[order.order_id], []]
     assert endpoint.started == [order.order_id]
     [row] = edge.sql("SELECT status, execution_arn FROM orders WHERE order_id = %s", (order.order_id,))
-    assert row == {
-        "status": "PENDING",
-        "execution_arn": f"{edge.machines.saga_arn.replace(':stateMachine:', ':execution:')}:{order.order_id}",
-    }
+    execution_arn = f"{edge.machines.saga_arn.replace(':stateMachine:', ':execution:')}:{order.order_id}"
+    assert row == {"status": "PENDING", "execution_arn": execution_arn}
     endpoint.stop()
