@@ -13,7 +13,7 @@ from order_saga.errors import OrderSagaError
 from order_saga.migrate import apply_migrations
 from order_saga.settings import Settings
 
-from . import commands_aws, commands_orders, commands_stack, services
+from . import commands_audit, commands_aws, commands_orders, commands_stack, services
 from .envfile import load_env
 
 
@@ -94,6 +94,7 @@ def check() -> None:
 main.add_command(commands_orders.token)
 main.add_command(commands_orders.orders)
 main.add_command(commands_orders.inventory)
+main.add_command(commands_audit.audit)
 
 for _group in commands_aws.COMMANDS:  # the local AWS stack: aws, faults, executions, dlq
     main.add_command(_group)
