@@ -330,3 +330,19 @@ def test_a_saga_log_that_tells_another_story(world: World) -> None:
     details = {o.subject: o.detail for o in report.results[-1].offences}
     assert "ConfirmOrder CONFIRMED" in details[confirmed]
     assert "saga_log last says CONFIRMED" in details[failed]
+
+
+def test_an_audit_since_a_moment_leaves_older_orders_out(world: World) -> None:
+    # Given an older order with broken books, then a clean one
+    older = world.needs_attention()
+    with world.database.transaction() as cursor:
+        cursor.execute("SELECT CURRENT_TIMESTAMP(3) AS now")
+        row = cursor.fetchone()
+    assert row is not None
+    newer = world.confirmed()
+    # Then an audit since that moment sees only the clean one (products are always all checked)
+    report = world.audit(since=row["now"])
+    assert report.ok
+    assert report.orders == 1
+    assert offenders(world.audit())["orders end truthfully"] == {older}
+    assert newer not in report.offending_orders()

@@ -9,6 +9,7 @@ moment: orders in flight are left to later runs, except where a rule holds at ev
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from ..db import Database
@@ -110,11 +111,14 @@ def run_audit(
     *,
     deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
     stock_baseline: dict[str, int] | None = None,
+    since: datetime | None = None,
 ) -> AuditReport:
-    """MySQL is read in one snapshot, then the ledger, the executions and the records. An order
+    """The orders created since `since` (all by default) are audited; products always all.
+
+    MySQL is read in one snapshot, then the ledger, the executions and the records. An order
     that moves between those reads (a cancellation of a CONFIRMED order, typically) can show a
     passing offence: run the auditor again, or on a quiet system, before acting on one."""
-    books = read_books(database)
+    books = read_books(database, since)
     records: dict[str, list[AttentionRecord]] = defaultdict(list)
     for source in attention:
         for record in source.records():

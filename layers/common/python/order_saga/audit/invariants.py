@@ -201,11 +201,7 @@ def reserved_is_live_reservations(ctx: AuditContext) -> InvariantResult:
         "reserved = live reservations",
         "per product, inventory.reserved is the sum of RESERVED reservation rows",
     )
-    live: dict[str, int] = defaultdict(int)
-    for rows in ctx.books.reservations.values():
-        for row in rows:
-            if row.status == "RESERVED":
-                live[row.product_id] += row.quantity
+    live = ctx.books.live_reserved
     for product, stock in ctx.books.inventory.items():
         result.checked += 1
         if stock.reserved != live.get(product, 0):
@@ -249,7 +245,7 @@ def stock_moves_by_confirmed_quantities(ctx: AuditContext) -> InvariantResult:
     for product, before in ctx.stock_baseline.items():
         result.checked += 1
         if now.get(product) != before:
-            committed = ctx.books.committed().get(product, 0)
+            committed = ctx.books.committed_units.get(product, 0)
             stock = ctx.books.inventory[product].stock if product in ctx.books.inventory else None
             result.flag(product, f"stock {stock} + committed {committed} != baseline {before}")
     return result
