@@ -173,3 +173,13 @@ def test_a_duplicate_fault_runs_the_handler_twice(invoker: LocalInvoker, tmp_pat
     assert (errored, answer) == (False, {"calls": 2})
     ids = marker.read_text().split()
     assert len(set(ids)) == 2  # two invocations, two request ids
+
+
+def test_a_skip_fault_answers_success_without_running_the_handler(
+    invoker: LocalInvoker, tmp_path: Path
+) -> None:
+    marker = tmp_path / "calls"
+    add_fault(invoker, kind="skip", times=1)
+    answer, errored = call(invoker, "record", {"marker": str(marker)})
+    assert (errored, answer) == (False, {})
+    assert not marker.exists()
