@@ -7,6 +7,7 @@ the settings, the executions and DLQs from the AWS endpoint of `.devstack/env` (
 import json
 import os
 import sys
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,11 @@ def _bodies(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
 
 
 def audit_books(
-    settings: Settings, *, deadline_seconds: float, stock_baseline: dict[str, int] | None = None
+    settings: Settings,
+    *,
+    deadline_seconds: float,
+    stock_baseline: dict[str, int] | None = None,
+    since: datetime | None = None,
 ) -> AuditReport:
     """The audit of the stack the settings and the AWS environment point at."""
     if settings.payment_gateway != "simulated":
@@ -68,6 +73,7 @@ def audit_books(
             attention_sources(boto3.client("sqs")),
             deadline_seconds=deadline_seconds,
             stock_baseline=stock_baseline,
+            since=since,
         )
     finally:
         database.close()
