@@ -208,6 +208,8 @@ class Campaign:
                 if line.client == client:
                     self._before(line.index)
                     self._order(stub, user, line)
+        except Exception as exc:
+            self._violation(f"client {client} stopped: {exc!r}")
         finally:
             channel.close()
 
@@ -215,10 +217,12 @@ class Campaign:
         """Switch on the faults planned before this order; run its infrastructure faults."""
         for event in self.plan.faults:
             if event.before_order == index:
-                faults.add_fault(faults.make_fault(**event.fault), self.stack.faults_file)
-                self._count(
-                    f"lambda-planned:{event.fault['function']}:{event.fault['kind']}", event.fault["times"]
-                )
+                fault = faults.make_fault(**event.fault)
+                faults.add_fault(fault, self.stack.faults_file)
+                if fault.times is None:  # fires on every call: how often is not counted
+                    self._count(f"lambda:{fault.function}:{fault.kind.value}:always")
+                else:
+                    self._count(f"lambda-planned:{fault.function}:{fault.kind.value}", fault.times)
         for infra in self.plan.infra:
             if infra.before_order == index:
                 self._infra(infra)
@@ -248,6 +252,7 @@ class Campaign:
         if line.stop_execution:
             time.sleep(line.stop_delay)
             self._stop_execution(order_id)
+            return  # nothing moves it on until a watchdog does: the client does not wait
         if line.cancel == "pending":
             self._cancel(stub, user, order_id)
         elif line.cancel == "mid-flight":
@@ -258,6 +263,8 @@ class Campaign:
             and self._wait_settled(stub, user, order_id) == pb.ORDER_STATUS_CONFIRMED
         ):
             self._cancel(stub, user, order_id)
+        # The client follows its order to its end, so the faults switched on meanwhile hit it.
+        self._wait_settled(stub, user, order_id)
 
     def _count_line(self, line: OrderPlan) -> None:
         for kind in line.kinds():

@@ -38,39 +38,45 @@ from .executions import machine_arns
 ATTENTION_QUEUES = {"compensation-dlq": "COMPENSATION_DLQ_URL", "notification-dlq": "NOTIFICATION_DLQ_URL"}
 
 
-def attention_sources(sqs: Any) -> list[AttentionSource]:
-    return [
-        QueueAttention(name, partial(_bodies, sqs, os.environ[setting]))
-        for name, setting in ATTENTION_QUEUES.items()
-        if os.environ.get(setting)
-    ]
+def attention_sources(sqs: Any, queue_urls: dict[str, str]) -> list[AttentionSource]:
+    return [QueueAttention(name, partial(_bodies, sqs, url)) for name, url in queue_urls.items()]
 
 
 def _bodies(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
     return [message.body for message in dlq.peek(sqs, queue_url)]
 
 
+def attention_queues() -> dict[str, str]:
+    """The attention queues the environment names (.devstack/env locally)."""
+    return {
+        name: os.environ[setting] for name, setting in ATTENTION_QUEUES.items() if os.environ.get(setting)
+    }
+
+
 def audit_books(
     settings: Settings,
+    sfn: Any,
+    sqs: Any,
+    queue_urls: dict[str, str],
     *,
     deadline_seconds: float,
     stock_baseline: dict[str, int] | None = None,
     since: datetime | None = None,
 ) -> AuditReport:
-    """The audit of the stack the settings and the AWS environment point at."""
+    """The audit of the books the settings point at, with the executions of `sfn`'s state
+    machines and the records on the named queues."""
     if settings.payment_gateway != "simulated":
         raise ConfigurationError(
             "the auditor reads the payment gateway's ledger: only the simulated gateway has a reader "
             "(docs/reliability.md says what a real gateway must offer)"
         )
-    sfn = boto3.client("stepfunctions")
     database = Database(settings)
     try:
         return run_audit(
             database,
             SimulatedLedger(create_redis(settings)),
             StepFunctionsExecutions(sfn, machine_arns(sfn)),
-            attention_sources(boto3.client("sqs")),
+            attention_sources(sqs, queue_urls),
             deadline_seconds=deadline_seconds,
             stock_baseline=stock_baseline,
             since=since,
@@ -116,7 +122,14 @@ def audit(
         click.echo(f"stock baseline of {len(saved)} product(s) written to {save_baseline}")
         return
     stock_baseline = json.loads(baseline.read_text()) if baseline else None
-    report = audit_books(settings, deadline_seconds=deadline_seconds, stock_baseline=stock_baseline)
+    report = audit_books(
+        settings,
+        boto3.client("stepfunctions"),
+        boto3.client("sqs"),
+        attention_queues(),
+        deadline_seconds=deadline_seconds,
+        stock_baseline=stock_baseline,
+    )
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2))
     else:

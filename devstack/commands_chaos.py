@@ -13,7 +13,7 @@ from order_saga.settings import Settings
 
 from .chaos import Campaign, ChaosStack
 from .chaos_plan import make_plan
-from .commands_audit import audit_books
+from .commands_audit import attention_queues, audit_books
 from .commands_aws import env_value, reported
 from .devtokens import mint_token
 from .paths import STATE_DIR
@@ -24,18 +24,19 @@ from .stack import edge_server
 def local_chaos_stack() -> ChaosStack:
     """The stack `order-saga up` runs, as .devstack/env describes it."""
     settings = Settings()
+    sfn, sqs = boto3.client("stepfunctions"), boto3.client("sqs")
     return ChaosStack(
         address=env_value("ORDERS_GRPC_ADDRESS"),
         settings=settings,
-        sfn=boto3.client("stepfunctions"),
-        sqs=boto3.client("sqs"),
+        sfn=sfn,
+        sqs=sqs,
         saga_arn=env_value("ORDER_SAGA_STATE_MACHINE_ARN"),
         notification_queue_url=env_value("NOTIFICATION_QUEUE_URL"),
         edge=edge_server(),
         mariadb=MariaDB(int(os.environ.get("DEVSTACK_MYSQL_PORT", "33306"))),
         redis_server=Redis(int(os.environ.get("DEVSTACK_REDIS_PORT", "36379"))),
         mint_token=mint_token,
-        audit=partial(audit_books, settings),
+        audit=partial(audit_books, settings, sfn, sqs, attention_queues()),
     )
 
 
