@@ -23,7 +23,7 @@ from order_saga.audit import (
     read_books,
     run_audit,
 )
-from order_saga.audit.sources import AttentionSource
+from order_saga.audit.sources import AttentionSource, OwedInMySql
 from order_saga.cache import create_redis
 from order_saga.db import Database
 from order_saga.errors import ConfigurationError
@@ -76,7 +76,7 @@ def audit_books(
             database,
             SimulatedLedger(create_redis(settings)),
             StepFunctionsExecutions(sfn, machine_arns(sfn)),
-            attention_sources(sqs, queue_urls),
+            [OwedInMySql(database), *attention_sources(sqs, queue_urls)],
             deadline_seconds=deadline_seconds,
             stock_baseline=stock_baseline,
             since=since,

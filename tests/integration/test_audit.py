@@ -14,6 +14,7 @@ import redis
 from moto import mock_aws
 
 from order_saga.audit import AuditReport, QueueAttention, SimulatedLedger, StepFunctionsExecutions, run_audit
+from order_saga.audit.sources import OwedInMySql
 from order_saga.db import Database
 from order_saga.errors import PaymentDeclined
 from order_saga.payment_gateway import SimulatedGateway
@@ -130,7 +131,7 @@ class World:
             self.database,
             SimulatedLedger(self.cache),
             StepFunctionsExecutions(self.sfn, {"OrderSaga": self.saga_arn}),
-            [QueueAttention("compensation-dlq", peek)],
+            [OwedInMySql(self.database), QueueAttention("compensation-dlq", peek)],
             **{"deadline_seconds": 3600.0} | options,
         )
 
@@ -346,3 +347,28 @@ def test_an_audit_since_a_moment_leaves_older_orders_out(world: World) -> None:
     assert report.orders == 1
     assert offenders(world.audit())["orders end truthfully"] == {older}
     assert newer not in report.offending_orders()
+
+
+def test_what_mysql_records_as_owed_is_believed_over_the_dlq(world: World) -> None:
+    # Given the schema of issue 9 (orders.owed_compensations), and a NEEDS_ATTENTION order that
+    # holds money and stock, on the DLQ, whose MySQL record owes only the refund
+    world.sql(
+        "ALTER TABLE orders ADD COLUMN owed_compensations"
+        " SET('RefundPayment','ReleaseStock') NOT NULL DEFAULT ''"
+    )
+    try:
+        order_id = world.needs_attention()
+        world.record_on_dlq(order_id)
+        world.sql("UPDATE orders SET owed_compensations = 'RefundPayment' WHERE order_id = %s", order_id)
+        refund_owed = offenders(world.audit())
+        world.sql(
+            "UPDATE orders SET owed_compensations = 'RefundPayment,ReleaseStock' WHERE order_id = %s",
+            order_id,
+        )
+        both_owed = world.audit()
+    finally:
+        world.sql("ALTER TABLE orders DROP COLUMN owed_compensations")
+    # Then the units it holds are a violation until the record owes their release too
+    assert refund_owed == {"stock per order": {order_id}}
+    assert both_owed.ok
+    assert both_owed.owed[0].records == ("compensation-dlq", "mysql")

@@ -108,8 +108,13 @@ class AuditContext:
         return self.ledger.get(order_id, LedgerEntry())
 
     def recorded(self, order_id: str, what: str) -> bool:
-        """Whether an attention record of the order covers `what` (a step, or notice:KIND)."""
-        return any(record.covers(what) for record in self.attention.get(order_id, []))
+        """Whether an attention record of the order covers `what` (a step, or notice:KIND). A
+        record that names the compensations owed is believed over one that does not say."""
+        records = self.attention.get(order_id, [])
+        precise = [record for record in records if record.names_compensations]
+        if precise and not what.startswith("notice:"):
+            records = precise
+        return any(record.covers(what) for record in records)
 
     def held_units(self, order_id: str) -> dict[str, int]:
         units: dict[str, int] = defaultdict(int)
@@ -331,31 +336,34 @@ def saga_log_tells_the_story(ctx: AuditContext) -> InvariantResult:
             last = statuses[-1] if statuses else "nothing"
             result.flag(order.order_id, f"order {order.status}, saga_log last says {last}")
         missing = [
-            f"{step} {status}" for step, status in _expected_entries(ctx, order) if (step, status) not in log
+            " or ".join(f"{step} {status}" for step, status in choices)
+            for choices in _expected_entries(ctx, order)
+            if not any(choice in log for choice in choices)
         ]
         if missing:
             result.flag(order.order_id, f"not in saga_log: {', '.join(missing)}")
     return result
 
 
-def _expected_entries(ctx: AuditContext, order: OrderRow) -> list[tuple[str, str]]:
-    """The saga_log entries the order's rows prove happened (each is written with its change)."""
-    expected = []
+def _expected_entries(ctx: AuditContext, order: OrderRow) -> list[tuple[tuple[str, str], ...]]:
+    """The saga_log entries the order's rows prove happened (each is written with its change);
+    each item is satisfied by any one of its entries."""
+    expected: list[tuple[tuple[str, str], ...]] = []
     payment = ctx.books.payments.get(order.order_id)
-    if payment and (payment.status == "SUCCESS" or (payment.status == "REFUNDED" and payment.amount)):
-        expected.append(("ProcessPayment", "SUCCEEDED"))
+    if payment and payment.status == "SUCCESS":
+        expected.append((("ProcessPayment", "SUCCEEDED"), ("ProcessPayment", "LATE_CHARGE")))
     if payment and payment.status == "REFUNDED" and payment.amount:
-        expected.append(("RefundPayment", "REFUNDED"))
+        expected.append((("RefundPayment", "REFUNDED"),))
     if payment and payment.status == "FAILED":
-        expected.append(("ProcessPayment", "DECLINED"))
+        expected.append((("ProcessPayment", "DECLINED"),))
     rows = [row for row in ctx.books.reservations.get(order.order_id, []) if row.quantity]
     if rows:
-        expected.append(("ReserveStock", "RESERVED"))
+        expected.append((("ReserveStock", "RESERVED"),))
     if any(row.status == "RELEASED" for row in rows):
-        expected.append(("ReleaseStock", "RELEASED"))
+        expected.append((("ReleaseStock", "RELEASED"),))
     if any(row.status == "COMMITTED" for row in rows):
-        expected.append(("ConfirmOrder", "CONFIRMED"))
-    expected += [(NOTICE_STEP[kind], "SENT") for kind in ctx.books.notifications.get(order.order_id, {})]
+        expected.append((("ConfirmOrder", "CONFIRMED"),))
+    expected += [((NOTICE_STEP[kind], "SENT"),) for kind in ctx.books.notifications.get(order.order_id, {})]
     return expected
 
 

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import redis
 
+from ..db import Database
 from ..payment_gateway import SimulatedGateway
 
 
@@ -132,16 +133,22 @@ class StepFunctionsExecutions:
 class AttentionRecord:
     """A record, left for a person, that an order still owes something.
 
-    `owed` names what it owes (compensation step names, or `notice:<KIND>` for an e-mail not
-    delivered); empty when the record does not say (the compensation DLQ's messages say only
-    that the compensation chain failed, so they cover the whole chain)."""
+    `owed` names what it owes: compensation step names, or `notice:<KIND>` for an e-mail not
+    delivered. None when the record does not say: a compensation DLQ message says only that the
+    compensation failed, so it stands for every compensation (not for a notice)."""
 
     order_id: str
     source: str
-    owed: tuple[str, ...] = ()
+    owed: tuple[str, ...] | None = None
+
+    @property
+    def names_compensations(self) -> bool:
+        return self.owed is not None and not all(what.startswith("notice:") for what in self.owed)
 
     def covers(self, what: str) -> bool:
-        return not self.owed or what in self.owed
+        if self.owed is None:
+            return not what.startswith("notice:")
+        return what in self.owed
 
 
 class AttentionSource(Protocol):
@@ -163,6 +170,36 @@ class QueueAttention:
             if not isinstance(order_id, str):
                 continue
             kind = body.get("kind")
-            owed = (f"notice:{kind}",) if isinstance(kind, str) else ()
+            owed = (f"notice:{kind}",) if isinstance(kind, str) else None
             records.append(AttentionRecord(order_id, self.name, owed))
         return records
+
+
+class OwedInMySql:
+    """The attention record in MySQL: `orders.owed_compensations` of NEEDS_ATTENTION orders (the
+    column issue 9 adds; a schema without it has no such records)."""
+
+    name = "mysql"
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def records(self) -> list[AttentionRecord]:
+        with self._database.transaction() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
+                " AND TABLE_NAME = 'orders' AND COLUMN_NAME = 'owed_compensations'"
+            )
+            row = cursor.fetchone()
+            if not row or not row["n"]:
+                return []
+            cursor.execute("SELECT order_id, owed_compensations FROM orders WHERE status = 'NEEDS_ATTENTION'")
+            rows = cursor.fetchall()
+        return [
+            AttentionRecord(
+                row["order_id"],
+                self.name,
+                tuple(sorted(filter(None, str(row["owed_compensations"]).split(",")))),
+            )
+            for row in rows
+        ]
