@@ -173,8 +173,9 @@ def _lambda_faults(rng: random.Random, orders: int) -> list[FaultEvent]:
     """Every function gets faults, and every kind appears: one per function (kinds in turn),
     then about one more per 40 orders, anywhere."""
     events = []
+    offset = rng.randrange(len(CHAOS_KINDS))
     for number, spec in enumerate(FUNCTIONS):
-        kind = CHAOS_KINDS[(number + rng.randrange(len(CHAOS_KINDS))) % len(CHAOS_KINDS)]
+        kind = CHAOS_KINDS[(number + offset) % len(CHAOS_KINDS)]
         events.append(FaultEvent(rng.randrange(orders), _lambda_fault(rng, spec.name, kind)))
     for _ in range(orders // 40):
         spec, kind = rng.choice(FUNCTIONS), rng.choice(CHAOS_KINDS)
