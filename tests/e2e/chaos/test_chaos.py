@@ -1,11 +1,14 @@
 """The chaos campaign on the local stack: a seeded run with every kind of fault, audited; and a
 run with a compensation that does nothing, which the campaign must fail."""
 
+import json
+
 import pytest
 
 from devstack.chaos import Campaign, ChaosStack
 from devstack.chaos_plan import INFRA_KINDS, CampaignPlan, FaultEvent, OrderPlan, make_plan
 from devstack.faults import FaultKind
+from devstack.paths import STATE_DIR
 
 SEED = 20261124
 ORDERS = 150
@@ -22,6 +25,9 @@ def test_a_seeded_campaign_with_every_fault_kind_keeps_the_books(chaos_stack: Ch
     # When it runs through the stack
     result = Campaign(plan, chaos_stack).run(settle_timeout=300)
     report = "\n".join(result.render())
+    saved = STATE_DIR / "chaos" / f"e2e-{SEED}-{ORDERS}.json"  # for whoever investigates a failure
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(result.as_json(), indent=2, default=str))
     # Then at least one of each fault kind was injected: every Lambda fault kind, gateway trouble,
     # client action and infrastructure fault
     injected = {kind.split(":")[-1] for kind in result.injections if kind.startswith("lambda:")}

@@ -99,7 +99,9 @@ class AuditReport:
         for owed in self.owed:
             units = ", ".join(f"{p}x{q}" for p, q in sorted(owed.units.items())) or "no units"
             records = ", ".join(owed.records) or "NO RECORD"
-            lines.append(f"needs attention: {owed.order_id} owes refund {owed.refund}, {units} [{records}]")
+            lines.append(
+                f"needs attention: {owed.order_id} owes refund {owed.refund:.2f}, {units} [{records}]"
+            )
         return lines
 
 
