@@ -197,6 +197,17 @@ def test_a_stuck_order_is_reported_only_past_the_deadline(world: World) -> None:
     assert offenders(world.audit(deadline_seconds=0)) == {"orders end truthfully": {order_id}}
 
 
+def test_an_execution_that_closed_on_a_pending_order_is_named_with_its_end(world: World) -> None:
+    # Given a PENDING order whose saga ended in SagaNeedsAttention (its last step failed too)
+    order_id = world.new_order({"sku-1": 1})
+    world.execution(order_id, "SagaNeedsAttention")
+    # Then past the deadline both the order and the execution's end are reported
+    report = world.audit(deadline_seconds=0)
+    assert offenders(report) == {"orders end truthfully": {order_id}, "executions vs status": {order_id}}
+    [execution] = [r for r in report.results if r.name == "executions vs status"]
+    assert execution.offences[0].detail == "OrderSaga ended SagaNeedsAttention, order left PENDING"
+
+
 def test_needs_attention_without_a_record_is_reported_with_what_it_holds(world: World) -> None:
     # Given a NEEDS_ATTENTION order holding money and stock, and no record of it anywhere
     order_id = world.needs_attention()

@@ -40,6 +40,9 @@ FAILED_LEAVES = {  # a re-drive or an operator may finish a NEEDS_ATTENTION orde
     ("OrderCancellation", "CancellationNeedsAttention"): {OrderStatus.NEEDS_ATTENTION, OrderStatus.CANCELLED},
 }
 
+# The machine whose closed execution must not leave its order in this status.
+LEFT_BEHIND = {OrderStatus.PENDING: "OrderSaga", OrderStatus.CANCELLING: "OrderCancellation"}
+
 # The notice each final status owes its customer (when the order has an e-mail address).
 NOTICE_OF = {
     OrderStatus.CONFIRMED: "ORDER_CONFIRMATION",
@@ -268,21 +271,23 @@ def stock_within_bounds(ctx: AuditContext) -> InvariantResult:
 def executions_agree(ctx: AuditContext) -> InvariantResult:
     result = InvariantResult(
         "executions vs status",
-        "no execution RUNNING past the deadline for a settled order; "
-        "each closed one left its order as its end says",
+        "no execution RUNNING past the deadline for a settled order; each closed one left its "
+        "order as its end says, never PENDING (the saga) or CANCELLING (the cancellation) past the deadline",
     )
     for execution in ctx.executions:
         order = ctx.books.orders.get(execution.order_id)
         if order is None:
             continue  # not an order of these books
         result.checked += 1
-        allowed = _allowed_statuses(execution)
+        late = order.age_seconds > ctx.deadline_seconds
+        end = execution.final_state or execution.status
         if execution.status == "RUNNING":
-            if order.status in SETTLED and order.age_seconds > ctx.deadline_seconds:
+            if order.status in SETTLED and late:
                 result.flag(order.order_id, f"{execution.machine} still RUNNING, order {order.status}")
-        elif order.status in SETTLED and order.status not in allowed:
-            end = execution.final_state or execution.status
+        elif order.status in SETTLED and order.status not in _allowed_statuses(execution):
             result.flag(order.order_id, f"{execution.machine} ended {end}, order {order.status}")
+        elif late and LEFT_BEHIND.get(order.status) == execution.machine:
+            result.flag(order.order_id, f"{execution.machine} ended {end}, order left {order.status}")
     return result
 
 
