@@ -148,7 +148,10 @@ class Campaign:
         baseline, since = self._stock_the_catalog()
         try:
             threads = [
-                threading.Thread(target=self._client, args=(client,), name=f"chaos-client-{client}")
+                # daemon: an interrupted campaign still restores the fault plan and exits
+                threading.Thread(
+                    target=self._client, args=(client,), name=f"chaos-client-{client}", daemon=True
+                )
                 for client in range(self.plan.clients)
             ]
             for thread in threads:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import sys
 from functools import partial
 from pathlib import Path
@@ -60,6 +61,8 @@ def chaos(
         click.echo(json.dumps(plan.as_json(), indent=2))
         return
     click.echo(f"chaos: seed {seed}, {orders} orders, {clients} clients; planned: {plan.planned()}")
+    # SIGTERM (a timeout, a CI stop) ends the run like Ctrl-C: the fault plan found is put back.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     result = Campaign(plan, local_chaos_stack(), click.echo).run(settle_timeout)
     path = report_path or STATE_DIR / "chaos" / f"chaos-{seed}-{orders}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
