@@ -138,7 +138,6 @@ class Campaign:
         self.violations: list[str] = []
         self.order_ids: list[str] = []
         self._lock = threading.Lock()
-        self._started: set[int] = set()
 
     # -- the run ----------------------------------------------------------------------------
 
