@@ -201,8 +201,11 @@ def test_an_execution_that_closed_on_a_pending_order_is_named_with_its_end(world
     # Given a PENDING order whose saga ended in SagaNeedsAttention (its last step failed too)
     order_id = world.new_order({"sku-1": 1})
     world.execution(order_id, "SagaNeedsAttention")
-    # Then past the deadline both the order and the execution's end are reported
+    process_payment(world.database, world.gateway, order_id)
+    # Then past the deadline both the order, with the money it holds, and the execution's end are reported
     report = world.audit(deadline_seconds=0)
+    [stuck] = [r for r in report.results if r.name == "orders end truthfully"]
+    assert stuck.offences[0].detail.endswith(", the gateway holds 9.99")
     assert offenders(report) == {"orders end truthfully": {order_id}, "executions vs status": {order_id}}
     [execution] = [r for r in report.results if r.name == "executions vs status"]
     assert execution.offences[0].detail == "OrderSaga ended SagaNeedsAttention, order left PENDING"

@@ -136,7 +136,14 @@ def orders_end_truthfully(ctx: AuditContext) -> InvariantResult:
     for order in ctx.books.orders.values():
         result.checked += 1
         if order.status not in SETTLED and order.age_seconds > ctx.deadline_seconds:
-            result.flag(order.order_id, f"{order.status} for {order.age_seconds:.0f}s")
+            held = ctx.entry(order.order_id).net
+            units = ctx.held_units(order.order_id)
+            result.flag(
+                order.order_id,
+                f"{order.status} for {order.age_seconds:.0f}s"
+                + (f", the gateway holds {held}" if held else "")
+                + (f", holds {units}" if units else ""),
+            )
         elif order.status is OrderStatus.NEEDS_ATTENTION and not ctx.attention.get(order.order_id):
             result.flag(order.order_id, "NEEDS_ATTENTION without a record of what it owes")
     return result
