@@ -66,6 +66,14 @@ test-integration: migrate ## Only the integration tests (MariaDB, Redis, moto)
 bench: migrate ## Run every benchmark briefly and print one table (figure, baseline, ratio, goal)
 	$(BIN)/python benchmarks/bench.py
 
+.PHONY: fuzz
+FUZZ_REQUESTS ?= 3334
+fuzz: migrate ## The edge fuzzer's long run: FUZZ_REQUESTS per property (3 x 3334 = 10,002 requests), counts by code
+	FUZZ_REQUESTS=$(FUZZ_REQUESTS) FUZZ_REPORT=$(CURDIR)/.devstack/fuzz-report.txt \
+		$(BIN)/pytest tests/integration/edge/test_fuzz.py -q -p no:cacheprovider -o timeout=0 \
+		> .devstack/fuzz.log 2>&1 || { tail -40 .devstack/fuzz.log; exit 1; }
+	@cat .devstack/fuzz-report.txt
+
 lint: install protos-check ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

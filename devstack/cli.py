@@ -13,7 +13,16 @@ from order_saga.errors import OrderSagaError
 from order_saga.migrate import apply_migrations
 from order_saga.settings import Settings
 
-from . import commands_attention, commands_aws, commands_console, commands_orders, commands_stack, services
+from . import (
+    commands_attention,
+    commands_audit,
+    commands_aws,
+    commands_chaos,
+    commands_console,
+    commands_orders,
+    commands_stack,
+    services,
+)
 from .envfile import load_env
 
 
@@ -94,6 +103,8 @@ def check() -> None:
 main.add_command(commands_orders.token)
 main.add_command(commands_orders.orders)
 main.add_command(commands_orders.inventory)
+main.add_command(commands_audit.audit)
+main.add_command(commands_chaos.chaos)
 
 for _group in commands_aws.COMMANDS:  # the local AWS stack: aws, faults, executions, dlq
     main.add_command(_group)

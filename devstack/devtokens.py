@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from grpc_edge.auth import ALGORITHM, READ_SCOPE, WRITE_SCOPE
 from grpc_edge.settings import EdgeSettings
 
-from .envfile import update_env
+from .envfile import read_env, update_env
 from .paths import STATE_DIR
 
 KEY_DIR = STATE_DIR / "jwt"
@@ -44,7 +44,9 @@ def ensure_dev_keys(key_dir: Path | None = None) -> Path:
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         )
-    if key_dir is None:
+    # Written only when missing: rewriting .devstack/env on every token would race with other
+    # writers (clients minting tokens on several threads lost the file's other keys).
+    if key_dir is None and read_env().get("JWT_PUBLIC_KEY_FILE") != str(public):
         update_env(JWT_PUBLIC_KEY_FILE=str(public))
     return public
 

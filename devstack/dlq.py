@@ -15,6 +15,8 @@ from order_saga.errors import OrderCancelled
 
 # How long a re-driven message stays hidden from a concurrent re-drive (one run takes seconds).
 REDRIVE_VISIBILITY_SECONDS = 300
+# How long a message read by `peek` stays hidden at most (it is made visible again at once).
+PEEK_VISIBILITY_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -67,17 +69,25 @@ class DlqMessage:
 
 
 def peek(sqs: Any, queue_url: str) -> list[DlqMessage]:
-    """Every message on the queue, left there (received with a zero visibility timeout)."""
+    """Every message on the queue, left there. Each batch is hidden while the next is read (a
+    zero visibility timeout would return the same first ten again and again), then all of them
+    are made visible again."""
     seen: dict[str, DlqMessage] = {}
-    while True:
-        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get(
-            "Messages", []
-        )
-        fresh = [message for message in batch if message["MessageId"] not in seen]
-        if not fresh:
-            return list(seen.values())
-        for message in fresh:
-            seen[message["MessageId"]] = _parse(message)
+    try:
+        while True:
+            batch = sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=PEEK_VISIBILITY_SECONDS
+            ).get("Messages", [])
+            fresh = [message for message in batch if message["MessageId"] not in seen]
+            if not fresh:
+                return list(seen.values())
+            for message in fresh:
+                seen[message["MessageId"]] = _parse(message)
+    finally:
+        for message in seen.values():
+            sqs.change_message_visibility(
+                QueueUrl=queue_url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=0
+            )
 
 
 def _parse(message: dict[str, Any]) -> DlqMessage:

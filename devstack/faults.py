@@ -12,6 +12,9 @@ Kinds:
   ends in Sandbox.Timedout when the function's timeout expires (the saga's hardest case).
 - `duplicate`: the handler runs twice with the same event (at-least-once delivery); the caller
   gets the second answer.
+- `skip`: the invocation succeeds with an empty answer and the handler never runs: a function
+  that does nothing (a bad deployment). The chaos campaign's tests break a compensation with it
+  to show that the auditor catches what such a function leaves behind.
 A fault fires always, for the next `times` matching calls, and/or with a `probability`.
 """
 
@@ -42,6 +45,7 @@ class FaultKind(StrEnum):
     DELAY = "delay"
     TIMEOUT = "timeout"
     DUPLICATE = "duplicate"
+    SKIP = "skip"
 
 
 class Fault(BaseModel):
@@ -80,6 +84,8 @@ class Fault(BaseModel):
                 what = "timeout (the handler runs, its answer is lost)"
             case FaultKind.DUPLICATE:
                 what = "duplicate invocation"
+            case FaultKind.SKIP:
+                what = "skip (answers success, the handler does nothing)"
         when = "always" if self.times is None else f"next {self.times} call(s)"
         if self.probability < 1:
             when += f", probability {self.probability:g}"

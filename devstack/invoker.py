@@ -212,6 +212,8 @@ class LocalInvoker:
             case faults.FaultKind.DUPLICATE:
                 self._run(code_dir, invocation, event, request_id, timeout)
                 return self._run(code_dir, invocation, event, str(uuid.uuid4()), timeout)
+            case faults.FaultKind.SKIP:
+                return "{}", False, ""
 
     def _run(
         self, code_dir: Path, invocation: Invocation, event: Any, request_id: str, timeout: float

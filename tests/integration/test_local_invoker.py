@@ -239,3 +239,12 @@ def test_invocations_over_a_concurrency_limit_are_throttled_as_lambda_throttles(
     finally:
         release.touch()
         invoker.shutdown()
+
+def test_a_skip_fault_answers_success_without_running_the_handler(
+    invoker: LocalInvoker, tmp_path: Path
+) -> None:
+    marker = tmp_path / "calls"
+    add_fault(invoker, kind="skip", times=1)
+    answer, errored = call(invoker, "record", {"marker": str(marker)})
+    assert (errored, answer) == (False, {})
+    assert not marker.exists()

@@ -1,0 +1,480 @@
+"""The chaos campaign: N orders through the running stack by C clients while faults combine.
+
+It follows a seeded plan (`chaos_plan.py`): business outcomes, Lambda faults for every function
+through the invoker's fault plan, gateway trouble through the simulated gateway's tokens, client
+actions (duplicate creates, cancels at any moment, an operator's StopExecution) and
+infrastructure faults (the edge SIGKILLed and restarted, MariaDB restarted, Redis restarted or
+flushed). Then it clears its faults, waits (bounded) until nothing is in flight, and runs the
+books auditor over its own orders. The stack is left as it was found: running, with the fault
+plan it had.
+
+The simulated gateway keeps its ledger in the stack's Redis; a real gateway's ledger would not
+live there. So "Redis restarted" keeps the gateway's keys (copied out and restored at once) and
+"Redis flushed" deletes every key but the gateway's: the outage is our cache's, not the bank's.
+"""
+
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import redis
+from botocore.exceptions import ClientError
+
+from grpc_edge.channel import open_channel
+from grpc_edge.generated.orders.v1 import orders_pb2 as pb
+from grpc_edge.generated.orders.v1 import orders_pb2_grpc
+from order_saga.audit import AuditReport, read_books
+from order_saga.cache import create_redis
+from order_saga.catalog import set_product
+from order_saga.db import Database
+from order_saga.order_service import execution_arn_for
+from order_saga.payment_gateway import SimulatedGateway
+from order_saga.settings import Settings
+
+from . import faults
+from .chaos_plan import HOT, PLENTY_STOCK, PRICES, CampaignPlan, InfraEvent, OrderPlan, hot_stock, unit_price
+from .services import LocalServer, ServiceError, port_in_use
+
+RETRYABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
+CLIENT_PATIENCE_SECONDS = 90.0  # how long a client keeps retrying a call through an outage
+WATCH_SECONDS = 180.0  # how long a client waits for an order to settle before cancelling it
+TERMINAL = {
+    pb.ORDER_STATUS_CONFIRMED,
+    pb.ORDER_STATUS_FAILED,
+    pb.ORDER_STATUS_CANCELLED,
+    pb.ORDER_STATUS_NEEDS_ATTENTION,
+}
+
+
+@dataclass
+class ChaosStack:
+    """How the campaign reaches the stack, and the servers it may disturb."""
+
+    address: str
+    settings: Settings  # the database and Redis the functions and the edge use
+    sfn: Any
+    sqs: Any
+    saga_arn: str
+    notification_queue_url: str
+    edge: LocalServer
+    mariadb: LocalServer
+    redis_server: LocalServer
+    mint_token: Callable[[str], str]
+    audit: Callable[..., AuditReport]  # (deadline_seconds=, stock_baseline=, since=) -> report
+    faults_file: Path = field(default_factory=lambda: faults.FAULTS_FILE)
+
+
+@dataclass
+class CampaignResult:
+    plan: CampaignPlan
+    duration_seconds: float
+    injections: dict[str, int]
+    outcomes: dict[str, int]
+    client_violations: list[str]
+    settled: bool
+    audit: AuditReport
+    order_ids: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.audit.ok and not self.client_violations and self.settled
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "seed": self.plan.seed,
+            "orders": self.plan.orders,
+            "clients": self.plan.clients,
+            "duration_seconds": round(self.duration_seconds, 1),
+            "settled": self.settled,
+            "injections": dict(sorted(self.injections.items())),
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "client_violations": self.client_violations,
+            "offending_orders": self.audit.offending_orders(),
+            "audit": self.audit.as_json(limit=50),
+            "plan": self.plan.as_json(),
+        }
+
+    def render(self) -> list[str]:
+        lines = [
+            f"chaos campaign: seed {self.plan.seed}, {self.plan.orders} orders, {self.plan.clients} clients, "
+            f"{self.duration_seconds:.0f}s"
+        ]
+        lines.append("injected:")
+        lines += [f"  {kind:<40} {count:>5}" for kind, count in sorted(self.injections.items())]
+        lines.append("outcomes: " + ", ".join(f"{k}={v}" for k, v in sorted(self.outcomes.items())))
+        lines += self.audit.render()
+        if not self.settled:
+            lines.append("the stack did not settle within the wait: executions or notices still in flight")
+        lines += [f"client violation: {violation}" for violation in self.client_violations]
+        if not self.ok:
+            lines.append(
+                f"FAILED: seed {self.plan.seed}; offending: {', '.join(self.audit.offending_orders()[:30])}"
+            )
+        return lines
+
+
+class Campaign:
+    def __init__(self, plan: CampaignPlan, stack: ChaosStack, echo: Callable[[str], Any] = print) -> None:
+        self.plan = plan
+        self.stack = stack
+        self.echo = echo
+        self.injections: Counter[str] = Counter()
+        self.violations: list[str] = []
+        self.order_ids: list[str] = []
+        self._lock = threading.Lock()
+
+    # -- the run ----------------------------------------------------------------------------
+
+    def run(self, settle_timeout: float = 600.0) -> CampaignResult:
+        began = time.monotonic()
+        previous_plan = self.stack.faults_file.read_text() if self.stack.faults_file.exists() else ""
+        baseline, since = self._stock_the_catalog()
+        try:
+            threads = [
+                # daemon: an interrupted campaign still restores the fault plan and exits
+                threading.Thread(
+                    target=self._client, args=(client,), name=f"chaos-client-{client}", daemon=True
+                )
+                for client in range(self.plan.clients)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            self._count_fired_faults()
+            faults.replace_plan(previous_plan, "the fault plan before the campaign", self.stack.faults_file)
+            self._ensure_running()
+        settled = self._settle(settle_timeout)
+        report = self.stack.audit(deadline_seconds=0.0, stock_baseline=baseline, since=since)
+        return CampaignResult(
+            self.plan,
+            time.monotonic() - began,
+            dict(self.injections),
+            self._outcomes(),
+            self.violations,
+            settled,
+            report,
+            self.order_ids,
+        )
+
+    def _stock_the_catalog(self) -> tuple[dict[str, int], datetime]:
+        """The campaign's products at their planned stock (plus whatever is still reserved), the
+        stock baseline of those products, and the database's clock at the start."""
+        database, cache = Database(self.stack.settings), create_redis(self.stack.settings)
+        try:
+            with database.transaction() as cursor:
+                cursor.execute("SELECT product_id, reserved FROM inventory")
+                reserved = {row["product_id"]: int(row["reserved"]) for row in cursor.fetchall()}
+            for product in PRICES:
+                units = hot_stock(self.plan.orders) if product in HOT else PLENTY_STOCK
+                set_product(
+                    database,
+                    cache,
+                    product_id=product,
+                    stock=units + reserved.get(product, 0),
+                    unit_price=unit_price(product),
+                    currency="EUR",
+                    name=f"chaos {product}",
+                )
+            baseline = read_books(database).stock_baseline()
+            with database.transaction() as cursor:
+                cursor.execute("SELECT CURRENT_TIMESTAMP(3) AS now")
+                now = cursor.fetchone()["now"]  # type: ignore[index]
+        finally:
+            database.close()
+        return {product: baseline[product] for product in PRICES}, now
+
+    def _client(self, client: int) -> None:
+        channel = open_channel(self.stack.address)
+        stub = orders_pb2_grpc.OrderServiceStub(channel)
+        user = f"chaos-{self.plan.seed}-{client}"
+        try:
+            for line in self.plan.lines:
+                if line.client == client:
+                    self._before(line.index)
+                    self._order(stub, user, line)
+        except Exception as exc:
+            self._violation(f"client {client} stopped: {exc!r}")
+        finally:
+            channel.close()
+
+    def _before(self, index: int) -> None:
+        """Switch on the faults planned before this order; run its infrastructure faults."""
+        for event in self.plan.faults:
+            if event.before_order == index:
+                fault = faults.make_fault(**event.fault)
+                faults.add_fault(fault, self.stack.faults_file)
+                if fault.times is None:  # fires on every call: how often is not counted
+                    self._count(f"lambda:{fault.function}:{fault.kind.value}:always")
+                else:
+                    self._count(f"lambda-planned:{fault.function}:{fault.kind.value}", fault.times)
+        for infra in self.plan.infra:
+            if infra.before_order == index:
+                self._infra(infra)
+
+    # -- one order --------------------------------------------------------------------------
+
+    def _order(self, stub: Any, user: str, line: OrderPlan) -> None:
+        request = pb.CreateOrderRequest(
+            idempotency_key=f"chaos-{self.plan.seed}-{line.index}-{uuid.uuid4().hex[:8]}",
+            items=[pb.OrderItem(product_id=p, quantity=q) for p, q in sorted(line.items.items())],
+            payment_token=line.token,
+            email=f"{user}@example.com",
+        )
+        created = self._call(stub.CreateOrder, request, user, f"order {line.index} CreateOrder")
+        if created is None:
+            return  # refused (sold out at the edge, for instance): a business outcome
+        order_id = created.order.order_id
+        with self._lock:
+            self.order_ids.append(order_id)
+        self._count_line(line)
+        if line.duplicate_create:
+            again = self._call(stub.CreateOrder, request, user, f"order {order_id} duplicate CreateOrder")
+            if again is not None and again.order.order_id != order_id:
+                self._violation(
+                    f"order {order_id}: the same key created a second order {again.order.order_id}"
+                )
+        if line.stop_execution:
+            time.sleep(line.stop_delay)
+            self._stop_execution(order_id)
+            return  # nothing moves it on until a watchdog does: the client does not wait
+        if line.cancel == "pending":
+            self._cancel(stub, user, order_id)
+        elif line.cancel == "mid-flight":
+            time.sleep(line.cancel_delay)
+            self._cancel(stub, user, order_id)
+        elif (
+            line.cancel == "after-confirmation"
+            and self._wait_settled(stub, user, order_id) == pb.ORDER_STATUS_CONFIRMED
+        ):
+            self._cancel(stub, user, order_id)
+        # The client follows its order to its end, so the faults switched on meanwhile hit it.
+        self._wait_settled(stub, user, order_id)
+
+    def _count_line(self, line: OrderPlan) -> None:
+        for kind in line.kinds():
+            if kind != "client:stop-execution":  # counted once the operator's call went through
+                self._count(kind)
+
+    def _call(self, method: Any, request: Any, user: str, what: str) -> Any:
+        """One RPC, retried through outages (UNAVAILABLE, rate limits) for a while. None when the
+        edge refused it for a business reason; INTERNAL or UNKNOWN is a violation."""
+        deadline = time.monotonic() + CLIENT_PATIENCE_SECONDS
+        while True:
+            try:
+                return method(
+                    request,
+                    metadata=(("authorization", f"Bearer {self.stack.mint_token(user)}"),),
+                    timeout=15,
+                )
+            except grpc.RpcError as error:
+                code = error.code()
+                if code in NEVER:
+                    self._violation(f"{what}: {code.name}: {error.details()}")
+                    return None
+                if code not in RETRYABLE:
+                    self._count(f"edge-refused:{code.name}")
+                    return None
+                if time.monotonic() > deadline:
+                    self._violation(f"{what}: still {code.name} after {CLIENT_PATIENCE_SECONDS:.0f}s")
+                    return None
+                time.sleep(0.5)
+
+    def _cancel(self, stub: Any, user: str, order_id: str) -> None:
+        self._call(
+            stub.CancelOrder,
+            pb.CancelOrderRequest(order_id=order_id, reason="chaos"),
+            user,
+            f"order {order_id} CancelOrder",
+        )
+
+    def _wait_settled(self, stub: Any, user: str, order_id: str) -> int:
+        deadline = time.monotonic() + WATCH_SECONDS
+        while time.monotonic() < deadline:
+            order = self._call(
+                stub.GetOrder, pb.GetOrderRequest(order_id=order_id), user, f"order {order_id} GetOrder"
+            )
+            if order is None or order.status in TERMINAL:
+                return int(order.status) if order is not None else pb.ORDER_STATUS_UNSPECIFIED
+            time.sleep(1.0)
+        return pb.ORDER_STATUS_UNSPECIFIED
+
+    def _stop_execution(self, order_id: str) -> None:
+        """What an operator does from the console: stop the order's saga where it is."""
+        try:
+            self.stack.sfn.stop_execution(
+                executionArn=execution_arn_for(self.stack.saga_arn, order_id), error="Operator", cause="chaos"
+            )
+            self._count("client:stop-execution")
+        except ClientError:
+            self._count("client:stop-execution-too-late")
+
+    # -- infrastructure ---------------------------------------------------------------------
+
+    def _infra(self, event: InfraEvent) -> None:
+        self.echo(f"  infrastructure fault: {event.kind} (before order {event.before_order})")
+        try:
+            self._disturb(event.kind)
+        except ServiceError as exc:
+            self._violation(f"{event.kind}: the server did not come back: {exc}")
+        self._count(f"infra:{event.kind}")
+
+    def _disturb(self, kind: str) -> None:
+        if kind == "edge-kill":
+            pid = self.stack.edge.pid()
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 30
+                while port_in_use(self.stack.edge.port) and time.monotonic() < deadline:
+                    time.sleep(0.1)  # the kernel closes a killed process's sockets a moment later
+            self.stack.edge.start()
+        elif kind == "mariadb-restart":
+            self.stack.mariadb.stop()
+            self.stack.mariadb.start()
+        elif kind == "redis-restart":
+            ledger = self._gateway_keys()
+            self.stack.redis_server.stop()
+            self.stack.redis_server.start()
+            client = create_redis(self.stack.settings)
+            for key, dumped in ledger.items():
+                try:
+                    client.restore(key, 0, dumped)
+                except redis.ResponseError:
+                    continue  # written again since the restart: the newer one stays
+        elif kind == "redis-flush":
+            client = create_redis(self.stack.settings)
+            ours = [
+                key
+                for key in client.scan_iter(count=1000)
+                if not str(key).startswith(SimulatedGateway.PREFIX)
+            ]
+            if ours:
+                client.delete(*ours)
+
+    def _gateway_keys(self) -> dict[str, bytes]:
+        client = redis.Redis.from_url(self.stack.settings.redis_url)  # bytes: DUMP is binary
+        keys = list(client.scan_iter(match=f"{SimulatedGateway.PREFIX}:*", count=1000))
+        dumped = client.pipeline(transaction=False)
+        for key in keys:
+            dumped.dump(key)
+        return {key.decode(): value for key, value in zip(keys, dumped.execute(), strict=True) if value}
+
+    def _ensure_running(self) -> None:
+        for server in (self.stack.mariadb, self.stack.redis_server, self.stack.edge):
+            server.start()  # harmless when running
+
+    # -- the end ----------------------------------------------------------------------------
+
+    def _count_fired_faults(self) -> None:
+        """A fault's `times` counts down as it fires: what is left of the campaign's did not fire."""
+        left: Counter[str] = Counter()
+        for fault in faults.read_plan(self.stack.faults_file).faults:
+            left[f"{fault.function}:{fault.kind.value}"] += fault.times or 0
+        for key, planned in list(self.injections.items()):
+            if key.startswith("lambda-planned:"):
+                name = key.removeprefix("lambda-planned:")
+                fired = planned - min(planned, left[name])
+                left[name] -= min(planned, left[name])
+                del self.injections[key]
+                if fired:
+                    self.injections[f"lambda:{name}"] += fired
+
+    def _settle(self, timeout: float) -> bool:
+        """Wait until no execution of the campaign's orders runs, no order waits for the
+        reconciler and no notice waits on the queue. moto has no queue poller: a message that
+        failed is delivered with the next one sent, so a harmless one is sent to carry it."""
+        deadline = time.monotonic() + timeout
+        ours = set(self.order_ids)
+        database = Database(self.stack.settings)
+        try:
+            while True:
+                running = [
+                    e["name"]
+                    for arn in {self.stack.saga_arn, *self._other_machines()}
+                    for e in self.stack.sfn.list_executions(
+                        stateMachineArn=arn, statusFilter="RUNNING", maxResults=1000
+                    )["executions"]
+                    if e["name"] in ours
+                ]
+                with database.transaction() as cursor:
+                    cursor.execute(
+                        "SELECT COUNT(*) AS n FROM orders WHERE status = 'PENDING' AND execution_arn IS NULL"
+                        " AND order_id IN %s",
+                        (list(ours) or [""],),
+                    )
+                    orphans = int(cursor.fetchone()["n"])  # type: ignore[index]
+                waiting = self._queued_notices()
+                if waiting:
+                    self._nudge_notices(database)
+                if not running and not orphans and not waiting:
+                    return True
+                if time.monotonic() > deadline:
+                    self.echo(
+                        f"  not settled: {len(running)} running, {orphans} orphaned, {waiting} notices queued"
+                    )
+                    return False
+                time.sleep(2.0)
+        finally:
+            database.close()
+
+    def _other_machines(self) -> list[str]:
+        names = {m["stateMachineArn"] for m in self.stack.sfn.list_state_machines()["stateMachines"]}
+        return sorted(names - {self.stack.saga_arn})
+
+    def _queued_notices(self) -> int:
+        attributes = self.stack.sqs.get_queue_attributes(
+            QueueUrl=self.stack.notification_queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    def _nudge_notices(self, database: Database) -> None:
+        with database.transaction() as cursor:
+            cursor.execute(
+                "SELECT order_id, kind FROM notifications WHERE order_id IN %s LIMIT 1",
+                (self.order_ids or [""],),
+            )
+            sent = cursor.fetchone()
+        if sent is not None:  # already sent: its consumer skips it, and carries the others
+            self.stack.sqs.send_message(
+                QueueUrl=self.stack.notification_queue_url, MessageBody=json.dumps(sent)
+            )
+
+    def _outcomes(self) -> dict[str, int]:
+        database = Database(self.stack.settings)
+        try:
+            with database.transaction() as cursor:
+                cursor.execute(
+                    "SELECT status, COUNT(*) AS n FROM orders WHERE order_id IN %s GROUP BY status",
+                    (self.order_ids or [""],),
+                )
+                return {row["status"]: int(row["n"]) for row in cursor.fetchall()}
+        finally:
+            database.close()
+
+    def _count(self, kind: str, n: int = 1) -> None:
+        with self._lock:
+            self.injections[kind] += n
+
+    def _violation(self, what: str) -> None:
+        with self._lock:
+            self.violations.append(what)

@@ -1,0 +1,73 @@
+"""`order-saga chaos`: the seeded chaos campaign against the running local stack."""
+
+import json
+import os
+import signal
+import sys
+from functools import partial
+from pathlib import Path
+
+import boto3
+import click
+
+from order_saga.settings import Settings
+
+from .chaos import Campaign, ChaosStack
+from .chaos_plan import make_plan
+from .commands_audit import attention_queues, audit_books
+from .commands_aws import env_value, reported
+from .devtokens import mint_token
+from .paths import STATE_DIR
+from .services import MariaDB, Redis
+from .stack import edge_server
+
+
+def local_chaos_stack() -> ChaosStack:
+    """The stack `order-saga up` runs, as .devstack/env describes it."""
+    settings = Settings()
+    sfn, sqs = boto3.client("stepfunctions"), boto3.client("sqs")
+    return ChaosStack(
+        address=env_value("ORDERS_GRPC_ADDRESS"),
+        settings=settings,
+        sfn=sfn,
+        sqs=sqs,
+        saga_arn=env_value("ORDER_SAGA_STATE_MACHINE_ARN"),
+        notification_queue_url=env_value("NOTIFICATION_QUEUE_URL"),
+        edge=edge_server(),
+        mariadb=MariaDB(int(os.environ.get("DEVSTACK_MYSQL_PORT", "33306"))),
+        redis_server=Redis(int(os.environ.get("DEVSTACK_REDIS_PORT", "36379"))),
+        mint_token=mint_token,
+        audit=partial(audit_books, settings, sfn, sqs, attention_queues()),
+    )
+
+
+@click.command()
+@click.option("--orders", type=click.IntRange(1), default=150, show_default=True)
+@click.option("--clients", type=click.IntRange(1), default=6, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True, help="the same seed gives the same plan")
+@click.option("--settle-timeout", type=float, default=600.0, show_default=True,
+              help="seconds to wait for the sagas in flight once the run is over")  # fmt: skip
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="the JSON report (default .devstack/chaos/chaos-<seed>-<orders>.json)")  # fmt: skip
+@click.option("--plan-only", is_flag=True, help="print the plan as JSON and exit")
+@reported
+def chaos(
+    *, orders: int, clients: int, seed: int, settle_timeout: float, report_path: Path | None, plan_only: bool
+) -> None:
+    """Run ORDERS orders through the local stack with CLIENTS clients while faults combine, then
+    audit the books. Exits 1 with the seed and the offending orders on any violation."""
+    plan = make_plan(seed, orders, clients)
+    if plan_only:
+        click.echo(json.dumps(plan.as_json(), indent=2))
+        return
+    click.echo(f"chaos: seed {seed}, {orders} orders, {clients} clients; planned: {plan.planned()}")
+    # SIGTERM (a timeout, a CI stop) ends the run like Ctrl-C: the fault plan found is put back.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    result = Campaign(plan, local_chaos_stack(), click.echo).run(settle_timeout)
+    path = report_path or STATE_DIR / "chaos" / f"chaos-{seed}-{orders}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result.as_json(), indent=2, default=str) + "\n")
+    for line in result.render():
+        click.echo(line)
+    click.echo(f"report: {path}")
+    sys.exit(0 if result.ok else 1)

@@ -1,0 +1,406 @@
+"""The saga's promise as invariants over the books, each a function giving one result row.
+
+An order is *settled* when it is CONFIRMED, FAILED, CANCELLED or NEEDS_ATTENTION; a PENDING or
+CANCELLING order younger than the deadline is *in flight* and only the checks that hold at every
+moment look at it. A NEEDS_ATTENTION order may still hold money or stock, but only what an
+attention record (the compensation DLQ, or a record in MySQL) says it owes.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from ..models import OrderStatus
+from .books import Books, OrderRow, PaymentRow
+from .sources import AttentionRecord, Execution, LedgerEntry
+
+SETTLED = frozenset(status for status in OrderStatus if status.is_terminal)
+ANY_SETTLED = SETTLED
+
+# How a closed execution may leave its order. A FAILED execution is judged by its last state;
+# an ABORTED or TIMED_OUT one (or a last state not listed) by the other invariants only.
+SUCCEEDED_LEAVES = {
+    "OrderSaga": {
+        OrderStatus.CONFIRMED,
+        OrderStatus.CANCELLING,
+        OrderStatus.CANCELLED,
+        OrderStatus.NEEDS_ATTENTION,
+    },
+    "OrderCancellation": {OrderStatus.CANCELLED},
+}
+FAILED_LEAVES = {  # a re-drive or an operator may finish a NEEDS_ATTENTION order later
+    ("OrderSaga", "OrderFailed"): {OrderStatus.FAILED},
+    ("OrderSaga", "OrderCancelled"): {OrderStatus.CANCELLED},
+    ("OrderSaga", "SagaNeedsAttention"): {
+        OrderStatus.NEEDS_ATTENTION,
+        OrderStatus.FAILED,
+        OrderStatus.CANCELLED,
+    },
+    ("OrderCancellation", "CancellationNeedsAttention"): {OrderStatus.NEEDS_ATTENTION, OrderStatus.CANCELLED},
+}
+
+# The machine whose closed execution must not leave its order in this status.
+LEFT_BEHIND = {OrderStatus.PENDING: "OrderSaga", OrderStatus.CANCELLING: "OrderCancellation"}
+
+# The notice each final status owes its customer (when the order has an e-mail address).
+NOTICE_OF = {
+    OrderStatus.CONFIRMED: "ORDER_CONFIRMATION",
+    OrderStatus.FAILED: "FAILURE_ALERT",
+    OrderStatus.CANCELLED: "CANCELLATION_NOTICE",
+}
+NOTICE_STEP = {
+    "ORDER_CONFIRMATION": "SendOrderConfirmation",
+    "FAILURE_ALERT": "SendFailureAlert",
+    "CANCELLATION_NOTICE": "SendCancellationNotice",
+}
+STATUS_VALUES = {status.value for status in OrderStatus}
+
+
+@dataclass(frozen=True)
+class Offence:
+    subject: str  # an order id or a product id
+    detail: str
+
+
+@dataclass
+class InvariantResult:
+    name: str
+    rule: str
+    checked: int = 0
+    offences: list[Offence] = field(default_factory=list)
+
+    @property
+    def violations(self) -> int:
+        return len(self.offences)
+
+    def flag(self, subject: str, detail: str) -> None:
+        self.offences.append(Offence(subject, detail))
+
+
+@dataclass(frozen=True)
+class Owed:
+    """What a NEEDS_ATTENTION order still holds, by the books, and the records that say so."""
+
+    order_id: str
+    refund: Decimal
+    units: dict[str, int]
+    records: tuple[str, ...]
+
+
+@dataclass
+class AuditContext:
+    books: Books
+    ledger: dict[str, LedgerEntry]
+    executions: list[Execution]
+    attention: dict[str, list[AttentionRecord]]
+    deadline_seconds: float
+    stock_baseline: dict[str, int] | None = None
+
+    def settled(self) -> list[OrderRow]:
+        return [order for order in self.books.orders.values() if order.status in SETTLED]
+
+    def in_flight(self) -> list[OrderRow]:
+        return [
+            order
+            for order in self.books.orders.values()
+            if order.status not in SETTLED and order.age_seconds <= self.deadline_seconds
+        ]
+
+    def entry(self, order_id: str) -> LedgerEntry:
+        return self.ledger.get(order_id, LedgerEntry())
+
+    def recorded(self, order_id: str, what: str) -> bool:
+        """Whether an attention record of the order covers `what` (a step, or notice:KIND). A
+        record that names the compensations owed is believed over one that does not say."""
+        records = self.attention.get(order_id, [])
+        precise = [record for record in records if record.names_compensations]
+        if precise and not what.startswith("notice:"):
+            records = precise
+        return any(record.covers(what) for record in records)
+
+    def held_units(self, order_id: str) -> dict[str, int]:
+        units: dict[str, int] = defaultdict(int)
+        for row in self.books.reservations.get(order_id, []):
+            if row.status in {"RESERVED", "COMMITTED"} and row.quantity:
+                units[row.product_id] += row.quantity
+        return dict(units)
+
+
+def orders_end_truthfully(ctx: AuditContext) -> InvariantResult:
+    result = InvariantResult(
+        "orders end truthfully",
+        "every order is CONFIRMED, FAILED or CANCELLED, or NEEDS_ATTENTION with a record; "
+        "none PENDING or CANCELLING past the deadline",
+    )
+    for order in ctx.books.orders.values():
+        result.checked += 1
+        if order.status not in SETTLED and order.age_seconds > ctx.deadline_seconds:
+            held = ctx.entry(order.order_id).net
+            units = ctx.held_units(order.order_id)
+            result.flag(
+                order.order_id,
+                f"{order.status} for {order.age_seconds:.0f}s"
+                + (f", the gateway holds {held}" if held else "")
+                + (f", holds {units}" if units else ""),
+            )
+        elif order.status is OrderStatus.NEEDS_ATTENTION and not ctx.attention.get(order.order_id):
+            result.flag(order.order_id, "NEEDS_ATTENTION without a record of what it owes")
+    return result
+
+
+def money_matches_outcome(ctx: AuditContext) -> InvariantResult:
+    result = InvariantResult(
+        "money per order",
+        "the gateway's net captured amount is the total if CONFIRMED, else 0; "
+        "a NEEDS_ATTENTION order holds only money its record owes",
+    )
+    for order in ctx.settled():
+        result.checked += 1
+        net = ctx.entry(order.order_id).net
+        if order.status is OrderStatus.NEEDS_ATTENTION:
+            if net and not ctx.recorded(order.order_id, "RefundPayment"):
+                result.flag(order.order_id, f"NEEDS_ATTENTION holds {net} with no record owing the refund")
+            continue
+        expected = order.total if order.status is OrderStatus.CONFIRMED else Decimal(0)
+        if net != expected:
+            result.flag(order.order_id, f"{order.status}: gateway holds {net}, expected {expected}")
+    return result
+
+
+def payments_match_ledger(ctx: AuditContext) -> InvariantResult:
+    result = InvariantResult("payments row vs ledger", "the payments row says what the gateway did")
+    for order in ctx.settled():
+        row, entry = ctx.books.payments.get(order.order_id), ctx.entry(order.order_id)
+        if row is None and not entry.charged and not entry.declined:
+            continue
+        result.checked += 1
+        problem = _payment_problem(order, row, entry)
+        if problem:
+            result.flag(order.order_id, problem)
+    return result
+
+
+def _payment_problem(order: OrderRow, row: PaymentRow | None, entry: LedgerEntry) -> str | None:
+    if row is None:
+        return f"the gateway charged {entry.charged} (refunded {entry.refunded}) but no payments row exists"
+    if row.status == "SUCCESS":
+        return _success_problem(row, entry)
+    if row.status == "REFUNDED":
+        return _refunded_problem(row, entry)
+    if row.status == "FAILED":
+        return f"FAILED, but the gateway charged {entry.charged}" if entry.charged else None
+    if order.status is OrderStatus.NEEDS_ATTENTION:
+        return None  # a charge in progress when the saga gave up: the record owes its settling
+    return f"payment still {row.status} on a {order.status} order"
+
+
+def _success_problem(row: PaymentRow, entry: LedgerEntry) -> str | None:
+    if entry.charged != row.amount or entry.refunded:
+        return f"SUCCESS {row.amount}: the gateway charged {entry.charged}, refunded {entry.refunded}"
+    if entry.reference != row.reference:
+        return f"SUCCESS with reference {row.reference}, the gateway's is {entry.reference}"
+    return None
+
+
+def _refunded_problem(row: PaymentRow, entry: LedgerEntry) -> str | None:
+    if not row.amount:  # the marker of a compensation that found nothing charged
+        return f"marked 'nothing charged', but the gateway holds {entry.net}" if entry.net else None
+    if entry.charged != row.amount or entry.refunded != row.amount:
+        return f"REFUNDED {row.amount}: the gateway charged {entry.charged}, refunded {entry.refunded}"
+    return None
+
+
+def reserved_is_live_reservations(ctx: AuditContext) -> InvariantResult:
+    result = InvariantResult(
+        "reserved = live reservations",
+        "per product, inventory.reserved is the sum of RESERVED reservation rows",
+    )
+    live = ctx.books.live_reserved
+    for product, stock in ctx.books.inventory.items():
+        result.checked += 1
+        if stock.reserved != live.get(product, 0):
+            result.flag(product, f"reserved {stock.reserved}, reservations hold {live.get(product, 0)}")
+    return result
+
+
+def no_stock_held_for_settled_orders(ctx: AuditContext) -> InvariantResult:
+    result = InvariantResult(
+        "stock per order",
+        "a CONFIRMED order committed exactly its lines; any other settled order holds no units "
+        "unless its record owes the release",
+    )
+    for order in ctx.settled():
+        result.checked += 1
+        held = ctx.held_units(order.order_id)
+        reserved = {
+            row.product_id: row.quantity
+            for row in ctx.books.reservations.get(order.order_id, [])
+            if row.status == "RESERVED" and row.quantity
+        }
+        if order.status is OrderStatus.CONFIRMED:
+            if reserved or held != order.lines:
+                result.flag(order.order_id, f"CONFIRMED with {order.lines} but holds {held}")
+        elif order.status is OrderStatus.NEEDS_ATTENTION:
+            if held and not ctx.recorded(order.order_id, "ReleaseStock"):
+                result.flag(order.order_id, f"NEEDS_ATTENTION holds {held} with no record owing the release")
+        elif held:
+            result.flag(order.order_id, f"{order.status} but holds {held}")
+    return result
+
+
+def stock_moves_by_confirmed_quantities(ctx: AuditContext) -> InvariantResult:
+    result = InvariantResult(
+        "stock = baseline - committed",
+        "per product, stock went down by exactly the committed (confirmed) units since the baseline",
+    )
+    if ctx.stock_baseline is None:
+        return result  # nothing checked: no baseline given
+    now = ctx.books.stock_baseline()
+    for product, before in ctx.stock_baseline.items():
+        result.checked += 1
+        if now.get(product) != before:
+            committed = ctx.books.committed_units.get(product, 0)
+            stock = ctx.books.inventory[product].stock if product in ctx.books.inventory else None
+            result.flag(product, f"stock {stock} + committed {committed} != baseline {before}")
+    return result
+
+
+def stock_within_bounds(ctx: AuditContext) -> InvariantResult:
+    result = InvariantResult("0 <= reserved <= stock", "per product")
+    for product, stock in ctx.books.inventory.items():
+        result.checked += 1
+        if not 0 <= stock.reserved <= stock.stock:
+            result.flag(product, f"stock {stock.stock}, reserved {stock.reserved}")
+    return result
+
+
+def executions_agree(ctx: AuditContext) -> InvariantResult:
+    result = InvariantResult(
+        "executions vs status",
+        "no execution RUNNING past the deadline for a settled order; each closed one left its "
+        "order as its end says, never PENDING (the saga) or CANCELLING (the cancellation) past the deadline",
+    )
+    for execution in ctx.executions:
+        order = ctx.books.orders.get(execution.order_id)
+        if order is None:
+            continue  # not an order of these books
+        result.checked += 1
+        late = order.age_seconds > ctx.deadline_seconds
+        end = execution.final_state or execution.status
+        if execution.status == "RUNNING":
+            if order.status in SETTLED and late:
+                result.flag(order.order_id, f"{execution.machine} still RUNNING, order {order.status}")
+        elif order.status in SETTLED and order.status not in _allowed_statuses(execution):
+            result.flag(order.order_id, f"{execution.machine} ended {end}, order {order.status}")
+        elif late and LEFT_BEHIND.get(order.status) == execution.machine:
+            result.flag(order.order_id, f"{execution.machine} ended {end}, order left {order.status}")
+    return result
+
+
+def _allowed_statuses(execution: Execution) -> set[OrderStatus]:
+    if execution.status == "SUCCEEDED":
+        return SUCCEEDED_LEAVES.get(execution.machine, set(ANY_SETTLED))
+    if execution.status == "FAILED":
+        return FAILED_LEAVES.get((execution.machine, execution.final_state or ""), set(ANY_SETTLED))
+    return set(ANY_SETTLED)
+
+
+def notices_sent_once(ctx: AuditContext) -> InvariantResult:
+    result = InvariantResult(
+        "notifications",
+        "at most one of each kind, none that contradicts the order, and every settled order "
+        "with an e-mail has its notice (or an attention record)",
+    )
+    for order in ctx.settled():
+        result.checked += 1
+        sent = ctx.books.notifications.get(order.order_id, {})
+        for kind, count in sent.items():
+            if count > 1:
+                result.flag(order.order_id, f"{kind} sent {count} times")
+        confirmed_once = ("ConfirmOrder", "CONFIRMED") in ctx.books.saga_log.get(order.order_id, [])
+        if "ORDER_CONFIRMATION" in sent and not confirmed_once:
+            result.flag(order.order_id, "ORDER_CONFIRMATION for an order never confirmed")
+        wrong = {"FAILURE_ALERT", "CANCELLATION_NOTICE"} & set(sent) - {NOTICE_OF.get(order.status)}
+        if wrong and order.status is not OrderStatus.NEEDS_ATTENTION:
+            result.flag(order.order_id, f"{', '.join(sorted(wrong))} for a {order.status} order")
+        notice = NOTICE_OF.get(order.status)
+        if (
+            order.email
+            and notice
+            and notice not in sent
+            and not ctx.recorded(order.order_id, f"notice:{notice}")
+        ):
+            result.flag(order.order_id, f"{order.status} but no {notice} sent or recorded as owed")
+    return result
+
+
+def saga_log_tells_the_story(ctx: AuditContext) -> InvariantResult:
+    result = InvariantResult(
+        "saga_log story",
+        "the last status saga_log records is the order's; every payment, stock and notice change is logged",
+    )
+    for order in ctx.settled():
+        result.checked += 1
+        log = ctx.books.saga_log.get(order.order_id, [])
+        statuses = [status for _, status in log if status in STATUS_VALUES]
+        if not statuses or statuses[-1] != order.status:
+            last = statuses[-1] if statuses else "nothing"
+            result.flag(order.order_id, f"order {order.status}, saga_log last says {last}")
+        missing = [
+            " or ".join(f"{step} {status}" for step, status in choices)
+            for choices in _expected_entries(ctx, order)
+            if not any(choice in log for choice in choices)
+        ]
+        if missing:
+            result.flag(order.order_id, f"not in saga_log: {', '.join(missing)}")
+    return result
+
+
+def _expected_entries(ctx: AuditContext, order: OrderRow) -> list[tuple[tuple[str, str], ...]]:
+    """The saga_log entries the order's rows prove happened (each is written with its change);
+    each item is satisfied by any one of its entries."""
+    expected: list[tuple[tuple[str, str], ...]] = []
+    payment = ctx.books.payments.get(order.order_id)
+    if payment and payment.status == "SUCCESS":
+        expected.append((("ProcessPayment", "SUCCEEDED"), ("ProcessPayment", "LATE_CHARGE")))
+    if payment and payment.status == "REFUNDED" and payment.amount:
+        expected.append((("RefundPayment", "REFUNDED"),))
+    if payment and payment.status == "FAILED":
+        expected.append((("ProcessPayment", "DECLINED"),))
+    rows = [row for row in ctx.books.reservations.get(order.order_id, []) if row.quantity]
+    if rows:
+        expected.append((("ReserveStock", "RESERVED"),))
+    if any(row.status == "RELEASED" for row in rows):
+        expected.append((("ReleaseStock", "RELEASED"),))
+    if any(row.status == "COMMITTED" for row in rows):
+        expected.append((("ConfirmOrder", "CONFIRMED"),))
+    expected += [((NOTICE_STEP[kind], "SENT"),) for kind in ctx.books.notifications.get(order.order_id, {})]
+    return expected
+
+
+INVARIANTS: tuple[Callable[[AuditContext], InvariantResult], ...] = (
+    orders_end_truthfully,
+    money_matches_outcome,
+    payments_match_ledger,
+    reserved_is_live_reservations,
+    no_stock_held_for_settled_orders,
+    stock_moves_by_confirmed_quantities,
+    stock_within_bounds,
+    executions_agree,
+    notices_sent_once,
+    saga_log_tells_the_story,
+)
+
+
+def owed_by_attention_orders(ctx: AuditContext) -> list[Owed]:
+    return [
+        Owed(
+            order.order_id,
+            max(ctx.entry(order.order_id).net, Decimal(0)),
+            ctx.held_units(order.order_id),
+            tuple(sorted({record.source for record in ctx.attention.get(order.order_id, [])})),
+        )
+        for order in ctx.settled()
+        if order.status is OrderStatus.NEEDS_ATTENTION
+    ]

@@ -1,0 +1,38 @@
+"""Reading a DLQ without consuming it: every message, however many, and all of them left there."""
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from devstack import dlq
+
+
+@pytest.fixture
+def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield boto3.client("sqs")
+
+
+def test_peek_sees_every_message_and_leaves_them_all(sqs: Any) -> None:
+    # Given 25 messages on a queue (more than one receive returns)
+    url = sqs.create_queue(QueueName="compensation-dlq")["QueueUrl"]
+    for n in range(25):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"order_id": f"order-{n}"}))
+    # When it is peeked twice
+    first, second = dlq.peek(sqs, url), dlq.peek(sqs, url)
+    # Then both see all 25, and all are still there to receive
+    assert sorted(m.order_id for m in first) == sorted(f"order-{n}" for n in range(25))
+    assert len(second) == 25
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "25"
