@@ -240,6 +240,7 @@ def test_invocations_over_a_concurrency_limit_are_throttled_as_lambda_throttles(
         release.touch()
         invoker.shutdown()
 
+
 def test_a_skip_fault_answers_success_without_running_the_handler(
     invoker: LocalInvoker, tmp_path: Path
 ) -> None:
