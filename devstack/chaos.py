@@ -37,9 +37,9 @@ from order_saga.audit import AuditReport, read_books
 from order_saga.cache import create_redis
 from order_saga.catalog import set_product
 from order_saga.db import Database
-from order_saga.order_service import execution_arn_for
 from order_saga.payment_gateway import SimulatedGateway
 from order_saga.settings import Settings
+from order_saga.watchdog import execution_arn_for
 
 from . import faults
 from .chaos_plan import HOT, PLENTY_STOCK, PRICES, CampaignPlan, InfraEvent, OrderPlan, hot_stock, unit_price

@@ -63,9 +63,11 @@ def test_every_state_and_transition_of_the_real_state_machines_is_drawn(spec: St
     assert set(definition["States"]) <= drawn.types.keys()
     edges = {(e.source, e.target) for e in drawn.edges}
     for name, state in definition["States"].items():
-        targets = [state.get("Next"), state.get("Default")]
-        targets += [rule["Next"] for rule in state.get("Choices", []) + state.get("Catch", [])]
-        assert all((name, target) in edges for target in targets if target), name
+        # A Parallel (or Map) leaves through the join of its branches; its Catch from the state
+        leaving = f"{name}{graph.JOIN_SUFFIX}" if state["Type"] in {"Parallel", "Map"} else name
+        targets = [(leaving, state.get("Next")), (name, state.get("Default"))]
+        targets += [(name, rule["Next"]) for rule in state.get("Choices", []) + state.get("Catch", [])]
+        assert all(edge in edges for edge in targets if edge[1]), name
 
 
 def test_nested_branches_become_clusters_joined_before_the_next_state() -> None:
