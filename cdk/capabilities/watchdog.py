@@ -89,11 +89,13 @@ class Watchdog(Construct):
                 ],
             )
         )
+        partition = stack.resolve(stack.partition)  # "aws" when the region is known, else a reference
+        partition = partition if isinstance(partition, str) else "<AWS::Partition>"
         for machine in machines:
             assert function.role is not None
             acknowledge(
                 function.role,
-                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:{stack.region}:<AWS::AccountId>:"
+                f"AwsSolutions-IAM5[Resource::arn:{partition}:states:{stack.region}:<AWS::AccountId>:"
                 f"execution:<{logical_id(machine)}.Name>:*]",
                 "DescribeExecution names an execution; the watchdog reads any execution of this one "
                 "state machine (each is named after its order), so the name is the only wildcard.",

@@ -176,8 +176,7 @@ class QueueAttention:
 
 
 class OwedInMySql:
-    """The attention record in MySQL: `orders.owed_compensations` of NEEDS_ATTENTION orders (the
-    column issue 9 adds; a schema without it has no such records)."""
+    """The attention record in MySQL: `orders.owed_compensations` of NEEDS_ATTENTION orders."""
 
     name = "mysql"
 
@@ -187,13 +186,9 @@ class OwedInMySql:
     def records(self) -> list[AttentionRecord]:
         with self._database.transaction() as cursor:
             cursor.execute(
-                "SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
-                " AND TABLE_NAME = 'orders' AND COLUMN_NAME = 'owed_compensations'"
+                "SELECT order_id, owed_compensations FROM orders"
+                " WHERE status = 'NEEDS_ATTENTION' AND owed_compensations <> ''"
             )
-            row = cursor.fetchone()
-            if not row or not row["n"]:
-                return []
-            cursor.execute("SELECT order_id, owed_compensations FROM orders WHERE status = 'NEEDS_ATTENTION'")
             rows = cursor.fetchall()
         return [
             AttentionRecord(
