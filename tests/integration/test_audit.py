@@ -279,7 +279,9 @@ def test_stock_held_by_a_failed_order(world: World) -> None:
     reserve_stock(world.database, world.cache, order_id)
     refund_payment(world.database, world.gateway, order_id)
     world.sql("UPDATE orders SET status = 'FAILED' WHERE order_id = %s", order_id)
-    world.sql("INSERT INTO saga_log (saga_id, step, status) VALUES (%s, 'MarkOrderFailed', 'FAILED')", order_id)
+    world.sql(
+        "INSERT INTO saga_log (saga_id, step, status) VALUES (%s, 'MarkOrderFailed', 'FAILED')", order_id
+    )
     world.notify(order_id, NotificationKind.FAILURE_ALERT)
     # Then the order is named (inventory.reserved itself agrees with the reservation rows)
     assert offenders(world.audit()) == {"stock per order": {order_id}}
