@@ -121,9 +121,10 @@ def test_mysql_is_84_by_major_version_with_the_slow_query_log(synthesized: Synth
 
 def worst_case_seconds(definition: dict[str, Any]) -> float:
     """An upper bound of an execution's run time: every task state timing out on every attempt
-    its retriers allow, with their longest waits."""
+    its retriers allow, with their longest waits; a Parallel state as long as its longest branch."""
     total = 0.0
     for state in definition["States"].values():
+        total += max((worst_case_seconds(branch) for branch in state.get("Branches", [])), default=0.0)
         attempts = 1 + sum(r.get("MaxAttempts", 3) for r in state.get("Retry", []))
         waits = sum(
             min(r.get("IntervalSeconds", 1) * r.get("BackoffRate", 2.0) ** k, r.get("MaxDelaySeconds", 1e9))
