@@ -12,6 +12,9 @@ Kinds:
   ends in Sandbox.Timedout when the function's timeout expires (the saga's hardest case).
 - `duplicate`: the handler runs twice with the same event (at-least-once delivery); the caller
   gets the second answer.
+- `hold`: the invocation waits, before its handler runs, for as long as the fault stays in the
+  plan (until `order-saga faults clear` or a test removes it), at most the function's timeout
+  (then Sandbox.Timedout). It makes a race deterministic: hold a step, act, release.
 A fault fires always, for the next `times` matching calls, and/or with a `probability`.
 """
 
@@ -42,6 +45,7 @@ class FaultKind(StrEnum):
     DELAY = "delay"
     TIMEOUT = "timeout"
     DUPLICATE = "duplicate"
+    HOLD = "hold"
 
 
 class Fault(BaseModel):
@@ -65,6 +69,8 @@ class Fault(BaseModel):
             raise ValueError("an error fault needs error_type, and only an error fault takes one")
         if (self.kind is FaultKind.DELAY) != (self.delay_seconds is not None):
             raise ValueError("a delay fault needs delay_seconds, and only a delay fault takes them")
+        if self.kind is FaultKind.HOLD and self.times is not None:
+            raise ValueError("a hold fault lasts until it is cleared; it takes no times")
         return self
 
     def matches(self, function_name: str, event: Any) -> bool:
@@ -80,6 +86,8 @@ class Fault(BaseModel):
                 what = "timeout (the handler runs, its answer is lost)"
             case FaultKind.DUPLICATE:
                 what = "duplicate invocation"
+            case FaultKind.HOLD:
+                what = "hold (the handler waits until the fault is cleared)"
         when = "always" if self.times is None else f"next {self.times} call(s)"
         if self.probability < 1:
             when += f", probability {self.probability:g}"
@@ -178,6 +186,11 @@ def clear_faults(function: str | None = None, path: Path | None = None) -> int:
         removed = len(plan.faults) - len(kept)
         plan.faults[:] = kept
     return removed
+
+
+def still_planned(fault: Fault, path: Path | None = None) -> bool:
+    """Whether the fault is still in the plan (a hold lasts until it is cleared)."""
+    return fault in read_plan(path).faults
 
 
 def take_fault(

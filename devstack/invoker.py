@@ -36,6 +36,7 @@ from . import faults
 from .paths import REPO_ROOT, STATE_DIR
 
 LOG_DIR = STATE_DIR / "lambda"
+HOLD_POLL_SECONDS = 0.05  # how often a held invocation looks whether its hold was cleared
 logger = logging.getLogger(__name__)
 
 Answer = tuple[str, bool, str]  # (payload, errored, logs): what moto's hook returns
@@ -190,6 +191,19 @@ class LocalInvoker:
             case faults.FaultKind.DUPLICATE:
                 self._run(code_dir, invocation, event, request_id, timeout)
                 return self._run(code_dir, invocation, event, str(uuid.uuid4()), timeout)
+            case faults.FaultKind.HOLD:
+                return self._run_when_released(fault, code_dir, invocation, event, request_id)
+
+    def _run_when_released(
+        self, hold: faults.Fault, code_dir: Path, invocation: Invocation, event: Any, request_id: str
+    ) -> Answer:
+        """Wait while the hold is in the plan (it counts against the timeout), then run the handler."""
+        timeout, started = invocation.timeout_seconds, time.monotonic()
+        while faults.still_planned(hold, self.faults_file):
+            if time.monotonic() - started >= timeout:
+                return timed_out(request_id, timeout)
+            self.sleep(HOLD_POLL_SECONDS)
+        return self._run(code_dir, invocation, event, request_id, timeout - (time.monotonic() - started))
 
     def _run(
         self, code_dir: Path, invocation: Invocation, event: Any, request_id: str, timeout: float

@@ -173,3 +173,31 @@ def test_a_duplicate_fault_runs_the_handler_twice(invoker: LocalInvoker, tmp_pat
     assert (errored, answer) == (False, {"calls": 2})
     ids = marker.read_text().split()
     assert len(set(ids)) == 2  # two invocations, two request ids
+
+
+def test_a_hold_fault_keeps_the_call_waiting_until_it_is_cleared(
+    invoker: LocalInvoker, tmp_path: Path
+) -> None:
+    # Given a held call; the invoker's first wait is where the test acts and releases it
+    marker = tmp_path / "calls"
+    add_fault(invoker, kind="hold")
+    seen_while_held: list[bool] = []
+
+    def release(_seconds: float) -> None:
+        seen_while_held.append(marker.exists())
+        faults.clear_faults(path=invoker.faults_file)
+
+    invoker.sleep = release
+    # When the call is made, then the handler ran only after the release, once
+    answer, errored = call(invoker, "record", {"marker": str(marker)})
+    assert (errored, answer, seen_while_held) == (False, {"calls": 1}, [False])
+
+
+def test_a_hold_never_cleared_times_out_without_running_the_handler(
+    invoker: LocalInvoker, tmp_path: Path
+) -> None:
+    marker = tmp_path / "calls"
+    add_fault(invoker, kind="hold")
+    answer, errored = call(invoker, "record", {"marker": str(marker)}, timeout=0.3)
+    assert (errored, answer["errorType"]) == (True, "Sandbox.Timedout")
+    assert not marker.exists()
