@@ -51,6 +51,7 @@ def build_verifier(settings: EdgeSettings) -> TokenVerifier:
         audience=settings.jwt_audience,
         public_key_file=settings.jwt_public_key_file,
         jwks_url=settings.jwt_jwks_url,
+        refetch_seconds=settings.jwt_jwks_refetch_seconds,
     )
 
 

@@ -22,6 +22,11 @@ class EdgeSettings(Settings):
     jwt_jwks_url: str | None = Field(
         None, description="JWKS URL of the token issuer (Cognito in AWS); wins over JWT_PUBLIC_KEY_FILE"
     )
+    jwt_jwks_refetch_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Least seconds between JWKS refetches that a token with an unknown `kid` triggers",
+    )
     jwt_public_key_file: Path | None = Field(
         None, description="PEM public key that verifies access tokens (the local stack's dev key)"
     )
