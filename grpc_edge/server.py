@@ -96,7 +96,11 @@ def create_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    servicer = OrderServicer(orders, max_watches=max(1, settings.grpc_max_workers // 2))
+    servicer = OrderServicer(
+        orders,
+        max_watches=max(1, settings.grpc_max_workers // 2),
+        watch_reread_seconds=settings.watch_reread_seconds,
+    )
     orders_pb2_grpc.add_OrderServiceServicer_to_server(servicer, server)
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

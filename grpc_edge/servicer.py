@@ -18,8 +18,9 @@ WATCH_RETRY_SECONDS = 5
 
 
 class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
-    def __init__(self, orders: OrderService, *, max_watches: int) -> None:
+    def __init__(self, orders: OrderService, *, max_watches: int, watch_reread_seconds: float = 5.0) -> None:
         self.orders = orders
+        self.watch_reread_seconds = watch_reread_seconds
         # An open stream holds a server thread; capping them keeps threads for the unary RPCs.
         self._watch_slots = threading.BoundedSemaphore(max_watches)
 
@@ -62,7 +63,10 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             )
         try:
             for order in self.orders.watch_order(
-                current_principal().subject, request.order_id, is_active=context.is_active
+                current_principal().subject,
+                request.order_id,
+                is_active=context.is_active,
+                reread_seconds=self.watch_reread_seconds,
             ):
                 yield order_to_proto(order)
         finally:

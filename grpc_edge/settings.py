@@ -44,6 +44,11 @@ class EdgeSettings(Settings):
     tls_client_ca_file: Path | None = Field(
         None, description="PEM CA bundle of client certificates; when set, clients must present one (mTLS)"
     )
+    watch_reread_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between WatchOrder's re-reads of the order (they cover a lost publish)",
+    )
     rate_limit_per_minute: int = Field(600, description="RPCs per user per minute (0 = no limit)")
     reconcile_interval_seconds: float = Field(
         30.0, description="Seconds between reconciler passes over orphaned PENDING orders (0 = off)"
