@@ -123,8 +123,8 @@ def test_tls_serves_clients_that_trust_the_ca(
     assert status_of(error.value) == grpc.StatusCode.UNAVAILABLE
 
 
-def test_mtls_requires_a_client_certificate(
-    edge_factory: EdgeFactory, pki: Pki, signing_key: SigningKey
+def test_mtls_requires_a_client_certificate_from_the_private_ca(
+    edge_factory: EdgeFactory, pki: Pki, signing_key: SigningKey, tmp_path: Path
 ) -> None:
     # Given: an edge that requires client certificates issued by the private CA
     edge = edge_factory(
@@ -143,6 +143,20 @@ def test_mtls_requires_a_client_certificate(
         pytest.raises(grpc.RpcError) as error,
     ):
         health_call(anonymous, signing_key)
+    assert status_of(error.value) == grpc.StatusCode.UNAVAILABLE
+    # ... and so is one whose certificate another CA issued
+    rogue_ca, rogue_key = _issue(tmp_path, "rogue-ca", x509.Name([]), None, ca=True)
+    _issue(tmp_path, "client", rogue_ca.subject, rogue_key, ca=False)
+    with (
+        open_channel(
+            f"localhost:{edge.port}",
+            ca_file=pki.ca,
+            cert_file=tmp_path / "client.pem",
+            key_file=tmp_path / "client.key",
+        ) as impostor,
+        pytest.raises(grpc.RpcError) as error,
+    ):
+        health_call(impostor, signing_key)
     assert status_of(error.value) == grpc.StatusCode.UNAVAILABLE
 
 
