@@ -36,6 +36,9 @@ from . import faults
 from .paths import REPO_ROOT, STATE_DIR
 
 LOG_DIR = STATE_DIR / "lambda"
+# Lambda gives a function's init (imports, clients) 10 s of its own, outside the invocation's
+# timeout; a loaded machine may need longer to start Python and import the handler.
+INIT_TIMEOUT_SECONDS = 60.0
 HOLD_POLL_SECONDS = 0.05  # how often a held invocation looks whether its hold was cleared
 logger = logging.getLogger(__name__)
 
@@ -103,9 +106,28 @@ class Worker:
                 stdout=subprocess.PIPE,
                 stderr=log,
             )
+        self._ready = False
+
+    def _init_failure(self, request_id: str, timeout_seconds: float) -> Answer | None:
+        """Wait for the end of the cold start (the runtime says it is ready); the answer if it failed."""
+        if self._ready:
+            return None
+        _, stdout = self._pipes()
+        ready, _, _ = select.select([stdout], [], [], INIT_TIMEOUT_SECONDS)
+        if not ready:
+            self.kill()
+            return timed_out(request_id, timeout_seconds)
+        if not stdout.readline():
+            return self._exited(request_id)
+        self._ready = True
+        return None
 
     def call(self, event: Any, request_id: str, timeout_seconds: float) -> Answer:
-        """The handler's answer, or Sandbox.Timedout (the worker is then killed, never reused)."""
+        """The handler's answer, or Sandbox.Timedout (the worker is then killed, never reused).
+        The timeout counts from the end of the worker's init, as Lambda's does."""
+        failed = self._init_failure(request_id, timeout_seconds)
+        if failed is not None:
+            return failed
         stdin, stdout = self._pipes()
         request = {"request_id": request_id, "event": event, "timeout_ms": int(timeout_seconds * 1000)}
         try:

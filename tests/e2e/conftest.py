@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import RETRY_TIME_SCALE, Customer, LocalStack, cli, stack_environment
+from tests.e2e.stack import RETRY_TIME_SCALE, WAIT_SECONDS, Customer, LocalStack, stack_environment
 from tests.integration.conftest import TABLES
+from tests.integration.test_devstack import cli
 
 
 @pytest.fixture(scope="package")
@@ -24,7 +25,7 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 # Package scope: the stack stops as soon as the e2e tier is done.
 @pytest.fixture(scope="package")
 def local_stack(stack_env: dict[str, str]) -> Iterator[LocalStack]:
-    up = cli("up", env=stack_env)
+    up = cli("up", env=stack_env, timeout=WAIT_SECONDS)
     try:
         assert up.returncode == 0, f"order-saga up failed:\n{up.stdout}{up.stderr}"
         stack = LocalStack.running(stack_env)
@@ -32,7 +33,7 @@ def local_stack(stack_env: dict[str, str]) -> Iterator[LocalStack]:
         stack.channel.close()
         stack.database.close()
     finally:
-        down = cli("down", env=stack_env)
+        down = cli("down", env=stack_env, timeout=WAIT_SECONDS)
         assert down.returncode == 0, down.stdout + down.stderr
 
 

@@ -8,9 +8,7 @@ runs (`make demo`, `make run`) is never touched.
 
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -38,18 +36,13 @@ from order_saga.order_service import execution_arn_for
 from order_saga.payment_gateway import SimulatedGateway
 from order_saga.settings import Settings
 from tests.integration.conftest import CATALOG, OrderFactory, query
+from tests.integration.test_devstack import cli, free_port
 
 TERMINAL = {"CONFIRMED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"}
 # Compensations "retry long" (minutes in AWS); the run waits 1/20 of each Retry interval.
 RETRY_TIME_SCALE = 0.05
 # Generous bounds for a loaded machine: they end a hung wait with a message, they decide nothing.
-WAIT_SECONDS = 180.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+WAIT_SECONDS = 300.0
 
 
 def stack_environment(folder: Path, **extra: str) -> dict[str, str]:
@@ -68,18 +61,6 @@ def stack_environment(folder: Path, **extra: str) -> dict[str, str]:
             "DEVSTACK_METRICS_PORT": str(free_port()),
         }
         | extra
-    )
-
-
-def cli(*args: str, env: dict[str, str], timeout: float = WAIT_SECONDS) -> subprocess.CompletedProcess[str]:
-    """`order-saga ARGS` in a process of its own, as a newcomer types it."""
-    return subprocess.run(
-        [sys.executable, "-m", "devstack", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
     )
 
 
@@ -196,7 +177,7 @@ class LocalStack:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`order-saga ARGS` against this stack, in a process of its own."""
-        return cli(*args, env=self.env)
+        return cli(*args, env=self.env, timeout=WAIT_SECONDS)
 
     def stock_catalog(self) -> None:
         with self.database.transaction() as cursor:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import cli, stack_environment, wait_until
-from tests.integration.test_devstack import our_processes
+from tests.e2e.stack import WAIT_SECONDS, stack_environment, wait_until
+from tests.integration.test_devstack import cli, our_processes
 
 
 @pytest.fixture
@@ -40,17 +40,17 @@ def test_the_demo_runs_end_to_end_on_a_fresh_stack_and_stops_cleanly(
     fresh_stack: dict[str, str], tmp_path: Path
 ) -> None:
     try:
-        demo = cli("demo", env=fresh_stack, timeout=300)
+        demo = cli("demo", env=fresh_stack, timeout=600)
         # The README's order: `make demo`, then `make test` (whose e2e tier starts and stops a
         # stack of its own, as here), then a newcomer's own order on the demo's stack
         tier_stack = stack_environment(tmp_path / "tier")
         for command in ("up", "down"):
-            done = cli(command, env=tier_stack)
+            done = cli(command, env=tier_stack, timeout=WAIT_SECONDS)
             assert done.returncode == 0, done.stdout + done.stderr
         created = cli("orders", "create", "--item", "book=1", "--json", env=fresh_stack)
         assert created.returncode == 0, created.stdout + created.stderr
         order_id = json.loads(created.stdout)["order_id"]
-        watched = cli("orders", "watch", order_id, "--timeout", "180", env=fresh_stack)
+        watched = cli("orders", "watch", order_id, "--timeout", "180", env=fresh_stack, timeout=WAIT_SECONDS)
     finally:
         down = cli("down", env=fresh_stack)
     # Then every scenario came out as expected, followed live through WatchOrder

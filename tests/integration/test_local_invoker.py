@@ -1,9 +1,9 @@
 """The local Lambda invoker: real worker processes running a real handler module."""
 
 import json
-import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,29 +52,19 @@ def test_the_handler_runs_with_its_own_environment_and_a_context(
     assert len(answer["request_id"]) == 36
 
 
-def test_a_warm_worker_is_reused_and_concurrent_calls_get_their_own(invoker: LocalInvoker) -> None:
+def test_a_warm_worker_is_reused_and_concurrent_calls_get_their_own(
+    invoker: LocalInvoker, tmp_path: Path
+) -> None:
     first, _ = call(invoker, "echo", {})
     second, _ = call(invoker, "echo", {})
     assert first["pid"] == second["pid"]
-    answers: list[Any] = []
-    threads = [
-        threading.Thread(target=lambda: answers.append(call(invoker, "echo", {"seconds": 0})[0]))
-        for _ in range(3)
-    ]
-    slow = Invocation("ProcessPayment", "handler.record", 5, {})
-    markers = [Path(invoker.faults_file).with_name(f"m{i}") for i in range(2)]
-    started = time.monotonic()
-    parallel = [
-        threading.Thread(target=invoker.invoke, args=(slow, {"seconds": 1, "marker": str(marker)}))
-        for marker in markers
-    ]
-    for thread in threads + parallel:
-        thread.start()
-    for thread in threads + parallel:
-        thread.join()
-    assert len(answers) == 3
-    assert time.monotonic() - started < 1.9  # the two 1-second calls ran side by side
-    assert all(marker.exists() for marker in markers)
+    # Two calls that each wait for the other to have started: they meet only if they run side by side
+    markers = [tmp_path / "a", tmp_path / "b"]
+    events = [{"mine": str(m), "theirs": str(o), "seconds": 60} for m, o in (markers, markers[::-1])]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(lambda event: call(invoker, "rendezvous", event, timeout=120)[0], events))
+    assert [answer["met"] for answer in answers] == [True, True]
+    assert answers[0]["pid"] != answers[1]["pid"]  # each on a worker of its own
 
 
 def test_an_exception_comes_back_in_lambdas_error_format(invoker: LocalInvoker) -> None:
@@ -95,7 +85,7 @@ def test_a_handler_that_runs_too_long_times_out_and_its_worker_is_discarded(invo
     assert errored
     assert answer["errorType"] == "Sandbox.Timedout"
     assert answer["errorMessage"].endswith("Task timed out after 1.00 seconds")
-    assert 0.9 < took < 2
+    assert took >= 1  # it waited the function's timeout (no upper bound: a loaded machine is slow)
     assert not Path(f"/proc/{before['pid']}").exists()  # the sandbox was killed, not left running
     after, _ = call(invoker, "echo", {}, timeout=1)
     assert after["pid"] != before["pid"]  # a fresh (cold) worker

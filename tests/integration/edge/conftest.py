@@ -123,7 +123,7 @@ class Edge:
             payment_token=fields.pop("payment_token", "tok_visa"),
             email=fields.pop("email", "alice@example.com"),
         )
-        return self.stub.CreateOrder(request, metadata=self.auth(sub), timeout=10).order
+        return self.stub.CreateOrder(request, metadata=self.auth(sub), timeout=30).order
 
     def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with self.database.transaction() as cursor:
