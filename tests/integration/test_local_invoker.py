@@ -67,6 +67,14 @@ def test_a_warm_worker_is_reused_and_concurrent_calls_get_their_own(
     assert answers[0]["pid"] != answers[1]["pid"]  # each on a worker of its own
 
 
+def test_a_cold_start_does_not_count_against_the_invocations_timeout(invoker: LocalInvoker) -> None:
+    # Given a function whose import takes 1.5 s, invoked with a timeout of 1 s
+    invocation = Invocation("ProcessPayment", "slow_init.handler", 1, {})
+    # When its first (cold) invocation runs, Then it answers: init has a limit of its own, as in Lambda
+    payload, errored, _ = invoker.invoke(invocation, {})
+    assert (errored, 0 < json.loads(payload)["remaining_ms"] <= 1000) == (False, True), payload
+
+
 def test_an_exception_comes_back_in_lambdas_error_format(invoker: LocalInvoker) -> None:
     answer, errored = call(invoker, "decline", {"order_id": "o-1"})
     assert errored
