@@ -145,6 +145,16 @@ class Demo:
     def cancel_confirmed(self) -> Iterator[Outcome]:
         order = self.client.create({"book": 1})
         confirmed = self.client.follow(Outcome("", order.order_id, "CONFIRMED"))
+        if not confirmed.ok:  # nothing to cancel: say so, rather than fail on CancelOrder's answer
+            yield Outcome(
+                "a confirmed order, cancelled",
+                order.order_id,
+                "CANCELLED",
+                confirmed.status,
+                f"never confirmed: {confirmed.reason}",
+                confirmed.seen,
+            )
+            return
         self.client.cancel(order.order_id)
         cancelled = self.client.follow(Outcome("a confirmed order, cancelled", order.order_id, "CANCELLED"))
         cancelled.seen = confirmed.seen + cancelled.seen
