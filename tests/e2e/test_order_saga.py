@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 import pytest
 
+from devstack.executions import ExecutionPath
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from tests.e2e.stack import TERMINAL, Customer, LocalStack
 from tests.integration.conftest import CATALOG
@@ -156,6 +157,15 @@ FAULTS = {
 }
 
 
+def unplanned_retries(path: ExecutionPath, case: tuple[str, str]) -> int:
+    """Retries in the path that the case's fault did not cause (a timed-out ConfirmOrder is retried
+    once by design); each must be of a transient error, never of the injected one."""
+    planned = 1 if case == ("ConfirmOrder", "timeout") else 0
+    extra = [error for visit in path.visits for error in visit.errors[: visit.retries]][planned:]
+    assert all(not error.startswith("InjectedFault") for error in extra), (case, extra)
+    return len(extra)
+
+
 def test_direct_start_a_fault_at_each_step_in_turn_leaves_every_order_consistent(stack: LocalStack) -> None:
     # Given one order per (step, fault), each fault aimed at its own order, once (in place before
     # the execution starts, hence started directly)
@@ -168,9 +178,15 @@ def test_direct_start_a_fault_at_each_step_in_turn_leaves_every_order_consistent
     # When all sagas run side by side (a timeout lasts the function's own timeout)
     with ThreadPoolExecutor(max_workers=len(orders)) as pool:
         paths = dict(zip(orders, pool.map(stack.run, orders.values()), strict=True))
-    # Then each ended as expected, with the fault visible in its path, and the books balance
+    # Then each ended as expected, with the fault visible in its path, and the books balance.
+    # Nine sagas on one product's row may meet a transient error the fault did not cause (a
+    # deadlock the database resolves): its Retry adds transitions without changing the path.
     outcomes = {
-        case: (stack.order(order_id)["status"], paths[case].transitions) for case, order_id in orders.items()
+        case: (
+            stack.order(order_id)["status"],
+            paths[case].transitions - unplanned_retries(paths[case], case),
+        )
+        for case, order_id in orders.items()
     }
     assert outcomes == FAULTS
     for (step, kind), path in paths.items():
