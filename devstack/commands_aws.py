@@ -91,6 +91,7 @@ def faults_group() -> None:
 @click.option("--delay", "delay_seconds", type=float, help="start the handler this many seconds late")
 @click.option("--timeout", is_flag=True, help="run the handler, then time out (the answer is lost)")
 @click.option("--duplicate", is_flag=True, help="run the handler twice with the same event")
+@click.option("--hold", is_flag=True, help="hold the call until this fault is cleared (at most the timeout)")
 @click.option("--times", type=int, help="only for the next N matching calls (default: always)")
 @click.option("--probability", type=float, default=1.0, show_default=True, help="chance per call")
 @click.option("--order-id", help="only invocations about this order")
@@ -105,12 +106,13 @@ def faults_set(  # one option per field of a fault; click passes them by name
     delay_seconds: float | None,
     timeout: bool,
     duplicate: bool,
+    hold: bool,
     times: int | None,
     probability: float,
     order_id: str | None,
     plan_file: Path | None,
 ) -> None:
-    """Add a fault for FUNCTION (exactly one of --error, --delay, --timeout, --duplicate)."""
+    """Add a fault for FUNCTION (exactly one of --error, --delay, --timeout, --duplicate, --hold)."""
     if plan_file is not None:
         if function:
             raise faults.FaultPlanError("give either --file or a FUNCTION with its fault, not both")
@@ -122,11 +124,12 @@ def faults_set(  # one option per field of a fault; click passes them by name
         faults.FaultKind.DELAY: delay_seconds is not None,
         faults.FaultKind.TIMEOUT: timeout,
         faults.FaultKind.DUPLICATE: duplicate,
+        faults.FaultKind.HOLD: hold,
     }
     chosen = [kind for kind, given in kinds.items() if given]
     if not function or len(chosen) != 1:
         raise faults.FaultPlanError(
-            "give a FUNCTION and exactly one of --error, --delay, --timeout, --duplicate"
+            "give a FUNCTION and exactly one of --error, --delay, --timeout, --duplicate, --hold"
         )
     fault = faults.make_fault(
         function=function,

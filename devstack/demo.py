@@ -26,6 +26,7 @@ from order_saga.models import ReservationStatus
 from order_saga.repository import fetch_reservations
 from order_saga.settings import Settings
 
+from . import faults
 from .devtokens import mint_token
 from .executions import executions_of_order, path_of
 
@@ -126,19 +127,36 @@ class Demo:
         yield self.client.follow(Outcome("the gateway down twice", order.order_id, "CONFIRMED"))
 
     def last_lamp(self) -> Iterator[Outcome]:
-        """Two buyers, one lamp: the slow payer passes the edge's check but loses the saga's race."""
+        """Two buyers, one lamp: both pass the edge's check, one saga reserves it, the other is out
+        of stock. ReserveStock is held until both orders are in (a hold fault of the local stack),
+        so both always reach the race; whichever reserves first gets the lamp, never both."""
         self.set_stock("lamp", 1, "45.00")
-        slow = self.client.create(
-            {"lamp": 1}, pay_with="tok_slow_4000"
-        )  # a head start that outlasts cold workers
-        fast = self.client.create({"lamp": 1})
-        yield self.client.follow(Outcome("the last lamp, fast buyer", fast.order_id, "CONFIRMED"))
-        yield self.client.follow(Outcome("the last lamp, slow buyer (out of stock)", slow.order_id, "FAILED"))
+        hold = faults.make_fault(function="ReserveStock", kind="hold")
+        faults.add_fault(hold)
+        try:
+            orders = [self.client.create({"lamp": 1}) for _ in range(2)]
+        finally:
+            faults.clear_faults("ReserveStock")
+        followed = [self.client.follow(Outcome("", order.order_id, "")) for order in orders]
+        followed.sort(key=lambda outcome: outcome.status != "CONFIRMED")
+        followed[0].scenario, followed[0].expected = "the last lamp, the buyer who reserved it", "CONFIRMED"
+        followed[1].scenario, followed[1].expected = "the last lamp, the other buyer (out of stock)", "FAILED"
+        yield from followed
         self.set_stock("lamp", 10, "45.00")
 
     def cancel_confirmed(self) -> Iterator[Outcome]:
         order = self.client.create({"book": 1})
         confirmed = self.client.follow(Outcome("", order.order_id, "CONFIRMED"))
+        if not confirmed.ok:  # nothing to cancel: say so, rather than fail on CancelOrder's answer
+            yield Outcome(
+                "a confirmed order, cancelled",
+                order.order_id,
+                "CANCELLED",
+                confirmed.status,
+                f"never confirmed: {confirmed.reason}",
+                confirmed.seen,
+            )
+            return
         self.client.cancel(order.order_id)
         cancelled = self.client.follow(Outcome("a confirmed order, cancelled", order.order_id, "CANCELLED"))
         cancelled.seen = confirmed.seen + cancelled.seen

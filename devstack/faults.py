@@ -15,6 +15,10 @@ Kinds:
 - `skip`: the invocation succeeds with an empty answer and the handler never runs: a function
   that does nothing (a bad deployment). The chaos campaign's tests break a compensation with it
   to show that the auditor catches what such a function leaves behind.
+
+- `hold`: the invocation waits, before its handler runs, for as long as the fault stays in the
+  plan (until `order-saga faults clear` or a test removes it), at most the function's timeout
+  (then Sandbox.Timedout). It makes a race deterministic: hold a step, act, release.
 A fault fires always, for the next `times` matching calls, and/or with a `probability`.
 """
 
@@ -47,6 +51,8 @@ class FaultKind(StrEnum):
     DUPLICATE = "duplicate"
     SKIP = "skip"
 
+    HOLD = "hold"
+
 
 class Fault(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -69,6 +75,8 @@ class Fault(BaseModel):
             raise ValueError("an error fault needs error_type, and only an error fault takes one")
         if (self.kind is FaultKind.DELAY) != (self.delay_seconds is not None):
             raise ValueError("a delay fault needs delay_seconds, and only a delay fault takes them")
+        if self.kind is FaultKind.HOLD and self.times is not None:
+            raise ValueError("a hold fault lasts until it is cleared; it takes no times")
         return self
 
     def matches(self, function_name: str, event: Any) -> bool:
@@ -86,6 +94,9 @@ class Fault(BaseModel):
                 what = "duplicate invocation"
             case FaultKind.SKIP:
                 what = "skip (answers success, the handler does nothing)"
+
+            case FaultKind.HOLD:
+                what = "hold (the handler waits until the fault is cleared)"
         when = "always" if self.times is None else f"next {self.times} call(s)"
         if self.probability < 1:
             when += f", probability {self.probability:g}"
@@ -184,6 +195,11 @@ def clear_faults(function: str | None = None, path: Path | None = None) -> int:
         removed = len(plan.faults) - len(kept)
         plan.faults[:] = kept
     return removed
+
+
+def still_planned(fault: Fault, path: Path | None = None) -> bool:
+    """Whether the fault is still in the plan (a hold lasts until it is cleared)."""
+    return fault in read_plan(path).faults
 
 
 def take_fault(

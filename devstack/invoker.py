@@ -41,6 +41,10 @@ from . import faults
 from .paths import REPO_ROOT, STATE_DIR
 
 LOG_DIR = STATE_DIR / "lambda"
+# Lambda gives a function's init (imports, clients) 10 s of its own, outside the invocation's
+# timeout; a loaded machine may need longer to start Python and import the handler.
+INIT_TIMEOUT_SECONDS = 60.0
+HOLD_POLL_SECONDS = 0.05  # how often a held invocation looks whether its hold was cleared
 logger = logging.getLogger(__name__)
 
 Answer = tuple[str, bool, str]  # (payload, errored, logs): what moto's hook returns
@@ -121,9 +125,28 @@ class Worker:
                 stdout=subprocess.PIPE,
                 stderr=log,
             )
+        self._ready = False
+
+    def _init_failure(self, request_id: str, timeout_seconds: float) -> Answer | None:
+        """Wait for the end of the cold start (the runtime says it is ready); the answer if it failed."""
+        if self._ready:
+            return None
+        _, stdout = self._pipes()
+        ready, _, _ = select.select([stdout], [], [], INIT_TIMEOUT_SECONDS)
+        if not ready:
+            self.kill()
+            return timed_out(request_id, timeout_seconds)
+        if not stdout.readline():
+            return self._exited(request_id)
+        self._ready = True
+        return None
 
     def call(self, event: Any, request_id: str, timeout_seconds: float) -> Answer:
-        """The handler's answer, or Sandbox.Timedout (the worker is then killed, never reused)."""
+        """The handler's answer, or Sandbox.Timedout (the worker is then killed, never reused).
+        The timeout counts from the end of the worker's init, as Lambda's does."""
+        failed = self._init_failure(request_id, timeout_seconds)
+        if failed is not None:
+            return failed
         stdin, stdout = self._pipes()
         request = {"request_id": request_id, "event": event, "timeout_ms": int(timeout_seconds * 1000)}
         try:
@@ -199,11 +222,7 @@ class LocalInvoker:
                 return error_answer(fault.error_type, fault.message, request_id), True, ""
             case faults.FaultKind.DELAY:
                 assert fault.delay_seconds is not None  # the model guarantees it
-                if fault.delay_seconds >= timeout:
-                    self.sleep(timeout)
-                    return timed_out(request_id, timeout)
-                self.sleep(fault.delay_seconds)
-                return self._run(code_dir, invocation, event, request_id, timeout - fault.delay_seconds)
+                return self._run_late(fault.delay_seconds, code_dir, invocation, event, request_id)
             case faults.FaultKind.TIMEOUT:
                 started = time.monotonic()
                 self._run(code_dir, invocation, event, request_id, timeout)
@@ -214,6 +233,30 @@ class LocalInvoker:
                 return self._run(code_dir, invocation, event, str(uuid.uuid4()), timeout)
             case faults.FaultKind.SKIP:
                 return "{}", False, ""
+            case faults.FaultKind.HOLD:
+                return self._run_when_released(fault, code_dir, invocation, event, request_id)
+
+    def _run_late(
+        self, delay: float, code_dir: Path, invocation: Invocation, event: Any, request_id: str
+    ) -> Answer:
+        """Start the handler `delay` seconds late; the delay counts against the timeout."""
+        timeout = invocation.timeout_seconds
+        if delay >= timeout:
+            self.sleep(timeout)
+            return timed_out(request_id, timeout)
+        self.sleep(delay)
+        return self._run(code_dir, invocation, event, request_id, timeout - delay)
+
+    def _run_when_released(
+        self, hold: faults.Fault, code_dir: Path, invocation: Invocation, event: Any, request_id: str
+    ) -> Answer:
+        """Wait while the hold is in the plan (it counts against the timeout), then run the handler."""
+        timeout, started = invocation.timeout_seconds, time.monotonic()
+        while faults.still_planned(hold, self.faults_file):
+            if time.monotonic() - started >= timeout:
+                return timed_out(request_id, timeout)
+            self.sleep(HOLD_POLL_SECONDS)
+        return self._run(code_dir, invocation, event, request_id, timeout - (time.monotonic() - started))
 
     def _run(
         self, code_dir: Path, invocation: Invocation, event: Any, request_id: str, timeout: float

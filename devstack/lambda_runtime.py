@@ -4,8 +4,10 @@ The invoker starts it with the function's environment, its code folder first on 
 `/var/task` is in Lambda) and `module.function` as the handler; the worker imports the handler
 once (the cold start) and then answers invocations one at a time, as a warm Lambda sandbox does.
 
-Protocol: one JSON line per invocation on stdin (`request_id`, `event`, `timeout_ms`), one JSON
-line per answer on the original stdout (`ok` and `payload`). Everything the handler prints (and
+Protocol: one JSON line `{"ready": true}` on the original stdout once the handler is imported
+(the end of the init phase, which as in Lambda does not count against an invocation's timeout),
+then one JSON line per invocation on stdin (`request_id`, `event`, `timeout_ms`) and one JSON
+line per answer on that stdout (`ok` and `payload`). Everything the handler prints (and
 the Powertools logger, which writes to stdout) goes to stderr, the function's log file, so it can
 never corrupt the protocol. Errors come back in the Lambda runtime's format: errorMessage,
 errorType, requestId, stackTrace.
@@ -89,6 +91,8 @@ def invoke(handler: Callable[[Any, LambdaContext], Any], request: dict[str, Any]
 
 def serve(handler_spec: str, requests: TextIO, answers: TextIO) -> None:
     handler, init_error = load_handler(handler_spec)
+    answers.write(json.dumps({"ready": True}) + "\n")
+    answers.flush()
     for line in requests:
         request = json.loads(line)
         if handler is None:

@@ -1,7 +1,10 @@
 """Access tokens: JWT verification (RS256 only) and the scopes each RPC needs (design §7).
 
 In AWS the keys come from the issuer's JWKS (Cognito); locally from the dev key's public half
-(`order-saga token` mints tokens with the private half). Issuer, audience, expiry and subject
+(`order-saga token` mints tokens with the private half). A token whose `kid` the cached JWKS does
+not hold makes the verifier fetch the JWKS again (the issuer rotated its keys), at most once per
+`refetch_seconds`, so made-up kids cannot turn every request into a fetch; a JWKS that cannot be
+reached is UNAVAILABLE (retry), not UNAUTHENTICATED. Issuer, audience, expiry and subject
 are required. Cognito's access tokens carry `client_id` instead of `aud`; either must match.
 """
 
@@ -67,12 +70,17 @@ class TokenVerifier:
         jwks_url: str | None = None,
         cache_size: int = 10_000,
         clock: Callable[[], float] = time.time,
+        refetch_seconds: float = 30.0,
     ) -> None:
         if jwks_url is None and public_key_file is None:
             raise ConfigurationError("set JWT_JWKS_URL or JWT_PUBLIC_KEY_FILE: the edge verifies every token")
         self.issuer = issuer
         self.audience = audience
-        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=3600) if jwks_url else None
+        self._jwks = (
+            jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=3600, cooldown_duration=refetch_seconds)
+            if jwks_url
+            else None
+        )
         self._public_key = public_key_file.read_text() if public_key_file and not jwks_url else None
         self._cache_size = cache_size
         self._clock = clock

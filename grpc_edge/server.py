@@ -74,6 +74,7 @@ def build_verifier(settings: EdgeSettings) -> TokenVerifier:
         public_key_file=settings.jwt_public_key_file,
         jwks_url=settings.jwt_jwks_url,
         cache_size=settings.token_cache_size,
+        refetch_seconds=settings.jwt_jwks_refetch_seconds,
     )
 
 
@@ -124,6 +125,7 @@ def create_server(
         max_watches=max(1, settings.grpc_max_workers // 2),
         max_watches_per_user=settings.watch_max_per_user,
         watch_max_seconds=settings.watch_max_seconds,
+        watch_reread_seconds=settings.watch_reread_seconds,
     )
     orders_pb2_grpc.add_OrderServiceServicer_to_server(servicer, server)
     health_servicer = health_servicer or health.HealthServicer()

@@ -28,8 +28,10 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         max_watches: int,
         max_watches_per_user: int = 4,
         watch_max_seconds: float = 900.0,
+        watch_reread_seconds: float = 5.0,
     ) -> None:
         self.orders = orders
+        self.watch_reread_seconds = watch_reread_seconds
         # An open stream holds a server thread; capping them keeps threads for the unary RPCs, and
         # a cap per user keeps one user from taking every slot.
         self._watch_slots = threading.BoundedSemaphore(max_watches)
@@ -79,7 +81,9 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             def is_active() -> bool:
                 return context.is_active() and time.monotonic() < deadline
 
-            for order in self.orders.watch_order(user, request.order_id, is_active=is_active):
+            for order in self.orders.watch_order(
+                user, request.order_id, is_active=is_active, reread_seconds=self.watch_reread_seconds
+            ):
                 yield order_to_proto(order)
 
     @contextmanager

@@ -16,6 +16,11 @@ class EdgeSettings(Settings):
     jwt_jwks_url: str | None = Field(
         None, description="JWKS URL of the token issuer (Cognito in AWS); wins over JWT_PUBLIC_KEY_FILE"
     )
+    jwt_jwks_refetch_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Least seconds between JWKS refetches that a token with an unknown `kid` triggers",
+    )
     jwt_public_key_file: Path | None = Field(
         None, description="PEM public key that verifies access tokens (the local stack's dev key)"
     )
@@ -38,6 +43,11 @@ class EdgeSettings(Settings):
     )
     watch_max_seconds: float = Field(
         900.0, gt=0, description="A WatchOrder stream ends (OK) after this long; the client opens a new one"
+    )
+    watch_reread_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds between WatchOrder's re-reads of the order (they cover a lost publish)",
     )
     rate_limit_per_minute: int = Field(600, description="RPCs per user per minute (0 = no limit)")
     catalog_ttl_seconds: float = Field(

@@ -1,58 +1,58 @@
-"""The whole local stack, started once for the e2e tier: MariaDB, Redis and moto with Step
-Functions execution and the local Lambda invoker, wired to a database of the run's own
-(`orders_e2e_<pid>`, Redis database 14). Tests start executions directly, as the edge does.
+"""The whole local stack, started once for the e2e tier in a state folder and on ports of its
+own: MariaDB, Redis, moto with Step Functions execution and the local Lambda invoker, and the
+gRPC edge, exactly as `order-saga up` starts them. Tests drive it as clients do, through the edge.
 
-The moto server of this checkout is restarted for the tier (its resources and executions live in
-memory, so a fresh one is the only clean one) and stopped at the end of the tier.
+A stack this checkout already runs (`make demo`, then `make test`) is left alone: nothing here
+reads or writes its `.devstack/` folder or its ports.
 """
 
-import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from devstack import faults
-from devstack.aws import AwsStackSettings, aws_down, aws_up
-from order_saga.settings import Settings
-from tests.e2e.stack import LocalStack
-from tests.integration.conftest import TABLES, base_settings, private_database
-
-__all__ = ["base_settings"]  # the integration tier's fixture: starts MariaDB and Redis
-
-# Compensations "retry long" (minutes in AWS); the run waits 1/20 of each Retry interval.
-RETRY_TIME_SCALE = 0.05
+from tests.e2e.stack import RETRY_TIME_SCALE, WAIT_SECONDS, Customer, LocalStack, stack_environment
+from tests.integration.conftest import TABLES
+from tests.integration.test_devstack import cli
 
 
 @pytest.fixture(scope="package")
-def e2e_settings(base_settings: Settings) -> Iterator[Settings]:
-    with private_database(base_settings, f"orders_e2e_{os.getpid()}", redis_db=14) as settings:
-        yield settings
+def stack_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    folder: Path = tmp_path_factory.mktemp("e2e") / "stack"
+    return stack_environment(folder, DEVSTACK_RETRY_TIME_SCALE=str(RETRY_TIME_SCALE))
 
 
-# Package scope: the stack stops (and leaves .devstack/env) as soon as the e2e tier is done, so
-# the tiers that run after it never find its endpoint.
+# Package scope: the stack stops as soon as the e2e tier is done.
 @pytest.fixture(scope="package")
-def local_stack(e2e_settings: Settings) -> Iterator[LocalStack]:
-    aws_settings = AwsStackSettings(retry_time_scale=RETRY_TIME_SCALE)
-    aws_down(aws_settings)
-    faults.clear_faults()
-    aws_up(e2e_settings, aws_settings)
-    stack = LocalStack(aws_settings, e2e_settings)
-    yield stack
-    faults.clear_faults()
-    stack.database.close()
-    aws_down(aws_settings)
+def local_stack(stack_env: dict[str, str]) -> Iterator[LocalStack]:
+    up = cli("up", env=stack_env, timeout=WAIT_SECONDS)
+    try:
+        assert up.returncode == 0, f"order-saga up failed:\n{up.stdout}{up.stderr}"
+        stack = LocalStack.running(stack_env)
+        yield stack
+        stack.channel.close()
+        stack.database.close()
+    finally:
+        down = cli("down", env=stack_env, timeout=WAIT_SECONDS)
+        assert down.returncode == 0, down.stdout + down.stderr
 
 
 @pytest.fixture
 def stack(local_stack: LocalStack) -> Iterator[LocalStack]:
-    """The stack with empty tables, a fresh catalog and no faults."""
+    """The stack with empty tables, a fresh catalog, an empty compensation DLQ and no faults."""
     with local_stack.database.transaction() as cursor:
         cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
         for table in (*TABLES, "notifications"):
             cursor.execute(f"TRUNCATE TABLE {table}")
         cursor.execute("SET FOREIGN_KEY_CHECKS = 1")
     local_stack.stock_catalog()
-    faults.clear_faults()
+    local_stack.clear_faults()
+    local_stack.purge_dlq()
     yield local_stack
-    faults.clear_faults()
+    local_stack.clear_faults()
+
+
+@pytest.fixture
+def customer(stack: LocalStack) -> Customer:
+    """A client of the stack's edge (user-1), on the fresh stack of `stack`."""
+    return stack.customer()

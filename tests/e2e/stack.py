@@ -1,32 +1,140 @@
-"""Driving the local stack from a test: orders, executions, the database, SQS and SES."""
+"""Driving a local stack of the tests' own from a test: the edge as a client, executions, the
+database, SQS and SES.
+
+The stack lives in a state folder of its own (DEVSTACK_DIR under a temporary directory) on free
+ports, started and stopped with `order-saga up|down` as a newcomer does. A stack this checkout
+runs (`make demo`, `make run`) is never touched.
+"""
 
 import json
+import os
+import subprocess
 import time
 import urllib.request
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
+import grpc
 import redis
+from dotenv import dotenv_values
 
 from devstack import dlq, executions, faults
 from devstack.asl import STATE_MACHINES
 from devstack.aws import AwsStackSettings
+from devstack.devtokens import mint_token
 from devstack.executions import ExecutionPath
 from devstack.wiring import COMPENSATION_DLQ, NOTIFICATION_QUEUE
+from grpc_edge.channel import open_channel
+from grpc_edge.generated.orders.v1 import orders_pb2 as pb
+from grpc_edge.generated.orders.v1 import orders_pb2_grpc
 from order_saga.db import Database
+from order_saga.payment_gateway import SimulatedGateway
 from order_saga.settings import Settings
+from order_saga.watchdog import execution_arn_for
 from tests.integration.conftest import CATALOG, OrderFactory, query
+from tests.integration.test_devstack import cli, free_port
 
 TERMINAL = {"CONFIRMED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"}
+# Compensations "retry long" (minutes in AWS); the run waits 1/20 of each Retry interval.
+RETRY_TIME_SCALE = 0.05
+# Generous bounds for a loaded machine: they end a hung wait with a message, they decide nothing.
+WAIT_SECONDS = 300.0
+
+
+def stack_environment(folder: Path, **extra: str) -> dict[str, str]:
+    """The environment of a stack with a state folder and ports of its own (nothing inherited
+    from a stack this checkout may run: its settings would point there)."""
+    inherited = ("MYSQL_", "REDIS_", "AWS_", "JWT_", "ORDERS_", "DEVSTACK_")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(inherited)}
+    return (
+        env
+        | {
+            "DEVSTACK_DIR": str(folder),
+            "DEVSTACK_MYSQL_PORT": str(free_port()),
+            "DEVSTACK_REDIS_PORT": str(free_port()),
+            "DEVSTACK_MOTO_PORT": str(free_port()),
+            "DEVSTACK_GRPC_PORT": str(free_port()),
+            "DEVSTACK_METRICS_PORT": str(free_port()),
+            "DEVSTACK_CONSOLE_PORT": str(free_port()),
+            "DEVSTACK_PROMETHEUS_PORT": str(free_port()),
+        }
+        | extra
+    )
+
+
+def wait_until(condition: Callable[[], bool], what: str, seconds: float = WAIT_SECONDS) -> None:
+    """Poll until `condition()` holds; fail naming `what` did not happen."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting after {seconds:.0f}s for {what}"
+        time.sleep(0.1)
+
+
+def status_name(status: int) -> str:
+    return pb.OrderStatus.Name(status).removeprefix("ORDER_STATUS_")  # type: ignore[arg-type]
+
+
+@dataclass
+class Customer:
+    """A client of the running edge, as a shop's backend is: a real channel and a token per call."""
+
+    stub: orders_pb2_grpc.OrderServiceStub
+    token: Callable[[], str]
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str]]:
+        return (("authorization", f"Bearer {self.token()}"),)
+
+    def create(
+        self,
+        items: dict[str, int] | None = None,
+        *,
+        token: str = "tok_visa",
+        email: str = "buyer@example.com",
+        key: str | None = None,
+    ) -> pb.Order:
+        request = pb.CreateOrderRequest(
+            idempotency_key=key or str(uuid.uuid4()),
+            items=[pb.OrderItem(product_id=p, quantity=q) for p, q in (items or {"sku-1": 2}).items()],
+            payment_token=token,
+            email=email,
+        )
+        return self.stub.CreateOrder(request, metadata=self.metadata, timeout=30).order
+
+    def cancel(self, order_id: str, reason: str = "changed my mind") -> pb.Order:
+        request = pb.CancelOrderRequest(order_id=order_id, reason=reason)
+        return self.stub.CancelOrder(request, metadata=self.metadata, timeout=30)
+
+    def get(self, order_id: str) -> pb.Order:
+        return self.stub.GetOrder(pb.GetOrderRequest(order_id=order_id), metadata=self.metadata, timeout=30)
+
+    def watch(self, order_id: str, seconds: float = WAIT_SECONDS) -> list[str]:
+        """The statuses WatchOrder streams until the order is final (the stream then ends)."""
+        stream = self.stub.WatchOrder(
+            pb.WatchOrderRequest(order_id=order_id), metadata=self.metadata, timeout=seconds
+        )
+        try:
+            return [status_name(order.status) for order in stream]
+        except grpc.RpcError as exc:
+            if exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise AssertionError(f"order {order_id} not final after {seconds:.0f}s") from exc
+            raise
 
 
 @dataclass
 class LocalStack:
     aws: AwsStackSettings
-    settings: Settings  # what the functions were wired to (the run's own database)
+    settings: Settings  # what the functions and the edge were wired to
+    env: dict[str, str] = field(default_factory=dict)  # the stack's environment (for `order-saga`)
 
     def __post_init__(self) -> None:
+        self.state_dir = Path(self.env["DEVSTACK_DIR"])
+        self.faults_file = self.state_dir / "faults.json"
+        self.grpc_address = self.stack_env()["ORDERS_GRPC_ADDRESS"]
         self.database = Database(self.settings)
         self.new_order = OrderFactory(self.database)
         self.sfn = self.client("stepfunctions")
@@ -37,6 +145,22 @@ class LocalStack:
         self.cancellation_arn = machines[STATE_MACHINES[1].name]
         self.dlq_url = self.sqs.get_queue_url(QueueName=COMPENSATION_DLQ)["QueueUrl"]
         self.notification_queue_url = self.sqs.get_queue_url(QueueName=NOTIFICATION_QUEUE)["QueueUrl"]
+        self.channel = open_channel(self.grpc_address)
+
+    @classmethod
+    def running(cls, env: dict[str, str]) -> "LocalStack":
+        """The stack `order-saga up` started with this environment."""
+        written = {k: v for k, v in dotenv_values(Path(env["DEVSTACK_DIR"]) / "env").items() if v}
+        fields = {name: written[name.upper()] for name in Settings.model_fields if name.upper() in written}
+        return cls(
+            AwsStackSettings(moto_port=int(env["DEVSTACK_MOTO_PORT"]), retry_time_scale=RETRY_TIME_SCALE),
+            Settings.model_validate(fields),
+            env,
+        )
+
+    def stack_env(self) -> dict[str, str]:
+        """What the stack wrote to its own env file (endpoints, ARNs, queue URLs, the edge)."""
+        return {k: v for k, v in dotenv_values(self.state_dir / "env").items() if v is not None}
 
     def client(self, service: str) -> Any:
         return boto3.client(
@@ -46,6 +170,16 @@ class LocalStack:
             aws_access_key_id="local",
             aws_secret_access_key="local",
         )
+
+    def customer(self, user: str = "user-1") -> Customer:
+        key_dir = self.state_dir / "jwt"
+        return Customer(
+            orders_pb2_grpc.OrderServiceStub(self.channel), lambda: mint_token(user, key_dir=key_dir)
+        )
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`order-saga ARGS` against this stack, in a process of its own."""
+        return cli(*args, env=self.env, timeout=WAIT_SECONDS)
 
     def stock_catalog(self) -> None:
         with self.database.transaction() as cursor:
@@ -59,25 +193,56 @@ class LocalStack:
     # -- executions -------------------------------------------------------------------------
 
     def start(self, order_id: str, *, cancellation: bool = False) -> str:
-        # Named after the order on either machine, as the edge does.
+        """StartExecution by hand (name = order_id), for the tests whose subject is not the edge."""
         machine = self.cancellation_arn if cancellation else self.saga_arn
         started = self.sfn.start_execution(
             stateMachineArn=machine, name=order_id, input=json.dumps({"order_id": order_id})
         )
         return str(started["executionArn"])
 
-    def wait(self, execution_arn: str, timeout: float = 120) -> ExecutionPath:
-        deadline = time.monotonic() + timeout
-        while self.sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING":
-            assert time.monotonic() < deadline, f"{execution_arn} still running after {timeout}s"
-            time.sleep(0.2)
+    def execution_of(self, order_id: str, *, cancellation: bool = False) -> str:
+        return execution_arn_for(self.cancellation_arn if cancellation else self.saga_arn, order_id)
+
+    def wait(self, execution_arn: str, timeout: float = WAIT_SECONDS) -> ExecutionPath:
+        def ended() -> bool:
+            try:
+                return bool(self.sfn.describe_execution(executionArn=execution_arn)["status"] != "RUNNING")
+            except self.sfn.exceptions.ExecutionDoesNotExist:
+                return False  # the edge has not started it yet
+
+        wait_until(ended, f"the end of {execution_arn}", timeout)
         return executions.path_of(self.sfn, execution_arn)
 
     def run(self, order_id: str, *, cancellation: bool = False) -> ExecutionPath:
         return self.wait(self.start(order_id, cancellation=cancellation))
 
-    def fault(self, function: str, kind: str, order_id: str, **fields: Any) -> None:
-        faults.add_fault(faults.make_fault(function=function, kind=kind, order_id=order_id, **fields))
+    def finish(self, order_id: str, *, cancellation: bool = False) -> ExecutionPath:
+        """Wait for the execution the edge started for the order, and return its path."""
+        return self.wait(self.execution_of(order_id, cancellation=cancellation))
+
+    def fault(self, function: str, kind: str, order_id: str | None = None, **fields: Any) -> None:
+        """A fault of the plan the stack's invoker reads (order_id None: every call of the function)."""
+        fault = faults.make_fault(function=function, kind=kind, order_id=order_id, **fields)
+        faults.add_fault(fault, path=self.faults_file)
+
+    def clear_faults(self, function: str | None = None) -> None:
+        """Remove the faults (of one function): a held call goes on."""
+        faults.clear_faults(function, path=self.faults_file)
+
+    def wait_for_state(self, order_id: str, state: str) -> None:
+        """Until the order's saga has entered `state` (where a held step waits)."""
+
+        def entered() -> bool:
+            try:
+                return state in executions.path_of(self.sfn, self.execution_of(order_id)).states()
+            except self.sfn.exceptions.ExecutionDoesNotExist:
+                return False
+
+        wait_until(entered, f"the saga of {order_id} to enter {state}")
+
+    def charges(self, order_id: str) -> int:
+        """How many charges the simulated gateway's ledger holds for the order."""
+        return SimulatedGateway(redis.Redis.from_url(self.settings.redis_url)).charges(order_id)
 
     # -- the database ---------------------------------------------------------------------
 
@@ -111,5 +276,15 @@ class LocalStack:
             sent = json.load(reply)["ses"]["Message"]
         return [mail for mail in sent if order_id in mail["subject"]]
 
+    def wait_for_emails(self, order_id: str, count: int = 1) -> list[dict[str, Any]]:
+        """The mails about the order once `count` went out (the queue's consumer sends them)."""
+        wait_until(lambda: len(self.emails_about(order_id)) >= count, f"{count} e-mail(s) about {order_id}")
+        return self.emails_about(order_id)
+
     def dlq_messages(self) -> list[dict[str, Any]]:
         return [message.body for message in dlq.peek(self.sqs, self.dlq_url)]
+
+    def purge_dlq(self) -> None:
+        """Empty the compensation DLQ, message by message (PurgeQueue allows one call a minute)."""
+        for message in dlq.peek(self.sqs, self.dlq_url):
+            self.sqs.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=message.receipt_handle)

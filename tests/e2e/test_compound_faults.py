@@ -242,28 +242,17 @@ def test_an_operator_lists_shows_and_resolves_an_order_that_needs_attention(stac
     stack.fault("ConfirmOrder", "error", order_id, error_type="InjectedFault")
     stack.fault("RefundPayment", "error", order_id, error_type="InjectedFault")
     assert stack.run(order_id).error == "CompensationFailed"
-    settings = stack.settings
-    env = {
-        "MYSQL_HOST": settings.mysql_host,
-        "MYSQL_PORT": str(settings.mysql_port),
-        "MYSQL_USER": settings.mysql_user,
-        "MYSQL_PASSWORD": settings.mysql_password,
-        "MYSQL_DATABASE": settings.mysql_database,
-        "REDIS_URL": settings.redis_url,
-        "AWS_REGION": stack.aws.region,
-        "ORDER_CANCELLATION_STATE_MACHINE_ARN": stack.cancellation_arn,
-    }
     # When the operator lists and shows what needs attention
-    code, listed = order_saga(stack, "attention", "list", env=env)
+    code, listed = order_saga(stack, "attention", "list")
     assert code == 0, listed
     assert f"{order_id}  user-1  9.99 EUR  owes: RefundPayment" in listed
-    code, shown = order_saga(stack, "attention", "show", order_id, env=env)
+    code, shown = order_saga(stack, "attention", "show", order_id)
     assert code == 0, shown
     assert shown.splitlines()[:2] == [f"{order_id}: NEEDS_ATTENTION (UNDER_REVIEW)", "  owes: RefundPayment"]
     # and resolves it once the gateway answers again
-    code, resolved = order_saga(stack, "attention", "resolve", order_id, env=env)
+    code, resolved = order_saga(stack, "attention", "resolve", order_id)
     # Then the refund is made, the order ends FAILED, and nothing needs attention any more
     assert (code, resolved.strip()) == (0, f"{order_id}: FAILED"), resolved
     assert stack.payment(order_id)["status"] == "REFUNDED"  # type: ignore[index]
     assert stack.stock() == INITIAL
-    assert "0 order(s) need attention" in order_saga(stack, "attention", "list", env=env)[1]
+    assert "0 order(s) need attention" in order_saga(stack, "attention", "list")[1]

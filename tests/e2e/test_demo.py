@@ -4,32 +4,22 @@ Each test runs a stack in a state folder and on ports of its own, so it is a fre
 run (MariaDB initialised from scratch, moto, the edge) and leaves the session's stack alone.
 """
 
-import os
+import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_devstack import cli, free_port, our_processes
+from tests.e2e.stack import WAIT_SECONDS, stack_environment, wait_until
+from tests.integration.test_devstack import cli, our_processes
 
 
 @pytest.fixture
 def fresh_stack(tmp_path: Path) -> dict[str, str]:
     """The environment of a stack with a folder and ports of its own (nothing of the session's)."""
-    inherited = ("MYSQL_", "REDIS_", "AWS_", "JWT_", "ORDERS_")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(inherited)}
-    return env | {
-        "DEVSTACK_DIR": str(tmp_path / "stack"),
-        "DEVSTACK_MYSQL_PORT": str(free_port()),
-        "DEVSTACK_REDIS_PORT": str(free_port()),
-        "DEVSTACK_MOTO_PORT": str(free_port()),
-        "DEVSTACK_GRPC_PORT": str(free_port()),
-        "DEVSTACK_METRICS_PORT": str(free_port()),
-        "DEVSTACK_CONSOLE_PORT": str(free_port()),
-    }
+    return stack_environment(tmp_path / "stack")
 
 
 def _environment_mentions(proc: Path, marker: str) -> bool:
@@ -46,9 +36,21 @@ def left_behind(env: dict[str, str]) -> list[str]:
     return our_processes(env) + children
 
 
-def test_the_demo_runs_end_to_end_on_a_fresh_stack_and_stops_cleanly(fresh_stack: dict[str, str]) -> None:
+def test_the_demo_runs_end_to_end_on_a_fresh_stack_and_stops_cleanly(
+    fresh_stack: dict[str, str], tmp_path: Path
+) -> None:
     try:
-        demo = cli("demo", env=fresh_stack, timeout=300)
+        demo = cli("demo", env=fresh_stack, timeout=600)
+        # The README's order: `make demo`, then `make test` (whose e2e tier starts and stops a
+        # stack of its own, as here), then a newcomer's own order on the demo's stack
+        tier_stack = stack_environment(tmp_path / "tier")
+        for command in ("up", "down"):
+            done = cli(command, env=tier_stack, timeout=WAIT_SECONDS)
+            assert done.returncode == 0, done.stdout + done.stderr
+        created = cli("orders", "create", "--item", "book=1", "--json", env=fresh_stack)
+        assert created.returncode == 0, created.stdout + created.stderr
+        order_id = json.loads(created.stdout)["order_id"]
+        watched = cli("orders", "watch", order_id, "--timeout", "180", env=fresh_stack, timeout=WAIT_SECONDS)
     finally:
         down = cli("down", env=fresh_stack)
     # Then every scenario came out as expected, followed live through WatchOrder
@@ -59,6 +61,9 @@ def test_the_demo_runs_end_to_end_on_a_fresh_stack_and_stops_cleanly(fresh_stack
     assert "OrderCancellation: Compensate > " in demo.stdout  # refund and restock side by side
     assert "CompensationOutcome > MarkOrderCancelled > SendCancellationNotice > OrderCancelled" in demo.stdout
     assert "no unit left reserved" in demo.stdout
+    # and after the other stack came and went, the demo's stack still confirms an order
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    assert "CONFIRMED" in watched.stdout.splitlines()[-1], watched.stdout
     # And stopping leaves no process of that stack behind (the edge and moto included)
     assert down.returncode == 0, down.stderr
     assert "edge: stopped" in down.stdout
@@ -78,11 +83,8 @@ def test_run_stops_the_whole_stack_on_ctrl_c(fresh_stack: dict[str, str]) -> Non
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509 - no threads
         )
     try:
-        deadline = time.monotonic() + 120
-        while "ready:" not in log.read_text():
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.5)
+        wait_until(lambda: "ready:" in log.read_text() or process.poll() is not None, "`run` to be ready")
+        assert process.poll() is None, log.read_text()
         # When the user presses Ctrl-C
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)

@@ -1,35 +1,22 @@
 """The operator's commands on the local stack: executions list|show, dlq list|redrive, and the
-wiring they rely on (everything created from the function definitions and the ASL files)."""
+wiring they rely on (everything created from the function definitions and the ASL files).
+
+The commands run as an operator types them, in a process of their own, against the tier's stack.
+The DLQ tests start their executions directly: the fault that fills the DLQ must be in place
+before the first step runs.
+"""
 
 import json
-import os
-import time
-
-from click.testing import CliRunner
 
 from devstack.asl import substitution_names
-from devstack.aws import aws_up
-from devstack.cli import main
-from devstack.envfile import read_env
 from devstack.wiring import DB_SECRET, NOTIFICATION_DLQ, NOTIFICATION_QUEUE
 from order_saga.functions import FUNCTIONS
-from tests.e2e.stack import LocalStack
+from tests.e2e.stack import Customer, LocalStack
 
 
-def order_saga(stack: LocalStack, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    env = {
-        "AWS_ENDPOINT_URL": stack.aws.endpoint_url,
-        "COMPENSATION_DLQ_URL": stack.dlq_url,
-        "NOTIFICATION_QUEUE_URL": stack.notification_queue_url,
-    } | (env or {})
-    saved = dict(os.environ)
-    try:
-        result = CliRunner().invoke(main, list(args), env=env)
-    finally:
-        # The command loads .devstack/env into the process; later tests must not inherit it.
-        os.environ.clear()
-        os.environ.update(saved)
-    return result.exit_code, result.output
+def order_saga(stack: LocalStack, *args: str) -> tuple[int, str]:
+    result = stack.cli(*args)
+    return result.returncode, result.stdout + result.stderr
 
 
 def test_everything_is_wired_from_the_function_definitions(stack: LocalStack) -> None:
@@ -62,28 +49,29 @@ def test_everything_is_wired_from_the_function_definitions(stack: LocalStack) ->
         definition = stack.sfn.describe_state_machine(stateMachineArn=arn)["definition"]
         assert "${" not in definition
         assert all(name not in definition for name in substitution_names())
-    # and .devstack/env tells every tool where they are
-    env_file = read_env()
+    # and the stack's env file tells every tool where they are
+    env_file = stack.stack_env()
     assert env_file["AWS_ENDPOINT_URL"] == stack.aws.endpoint_url
     assert env_file["ORDER_SAGA_STATE_MACHINE_ARN"] == stack.saga_arn
     assert env_file["ORDER_CANCELLATION_STATE_MACHINE_ARN"] == stack.cancellation_arn
     assert env_file["COMPENSATION_DLQ_URL"] == stack.dlq_url
 
 
-def test_aws_up_on_a_running_stack_updates_in_place(stack: LocalStack) -> None:
+def test_aws_up_on_a_running_stack_updates_in_place(stack: LocalStack, customer: Customer) -> None:
     before = stack.lam.list_event_source_mappings()["EventSourceMappings"]
-    lines = aws_up(stack.settings, stack.aws)
-    assert lines[0].startswith("moto: already running")
+    code, output = order_saga(stack, "aws", "up")
+    assert code == 0, output
+    assert output.startswith("moto: already running")
     assert stack.lam.list_event_source_mappings()["EventSourceMappings"] == before
     assert len(stack.lam.list_functions()["Functions"]) == len(FUNCTIONS)
     assert len(stack.sfn.list_state_machines()["stateMachines"]) == 2
-    order_id = stack.new_order({"sku-1": 1})
-    assert stack.run(order_id).status == "SUCCEEDED"
+    order_id = customer.create({"sku-1": 1}).order_id
+    assert stack.finish(order_id).status == "SUCCEEDED"
 
 
-def test_executions_list_and_show_tell_an_orders_story(stack: LocalStack) -> None:
-    order_id = stack.new_order({"sku-1": 1}, token="tok_unavailable_1")
-    assert stack.run(order_id).status == "SUCCEEDED"
+def test_executions_list_and_show_tell_an_orders_story(stack: LocalStack, customer: Customer) -> None:
+    order_id = customer.create({"sku-1": 1}, token="tok_unavailable_1").order_id
+    assert stack.finish(order_id).status == "SUCCEEDED"
     code, listing = order_saga(stack, "executions", "list", "--limit", "5")
     assert code == 0
     assert order_id in listing
@@ -107,7 +95,7 @@ def test_executions_list_and_show_tell_an_orders_story(stack: LocalStack) -> Non
     assert (code, out.startswith("error: ")) == (1, True)
 
 
-def test_dlq_list_and_redrive_complete_a_stuck_compensation(stack: LocalStack) -> None:
+def test_direct_start_dlq_list_and_redrive_complete_a_stuck_compensation(stack: LocalStack) -> None:
     # Given a declined order whose refund failed (an error no Retry covers) and that could not
     # even be flagged: it sits PENDING, with its context on the compensation DLQ
     order_id = stack.new_order({"sku-1": 1}, token="tok_chargeDeclined")
@@ -133,31 +121,73 @@ def test_dlq_list_and_redrive_complete_a_stuck_compensation(stack: LocalStack) -
     ]
     assert stack.order(order_id)["status"] == "FAILED"
     assert stack.stock()["sku-1"] == (20, 0)
-    deadline = time.monotonic() + 10
-    while not stack.emails_about(order_id):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    assert all(body["order_id"] != order_id for body in stack.dlq_messages())
+    [mail] = stack.wait_for_emails(order_id)
+    assert mail["subject"] == f"We could not complete your order {order_id}"
+    assert stack.dlq_messages() == []
 
 
-def test_a_redrive_that_fails_again_keeps_the_message(stack: LocalStack) -> None:
+def test_direct_start_a_redrive_that_fails_again_keeps_the_message(stack: LocalStack) -> None:
     order_id = stack.new_order({"sku-1": 1}, token="tok_chargeDeclined")
     stack.fault("RefundPayment", "error", order_id, error_type="InjectedFault", times=1)
     stack.fault("MarkNeedsAttention", "error", order_id, error_type="InjectedFault")
     stack.run(order_id)
     stack.fault("ReleaseStock", "error", order_id, error_type="InjectedFault", times=1)
     code, report = order_saga(stack, "dlq", "redrive")
-    assert code == 0
-    assert "  ReleaseStock: failed again: " in report
-    assert "  message kept on the queue" in report
-    assert [body["order_id"] for body in stack.dlq_messages()].count(order_id) == 1
+    assert code == 0, report
+    lines = report.splitlines()
+    assert lines[:2] == [f"{order_id}:", "  RefundPayment: ok"]
+    assert lines[2].startswith("  ReleaseStock: failed again: ")
+    assert "InjectedFault" in lines[2]
+    assert lines[3:] == ["  message kept on the queue"]
+    assert [body["order_id"] for body in stack.dlq_messages()] == [order_id]
     assert stack.order(order_id)["status"] == "PENDING"
 
 
-def test_redriving_an_order_flagged_needs_attention_ends_it_failed(stack: LocalStack) -> None:
+def test_direct_start_redriving_an_order_flagged_needs_attention_ends_it_failed(stack: LocalStack) -> None:
     order_id = stack.new_order({"sku-1": 1}, token="tok_chargeDeclined")
     stack.fault("RefundPayment", "error", order_id, error_type="InjectedFault", times=1)
     stack.run(order_id)
     assert stack.order(order_id)["status"] == "NEEDS_ATTENTION"
-    order_saga(stack, "dlq", "redrive", "--order-id", order_id)
+    code, report = order_saga(stack, "dlq", "redrive", "--order-id", order_id)
+    assert code == 0, report
+    assert report.splitlines() == [
+        f"{order_id}:",
+        "  RefundPayment: ok",
+        "  ReleaseStock: ok",
+        "  MarkOrderFailed: ok",
+        "  FAILURE_ALERT queued",
+        "  message deleted",
+    ]
     assert stack.order(order_id)["status"] == "FAILED"
+    assert stack.dlq_messages() == []
+
+
+def test_a_cancellation_redriven_from_the_dlq_ends_the_order_cancelled(
+    stack: LocalStack, customer: Customer
+) -> None:
+    # Given a confirmed order whose cancellation could not refund: flagged, its context on the DLQ
+    order_id = customer.create({"sku-1": 1}).order_id
+    assert stack.finish(order_id).status == "SUCCEEDED"
+    stack.fault("RefundPayment", "error", order_id, error_type="InjectedFault", times=1)
+    customer.cancel(order_id)
+    assert stack.finish(order_id, cancellation=True).error == "CompensationFailed"
+    assert stack.order(order_id)["status"] == "NEEDS_ATTENTION"
+    code, listed = order_saga(stack, "dlq", "list")
+    assert code == 0, listed
+    assert f"{order_id}  OrderCancellation  InjectedFault" in listed
+    # When the operator re-drives it
+    code, report = order_saga(stack, "dlq", "redrive", "--order-id", order_id)
+    # Then the cancellation completes: refunded, restocked, CANCELLED, the customer told
+    assert code == 0, report
+    assert report.splitlines() == [
+        f"{order_id}:",
+        "  RefundPayment: ok",
+        "  ReleaseStock: ok",
+        "  MarkOrderCancelled: ok",
+        "  CANCELLATION_NOTICE queued",
+        "  message deleted",
+    ]
+    assert stack.order(order_id)["status"] == "CANCELLED"
+    assert stack.payment(order_id)["status"] == "REFUNDED"  # type: ignore[index]
+    assert stack.stock()["sku-1"] == (20, 0)
+    assert stack.dlq_messages() == []

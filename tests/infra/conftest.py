@@ -8,12 +8,15 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from cdk import constants as c
 from order_saga.functions import FUNCTIONS
+
+if TYPE_CHECKING:
+    from aws_cdk import App
 
 # The jsii runtime warns on every start that the machine's Node.js is old; it still works.
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
@@ -57,21 +60,26 @@ def cdk_context(env: str) -> dict[str, Any]:
     return context | {"env": env, "region": REGION} | (PROD_CONTEXT if env == "prod" else {})
 
 
-def synthesize(env: str, outdir: Path) -> Synthesized:
+def build_shipped_app(outdir: Path, env: str = "dev") -> "App":
+    """The app as `cdk synth` builds it (cdk.json's context, the environment under test)."""
+    missing = missing_inputs()
+    if missing:
+        pytest.fail(
+            "the deployment packages inputs that are not here yet: " + "; ".join(missing), pytrace=False
+        )
     from cdk.app import build_app  # noqa: PLC0415 - after the inputs were checked
 
-    assembly = build_app(context=cdk_context(env), outdir=str(outdir)).synth()
+    return build_app(context=cdk_context(env), outdir=str(outdir))
+
+
+def synthesize(env: str, outdir: Path) -> Synthesized:
+    assembly = build_shipped_app(outdir, env).synth()
     templates = {stack.stack_name: stack.template for stack in assembly.stacks}
     return Synthesized(env=env, directory=Path(assembly.directory), templates=templates)
 
 
 @pytest.fixture(scope="session", params=ENVIRONMENTS)
 def synthesized(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    missing = missing_inputs()
-    if missing:
-        pytest.fail(
-            "the deployment packages inputs that are not here yet: " + "; ".join(missing), pytrace=False
-        )
     return synthesize(request.param, tmp_path_factory.mktemp(f"cdk-{request.param}"))
 
 

@@ -6,13 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from aws_cdk import App, Stack, Validations
+from aws_cdk import App, Stack
 from aws_cdk import aws_sqs as sqs
-from cdk_nag import AwsSolutionsChecks
 
 from cdk import constants as c
 from cdk.nag import acknowledge
-from tests.infra.conftest import Synthesized
+from tests.infra.conftest import Synthesized, build_shipped_app
 
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 # W3005: the CDK writes a DependsOn that a Ref already implies; harmless and not ours to change.
@@ -24,11 +23,12 @@ def test_the_whole_app_synthesizes_with_no_unacknowledged_finding(synthesized: S
     assert len(synthesized.templates) == 5
 
 
-def test_a_finding_fails_synthesis(tmp_path: Path) -> None:
-    # Given an app with a queue that allows plain HTTP and has no DLQ
-    app = App(outdir=str(tmp_path))
-    sqs.Queue(Stack(app, "Insecure"), "Queue", encryption=sqs.QueueEncryption.UNENCRYPTED)
-    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+def test_a_finding_fails_the_synthesis_of_the_app_as_shipped(tmp_path: Path) -> None:
+    # Given the app exactly as cdk/app.py builds it (its own nag registration, none of the test's),
+    # with a queue that allows plain HTTP and has no DLQ added to one of its stacks
+    app = build_shipped_app(tmp_path)
+    stack = next(child for child in app.node.children if isinstance(child, Stack))
+    sqs.Queue(stack, "InsecureQueue", encryption=sqs.QueueEncryption.UNENCRYPTED)
     # When it is synthesized, Then cdk-nag stops it
     with pytest.raises(RuntimeError, match=r"AwsSolutions-SQS4"):
         app.synth()

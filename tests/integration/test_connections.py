@@ -1,6 +1,7 @@
 """Connections to MySQL and Redis: reuse, reconnection, and clear errors for wrong settings."""
 
 import json
+import time
 
 import pytest
 import redis
@@ -96,6 +97,14 @@ def test_an_unreachable_redis_names_the_setting(settings: Settings) -> None:
         check_redis(create_redis(wrong), wrong)
 
 
+def test_mysql_tls_refuses_a_server_without_tls_instead_of_talking_in_plaintext(settings: Settings) -> None:
+    # Given the local MariaDB, which offers no TLS (a plaintext login works)
+    assert select_one(Database(settings)) > 0
+    # When MYSQL_TLS is on, Then the connection is refused with the setting named, never made in clear
+    with pytest.raises(ConfigurationError, match="MYSQL_TLS"):
+        Database(settings.model_copy(update={"mysql_tls": True})).connection()
+
+
 def test_credentials_come_from_secrets_manager(
     settings: Settings, secretsmanager: SecretsManagerClient
 ) -> None:
@@ -138,3 +147,34 @@ def test_the_redis_auth_token_comes_from_secrets_manager(
     arn = secretsmanager.create_secret(Name="orders/redis", SecretString="token-123")["ARN"]
     client = create_redis(settings.model_copy(update={"redis_auth_secret_arn": arn}))
     assert client.connection_pool.connection_kwargs["password"] == "token-123"
+
+
+def rotated_secret(settings: Settings, secretsmanager: SecretsManagerClient, max_age: int) -> Settings:
+    """Settings reading the credentials from a secret, read once (cached for max_age), then rotated."""
+    secret = {
+        "username": settings.mysql_user,
+        "password": settings.mysql_password,
+        "port": settings.mysql_port,
+    }
+    arn = secretsmanager.create_secret(Name="orders/rotating", SecretString=json.dumps(secret))["ARN"]
+    from_secret = settings.model_copy(update={"mysql_secret_arn": arn, "secret_max_age": max_age})
+    assert Database(from_secret).credentials.password == settings.mysql_password
+    secretsmanager.put_secret_value(SecretId=arn, SecretString=json.dumps(secret | {"password": "rotated"}))
+    return from_secret
+
+
+def test_a_secret_is_cached_for_its_max_age(settings: Settings, secretsmanager: SecretsManagerClient) -> None:
+    from_secret = rotated_secret(settings, secretsmanager, max_age=3600)
+    # Within its max age the cached value answers (no Secrets Manager call per connection)
+    assert Database(from_secret).credentials.password == settings.mysql_password
+
+
+def test_a_secret_older_than_its_max_age_is_read_again(
+    settings: Settings, secretsmanager: SecretsManagerClient
+) -> None:
+    from_secret = rotated_secret(settings, secretsmanager, max_age=1)
+    # Once the cached value is older than its max age, the rotated one is read
+    deadline = time.monotonic() + 60
+    while Database(from_secret).credentials.password != "rotated":
+        assert time.monotonic() < deadline, "the rotated secret was never read again"
+        time.sleep(0.2)

@@ -4,6 +4,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,29 +55,27 @@ def test_the_handler_runs_with_its_own_environment_and_a_context(
     assert len(answer["request_id"]) == 36
 
 
-def test_a_warm_worker_is_reused_and_concurrent_calls_get_their_own(invoker: LocalInvoker) -> None:
+def test_a_warm_worker_is_reused_and_concurrent_calls_get_their_own(
+    invoker: LocalInvoker, tmp_path: Path
+) -> None:
     first, _ = call(invoker, "echo", {})
     second, _ = call(invoker, "echo", {})
     assert first["pid"] == second["pid"]
-    answers: list[Any] = []
-    threads = [
-        threading.Thread(target=lambda: answers.append(call(invoker, "echo", {"seconds": 0})[0]))
-        for _ in range(3)
-    ]
-    slow = Invocation("ProcessPayment", "handler.record", 5, {})
-    markers = [Path(invoker.faults_file).with_name(f"m{i}") for i in range(2)]
-    started = time.monotonic()
-    parallel = [
-        threading.Thread(target=invoker.invoke, args=(slow, {"seconds": 1, "marker": str(marker)}))
-        for marker in markers
-    ]
-    for thread in threads + parallel:
-        thread.start()
-    for thread in threads + parallel:
-        thread.join()
-    assert len(answers) == 3
-    assert time.monotonic() - started < 1.9  # the two 1-second calls ran side by side
-    assert all(marker.exists() for marker in markers)
+    # Two calls that each wait for the other to have started: they meet only if they run side by side
+    markers = [tmp_path / "a", tmp_path / "b"]
+    events = [{"mine": str(m), "theirs": str(o), "seconds": 60} for m, o in (markers, markers[::-1])]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(lambda event: call(invoker, "rendezvous", event, timeout=120)[0], events))
+    assert [answer["met"] for answer in answers] == [True, True]
+    assert answers[0]["pid"] != answers[1]["pid"]  # each on a worker of its own
+
+
+def test_a_cold_start_does_not_count_against_the_invocations_timeout(invoker: LocalInvoker) -> None:
+    # Given a function whose import takes 1.5 s, invoked with a timeout of 1 s
+    invocation = Invocation("ProcessPayment", "slow_init.handler", 1, {})
+    # When its first (cold) invocation runs, Then it answers: init has a limit of its own, as in Lambda
+    payload, errored, _ = invoker.invoke(invocation, {})
+    assert (errored, 0 < json.loads(payload)["remaining_ms"] <= 1000) == (False, True), payload
 
 
 def test_an_exception_comes_back_in_lambdas_error_format(invoker: LocalInvoker) -> None:
@@ -97,7 +96,7 @@ def test_a_handler_that_runs_too_long_times_out_and_its_worker_is_discarded(invo
     assert errored
     assert answer["errorType"] == "Sandbox.Timedout"
     assert answer["errorMessage"].endswith("Task timed out after 1.00 seconds")
-    assert 0.9 < took < 2
+    assert took >= 1  # it waited the function's timeout (no upper bound: a loaded machine is slow)
     assert not Path(f"/proc/{before['pid']}").exists()  # the sandbox was killed, not left running
     after, _ = call(invoker, "echo", {}, timeout=1)
     assert after["pid"] != before["pid"]  # a fresh (cold) worker
@@ -248,4 +247,31 @@ def test_a_skip_fault_answers_success_without_running_the_handler(
     add_fault(invoker, kind="skip", times=1)
     answer, errored = call(invoker, "record", {"marker": str(marker)})
     assert (errored, answer) == (False, {})
+
+
+def test_a_hold_fault_keeps_the_call_waiting_until_it_is_cleared(
+    invoker: LocalInvoker, tmp_path: Path
+) -> None:
+    # Given a held call; the invoker's first wait is where the test acts and releases it
+    marker = tmp_path / "calls"
+    add_fault(invoker, kind="hold")
+    seen_while_held: list[bool] = []
+
+    def release(_seconds: float) -> None:
+        seen_while_held.append(marker.exists())
+        faults.clear_faults(path=invoker.faults_file)
+
+    invoker.sleep = release
+    # When the call is made, then the handler ran only after the release, once
+    answer, errored = call(invoker, "record", {"marker": str(marker)})
+    assert (errored, answer, seen_while_held) == (False, {"calls": 1}, [False])
+
+
+def test_a_hold_never_cleared_times_out_without_running_the_handler(
+    invoker: LocalInvoker, tmp_path: Path
+) -> None:
+    marker = tmp_path / "calls"
+    add_fault(invoker, kind="hold")
+    answer, errored = call(invoker, "record", {"marker": str(marker)}, timeout=0.3)
+    assert (errored, answer["errorType"]) == (True, "Sandbox.Timedout")
     assert not marker.exists()

@@ -30,15 +30,21 @@ def paid_and_reserved(database: Database, cache: "redis.Redis", new_order: Order
     return order_id
 
 
-def published(feed: "redis.client.PubSub", seconds: float) -> list[str]:
-    """Every message the subscription receives within `seconds` (subscribe confirmations skipped)."""
-    deadline = time.monotonic() + seconds
-    messages = []
-    while time.monotonic() < deadline:
-        message = feed.get_message(timeout=0.1)
+END_OF_TEST = "end-of-test"
+
+
+def published(feed: "redis.client.PubSub", client: "redis.Redis", channel: str) -> list[str]:
+    """Every message published on the channel so far: the test publishes a marker after them and
+    reads up to it (Redis delivers one channel's messages in order), so no listening window decides."""
+    client.publish(channel, END_OF_TEST)
+    messages: list[str] = []
+    deadline = time.monotonic() + 60
+    while not messages or messages[-1] != END_OF_TEST:
+        assert time.monotonic() < deadline, f"the marker never came back on {channel}; got {messages}"
+        message = feed.get_message(timeout=0.5)
         if message is not None:
             messages.append(message["data"])
-    return messages
+    return messages[:-1]
 
 
 def order_row(database: Database, order_id: str) -> dict[str, object]:
@@ -63,7 +69,7 @@ def test_confirming_commits_the_stock_once_and_publishes(
     statuses = query(database, "SELECT status FROM inventory_reservations WHERE order_id = %s", order_id)
     assert statuses == [{"status": "COMMITTED"}]
     assert order_row(database, order_id)["version"] == 1
-    assert published(feed, seconds=2) == ["CONFIRMED"]
+    assert published(feed, redis_client, status_channel(order_id)) == ["CONFIRMED"]
     feed.close()
 
 

@@ -28,6 +28,7 @@ def sqs_event(*order_ids: str) -> dict[str, object]:
         ({"function": "ProcessPayment", "kind": "delay"}, "needs delay_seconds"),
         ({"function": "ProcessPayment", "kind": "duplicate", "times": 0}, "times"),
         ({"function": "ProcessPayment", "kind": "duplicate", "probability": 1.5}, "probability"),
+        ({"function": "ProcessPayment", "kind": "hold", "times": 1}, "lasts until it is cleared"),
         ({"function": "ProcessPayment", "kind": "explode"}, "kind"),
     ],
 )

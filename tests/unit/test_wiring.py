@@ -1,11 +1,14 @@
 """What the local stack gives each function, derived from its definition (no server needed)."""
 
 import io
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
-from devstack.aws import AwsStackSettings
-from devstack.wiring import ENV_KEYS, Wiring, code_zip, function_environment
+from devstack.aws import AwsStackSettings, MotoServer
+from devstack.wiring import Wiring, code_zip, function_environment
 from order_saga.functions import FUNCTIONS, function
 from order_saga.settings import Settings
 
@@ -48,10 +51,24 @@ def test_the_code_package_is_the_functions_folder() -> None:
     assert "handler.py" in names
 
 
-def test_aws_down_removes_every_key_aws_up_writes() -> None:
+def test_aws_down_removes_every_key_aws_up_writes(tmp_path: Path) -> None:
+    # Given a state folder whose env file holds what `aws up` writes (the server's settings and
+    # the wiring's) beside another part's setting
     machines = {"ORDER_SAGA_STATE_MACHINE_ARN": "a", "ORDER_CANCELLATION_STATE_MACHINE_ARN": "b"}
-    wiring = Wiring({}, machines, "q", "d", "c", "s")
-    assert set(wiring.env()) == set(ENV_KEYS)
+    written = MotoServer(AwsStackSettings()).env() | Wiring({}, machines, "q", "d", "c", "s").env()
+    (tmp_path / "env").write_text("".join(f"{k}={v}\n" for k, v in written.items()) + "MYSQL_HOST=kept\n")
+    # When `order-saga aws down` runs on that folder (no moto of its own is running)
+    down = subprocess.run(
+        [sys.executable, "-m", "devstack", "aws", "down"],
+        env=os.environ | {"DEVSTACK_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # Then every key of the AWS stack is gone, and only the other part's setting is left
+    assert down.returncode == 0, down.stderr
+    assert "moto: not running" in down.stdout
+    assert (tmp_path / "env").read_text() == "MYSQL_HOST=kept\n"
 
 
 def test_every_local_aws_setting_is_documented_in_the_readme() -> None:

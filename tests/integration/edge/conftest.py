@@ -2,6 +2,7 @@
 Step Functions from moto in-process (executions are recorded, not run), real RS256 tokens."""
 
 import json
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -122,7 +123,7 @@ class Edge:
             payment_token=fields.pop("payment_token", "tok_visa"),
             email=fields.pop("email", "alice@example.com"),
         )
-        return self.stub.CreateOrder(request, metadata=self.auth(sub), timeout=10).order
+        return self.stub.CreateOrder(request, metadata=self.auth(sub), timeout=30).order
 
     def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with self.database.transaction() as cursor:
@@ -163,15 +164,21 @@ def edge_factory(
 ) -> Iterator[EdgeFactory]:
     servers: list[tuple[grpc.Server, grpc.Channel]] = []
 
-    def start(channel_factory: Callable[[int], grpc.Channel] | None = None, **overrides: Any) -> Edge:
+    def start(
+        channel_factory: Callable[[int], grpc.Channel] | None = None,
+        cache: "redis.Redis | None" = None,
+        **overrides: Any,
+    ) -> Edge:
+        """An edge with these settings; `cache` replaces the test Redis (e.g. one that is down)."""
+        cache = cache or redis_client
         edge_settings = make_edge_settings(
             settings, state_machines, signing_key, **({"grpc_max_workers": 8} | overrides)
         )
         registry = CollectorRegistry()
         server, port = create_server(
             edge_settings,
-            orders=build_order_service(edge_settings, redis_client),
-            cache=redis_client,
+            orders=build_order_service(edge_settings, cache),
+            cache=cache,
             verifier=build_verifier(edge_settings),
             registry=registry,
             address="127.0.0.1:0",
@@ -212,6 +219,14 @@ def catalog(database: Database) -> dict[str, tuple[int, Decimal]]:
             [(pid, pid.title(), stock, price) for pid, (stock, price) in products.items()],
         )
     return products
+
+
+def dead_redis() -> "redis.Redis":
+    """A Redis client of a port where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
 
 
 def status_of(error: grpc.RpcError) -> grpc.StatusCode:

@@ -4,10 +4,12 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
@@ -124,15 +126,43 @@ def test_a_cognito_access_token_with_client_id_and_prefixed_scopes_is_accepted(e
     assert list(answer.orders) == []
 
 
+@dataclass
+class Issuer:
+    """An issuer's JWKS endpoint (what Cognito serves) on a local HTTP server, counting fetches."""
+
+    url: str
+    keys: dict[str, rsa.RSAPrivateKey] = field(default_factory=dict)
+    fetches: int = 0
+
+    def publish(self, kid: str) -> rsa.RSAPrivateKey:
+        """A new signing key, listed in the JWKS from the next fetch on (a rotation)."""
+        self.keys[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return self.keys[kid]
+
+    def jwks(self) -> bytes:
+        self.fetches += 1
+        keys = [
+            json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key())) | {"kid": kid, "use": "sig"}
+            for kid, key in self.keys.items()
+        ]
+        return json.dumps({"keys": keys}).encode()
+
+    def token(self, kid: str, key: rsa.RSAPrivateKey | None = None) -> tuple[tuple[str, str]]:
+        now = int(time.time())
+        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": now + 300, "scope": "orders:read"}
+        signed = jwt.encode(claims, key or self.keys[kid], algorithm="RS256", headers={"kid": kid})
+        return (("authorization", f"Bearer {signed}"),)
+
+
 @pytest.fixture
-def jwks_url() -> Iterator[tuple[str, rsa.RSAPrivateKey]]:
-    """An issuer's JWKS endpoint (what Cognito serves), on a local HTTP server."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key())) | {"kid": "key-1", "use": "sig"}
-    body = json.dumps({"keys": [jwk]}).encode()
+def issuer() -> Iterator[Issuer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    found = Issuer(f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json")
+    found.publish("key-1")
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            body = found.jwks()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -141,27 +171,68 @@ def jwks_url() -> Iterator[tuple[str, rsa.RSAPrivateKey]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.RequestHandlerClass = Handler
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json", key
+    yield found
     server.shutdown()
     thread.join()
 
 
-def test_tokens_are_verified_with_the_issuers_jwks(
-    edge_factory: EdgeFactory, jwks_url: tuple[str, rsa.RSAPrivateKey]
+def list_orders(edge: Edge, metadata: tuple[tuple[str, str]]) -> grpc.StatusCode:
+    """The status of a ListOrders call with this metadata."""
+    try:
+        edge.stub.ListOrders(pb.ListOrdersRequest(), metadata=metadata, timeout=30)
+    except grpc.RpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+def test_tokens_are_verified_with_the_issuers_jwks(edge_factory: EdgeFactory, issuer: Issuer) -> None:
+    edge = edge_factory(jwt_jwks_url=issuer.url)
+    assert list_orders(edge, issuer.token("key-1")) == grpc.StatusCode.OK
+    # A kid the issuer never published, or the right kid over another key's signature, is refused
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    assert list_orders(edge, issuer.token("key-2", other)) == grpc.StatusCode.UNAUTHENTICATED
+    assert list_orders(edge, issuer.token("key-1", other)) == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_key_published_after_the_first_fetch_is_accepted(edge_factory: EdgeFactory, issuer: Issuer) -> None:
+    # Given an edge that fetched the JWKS once, and no cool-down between refetches
+    edge = edge_factory(jwt_jwks_url=issuer.url, jwt_jwks_refetch_seconds=0)
+    assert list_orders(edge, issuer.token("key-1")) == grpc.StatusCode.OK
+    assert issuer.fetches == 1
+    # When the issuer rotates: a new key, and tokens signed with it
+    issuer.publish("key-2")
+    # Then the unknown kid makes the edge fetch the JWKS again, and the token is accepted
+    assert list_orders(edge, issuer.token("key-2")) == grpc.StatusCode.OK
+    assert issuer.fetches == 2
+    # and the old key keeps working from the refreshed set, without another fetch
+    assert list_orders(edge, issuer.token("key-1")) == grpc.StatusCode.OK
+    assert issuer.fetches == 2
+
+
+def test_unknown_kids_refetch_the_jwks_at_most_once_per_cool_down(
+    edge_factory: EdgeFactory, issuer: Issuer
 ) -> None:
-    url, key = jwks_url
-    edge = edge_factory(jwt_jwks_url=url)
+    # Given an edge whose cool-down between refetches outlasts the test
+    edge = edge_factory(jwt_jwks_url=issuer.url, jwt_jwks_refetch_seconds=3600)
+    assert list_orders(edge, issuer.token("key-1")) == grpc.StatusCode.OK
+    # When a flood of tokens names kids the issuer never published
+    forged = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    answers = {list_orders(edge, issuer.token(f"made-up-{n}", forged)) for n in range(20)}
+    # Then each is refused, and none of them made the edge fetch the JWKS again
+    assert answers == {grpc.StatusCode.UNAUTHENTICATED}
+    assert issuer.fetches == 1
+
+
+def test_an_unreachable_jwks_is_unavailable_not_unauthenticated(edge_factory: EdgeFactory) -> None:
+    with socket.socket() as sock:  # a port that was free: nothing listens there
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    edge = edge_factory(jwt_jwks_url=f"http://127.0.0.1:{port}/.well-known/jwks.json")
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": now + 300, "scope": "orders:read"}
-
-    good = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "key-1"})
-    answer = edge.stub.ListOrders(pb.ListOrdersRequest(), metadata=(("authorization", f"Bearer {good}"),))
-    assert list(answer.orders) == []
-
-    unknown_kid = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "key-2"})
-    with pytest.raises(grpc.RpcError) as error:
-        edge.stub.ListOrders(pb.ListOrdersRequest(), metadata=(("authorization", f"Bearer {unknown_kid}"),))
-    assert status_of(error.value) == grpc.StatusCode.UNAUTHENTICATED
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "key-1"})
+    assert list_orders(edge, (("authorization", f"Bearer {token}"),)) == grpc.StatusCode.UNAVAILABLE

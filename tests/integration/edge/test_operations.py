@@ -23,7 +23,7 @@ from grpc_edge.server import build_order_service
 from order_saga.db import Database
 from order_saga.watchdog import create_watchdog
 
-from .conftest import Edge, EdgeFactory, status_of
+from .conftest import Edge, EdgeFactory, dead_redis, status_of
 
 Catalog = dict[str, tuple[int, Decimal]]
 
@@ -50,6 +50,14 @@ def test_more_requests_than_the_limit_are_resource_exhausted_per_user(edge_facto
     assert 0 < retry.retry_delay.seconds <= 61
     # another user has an allowance of their own
     edge.stub.ListOrders(pb.ListOrdersRequest(), metadata=edge.auth("bob"))
+
+
+def test_the_rate_limit_fails_open_when_redis_is_down(edge_factory: EdgeFactory) -> None:
+    # Given: a limit of one request a minute, kept in a Redis that does not answer
+    edge = edge_factory(rate_limit_per_minute=1, cache=dead_redis())
+    # When / Then: requests over the limit are still served (the limit protects, never blocks)
+    for _ in range(3):
+        assert list(edge.stub.ListOrders(pb.ListOrdersRequest(), metadata=edge.auth("alice")).orders) == []
 
 
 def test_a_database_that_does_not_answer_is_unavailable(edge_factory: EdgeFactory) -> None:

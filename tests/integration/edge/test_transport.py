@@ -1,4 +1,4 @@
-"""TLS and mTLS by configuration, and the process: health check, SIGTERM drains and exits."""
+"""TLS and mTLS by configuration, and the process: health check, reconciler, SIGTERM drain and exit."""
 
 import datetime
 import os
@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +19,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from moto.server import ThreadedMotoServer
 
 from grpc_edge.channel import open_channel
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
 from grpc_edge.healthcheck import probe
+from grpc_edge.settings import EdgeSettings
 from order_saga.db import Database
 from order_saga.settings import Settings
 
@@ -120,8 +123,8 @@ def test_tls_serves_clients_that_trust_the_ca(
     assert status_of(error.value) == grpc.StatusCode.UNAVAILABLE
 
 
-def test_mtls_requires_a_client_certificate(
-    edge_factory: EdgeFactory, pki: Pki, signing_key: SigningKey
+def test_mtls_requires_a_client_certificate_from_the_private_ca(
+    edge_factory: EdgeFactory, pki: Pki, signing_key: SigningKey, tmp_path: Path
 ) -> None:
     # Given: an edge that requires client certificates issued by the private CA
     edge = edge_factory(
@@ -140,6 +143,20 @@ def test_mtls_requires_a_client_certificate(
         pytest.raises(grpc.RpcError) as error,
     ):
         health_call(anonymous, signing_key)
+    assert status_of(error.value) == grpc.StatusCode.UNAVAILABLE
+    # ... and so is one whose certificate another CA issued
+    rogue_ca, rogue_key = _issue(tmp_path, "rogue-ca", x509.Name([]), None, ca=True)
+    _issue(tmp_path, "client", rogue_ca.subject, rogue_key, ca=False)
+    with (
+        open_channel(
+            f"localhost:{edge.port}",
+            ca_file=pki.ca,
+            cert_file=tmp_path / "client.pem",
+            key_file=tmp_path / "client.key",
+        ) as impostor,
+        pytest.raises(grpc.RpcError) as error,
+    ):
+        health_call(impostor, signing_key)
     assert status_of(error.value) == grpc.StatusCode.UNAVAILABLE
 
 
@@ -162,7 +179,25 @@ def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[StateMachines]:
     server.stop()
 
 
-def test_the_edge_process_serves_reconciles_and_drains_on_sigterm(
+@contextmanager
+def edge_process(edge_settings: EdgeSettings, log: Path) -> Iterator["subprocess.Popen[bytes]"]:
+    """`python -m grpc_edge` with these settings, as the container runs it, killed if left running."""
+    environment = os.environ | {
+        k.upper(): str(v) for k, v in edge_settings.model_dump().items() if v is not None
+    }
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "grpc_edge"], env=environment, stdout=output, stderr=output
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_the_edge_process_serves_reconciles_and_stops_on_sigterm(
     settings: Settings,
     database: Database,
     moto_server: StateMachines,
@@ -185,15 +220,8 @@ def test_the_edge_process_serves_reconciles_and_drains_on_sigterm(
         shutdown_grace_seconds=2,
         reconcile_interval_seconds=0.3,
     )
-    environment = os.environ | {
-        k.upper(): str(v) for k, v in edge_settings.model_dump().items() if v is not None
-    }
     log = tmp_path / "edge.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "grpc_edge"], env=environment, stdout=output, stderr=output
-        )
-    try:
+    with edge_process(edge_settings, log) as process:
         # Then: its own health check says SERVING ...
         wait_for(lambda: probe(edge_settings), process, log)
         # ... its metrics endpoint answers ...
@@ -205,14 +233,9 @@ def test_the_edge_process_serves_reconciles_and_drains_on_sigterm(
             process,
             log,
         )
-
-        # When: the orchestrator stops the task
+        # When: the orchestrator stops the task, then: it exits cleanly
         process.send_signal(signal.SIGTERM)
-        # Then: it stops cleanly within the grace period
-        assert process.wait(timeout=10) == 0, log.read_text()
-    finally:
-        if process.poll() is None:
-            process.kill()
+        assert process.wait(timeout=60) == 0, log.read_text()
     assert "edge stopped" in log.read_text()
     with database.transaction() as cursor:
         cursor.execute("SELECT execution_arn FROM orders WHERE order_id = %s", (orphan,))
@@ -221,11 +244,88 @@ def test_the_edge_process_serves_reconciles_and_drains_on_sigterm(
         }
 
 
+def lock_waits(database: Database) -> int:
+    """How many other statements of our user run a `FOR UPDATE` now (an RPC blocked on the row
+    the test holds; the process list shows our own user's threads without the PROCESS privilege)."""
+    with database.transaction() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST"
+            " WHERE ID <> CONNECTION_ID() AND INFO LIKE %s",
+            ("SELECT%FOR UPDATE",),
+        )
+        return int(cursor.fetchone()["n"])  # type: ignore[index]
+
+
+def test_sigterm_drains_the_in_flight_rpc_refuses_new_ones_and_says_not_serving(
+    settings: Settings,
+    database: Database,
+    moto_server: StateMachines,
+    signing_key: SigningKey,
+    tmp_path: Path,
+) -> None:
+    # Given: the edge process with a grace period, a health watcher, and a CancelOrder in flight,
+    # held on the order's row lock, which the test holds (no sleep decides who is first)
+    order_id = insert_orphan(database, age_seconds=0)
+    edge_settings = make_edge_settings(
+        settings,
+        moto_server,
+        signing_key,
+        grpc_port=free_port(),
+        metrics_port=0,
+        shutdown_grace_seconds=120,
+        reconcile_interval_seconds=0,
+    )
+    log = tmp_path / "edge.log"
+    address = f"127.0.0.1:{edge_settings.grpc_port}"
+    auth = (("authorization", f"Bearer {make_token(signing_key, 'alice')}"),)
+    with edge_process(edge_settings, log) as process, grpc.insecure_channel(address) as channel:
+        wait_for(lambda: probe(edge_settings), process, log)
+        health_stub = health_pb2_grpc.HealthStub(channel)
+        watch = health_stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=60)
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        stub = orders_pb2_grpc.OrderServiceStub(channel)
+        holder = Database(settings)
+        with holder.transaction() as cursor:
+            cursor.execute("SELECT order_id FROM orders WHERE order_id = %s FOR UPDATE", (order_id,))
+            in_flight = stub.CancelOrder.future(
+                pb.CancelOrderRequest(order_id=order_id, reason="drain"), metadata=auth, timeout=300
+            )
+            wait_for(lambda: lock_waits(database) == 1, process, log)
+            # When: the orchestrator stops the task
+            process.send_signal(signal.SIGTERM)
+            # Then: health says NOT_SERVING at once (load balancers stop sending) ...
+            assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            watch.cancel()  # the watch is an RPC too: it would hold the drain to the grace's end
+            # ... and a new call is refused, while the in-flight one still waits for its row
+            wait_for(lambda: refused(address, auth), process, log)
+            assert not in_flight.done()
+        # When: the row is released, then: the in-flight call completes within the grace ...
+        assert in_flight.result(timeout=120).cancel_requested
+        # ... and the process exits cleanly
+        assert process.wait(timeout=120) == 0, log.read_text()
+    holder.close()
+    assert "edge stopped" in log.read_text()
+
+
+def refused(address: str, auth: tuple[tuple[str, str]]) -> bool:
+    """Whether a new call on a new connection is refused (UNAVAILABLE) rather than served."""
+    with grpc.insecure_channel(address) as channel:
+        try:
+            orders_pb2_grpc.OrderServiceStub(channel).ListOrders(
+                pb.ListOrdersRequest(), metadata=auth, timeout=5
+            )
+        except grpc.RpcError as exc:
+            return exc.code() is grpc.StatusCode.UNAVAILABLE
+    return False
+
+
 def wait_for(
-    condition: Callable[[], bool], process: "subprocess.Popen[bytes]", log: Path, seconds: float = 60
+    condition: Callable[[], bool], process: "subprocess.Popen[bytes]", log: Path, seconds: float = 120
 ) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.2)
+        assert time.monotonic() < deadline, (
+            f"condition not met after {seconds}s; the edge's log:\n{log.read_text()}"
+        )
+        time.sleep(0.1)

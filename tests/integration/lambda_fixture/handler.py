@@ -39,6 +39,16 @@ def record(event: Any, context: Any) -> dict[str, Any]:
     return {"calls": len(marker.read_text().splitlines())}
 
 
+def rendezvous(event: Any, context: Any) -> dict[str, Any]:
+    """Leave a marker, then wait (at most `seconds`) for the other call's: met only when both run
+    at the same time, whatever the machine's speed."""
+    Path(event["mine"]).touch()
+    deadline = time.monotonic() + event["seconds"]
+    while not Path(event["theirs"]).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return {"met": Path(event["theirs"]).exists(), "pid": os.getpid()}
+
+
 def unmarshalable(event: Any, context: Any) -> set[int]:
     return {1, 2}
 

@@ -34,6 +34,7 @@ CR_CONNECTION_ERROR = 2002
 CR_CONN_HOST_ERROR = 2003
 CR_SERVER_GONE = 2006
 CR_SERVER_LOST = 2013
+CR_SSL_CONNECTION_ERROR = 2026
 LOST_CONNECTION_CODES = {CR_SERVER_GONE, CR_SERVER_LOST}
 TRANSIENT_CODES = {
     ER_LOCK_WAIT_TIMEOUT,
@@ -99,6 +100,11 @@ def translate_error(exc: pymysql.err.MySQLError, creds: Credentials) -> Exceptio
     if code == ER_BAD_DB:
         return ConfigurationError(
             f"MySQL at {where} has no database {creds.database!r}: check MYSQL_DATABASE"
+        )
+    if code == CR_SSL_CONNECTION_ERROR:
+        return ConfigurationError(
+            f"MySQL at {where}: no verified TLS connection ({exc.args[-1]}): MYSQL_TLS needs a server "
+            "that offers TLS with a certificate this machine trusts"
         )
     if code in TRANSIENT_CODES:
         return DatabaseUnavailable(f"MySQL at {where} (MYSQL_HOST/MYSQL_PORT): {exc.args[-1]}")
