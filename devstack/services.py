@@ -79,9 +79,10 @@ class LocalServer(ABC):
     port_setting: str
     programs: tuple[str, ...] = ()  # what it needs installed (keys of DEBIAN_PACKAGES)
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, state_dir: Path | None = None) -> None:
+        """`state_dir`: the folder of another stack's state (a test's own stack), else ours."""
         self.port = port
-        self.home = STATE_DIR / self.name
+        self.home = (state_dir or STATE_DIR) / self.name
         self.pidfile = self.home / f"{self.name}.pid"
         self.logfile = self.home / f"{self.name}.log"
 
@@ -190,8 +191,8 @@ class MariaDB(LocalServer):
     user = "orders"
     database = "orders"
 
-    def __init__(self, port: int) -> None:
-        super().__init__(port)
+    def __init__(self, port: int, state_dir: Path | None = None) -> None:
+        super().__init__(port, state_dir)
         self.datadir = self.home / "data"
         self.socket = self.home / "mariadb.sock"
         self.password_file = self.home / "password"

@@ -6,7 +6,6 @@ reservations and stock, and the order's final status. The reconciler's pass (the
 here as the edge builds it) runs the saga watchdog over what an execution left behind.
 """
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -92,9 +91,9 @@ def start_as_the_edge_does(stack: LocalStack, order_id: str) -> str:
 
 
 @pytest.fixture
-def database_server() -> Iterator[MariaDB]:
+def database_server(stack: LocalStack) -> Iterator[MariaDB]:
     """The stack's MariaDB, which a test may stop; always running again afterwards."""
-    server = MariaDB(int(os.environ.get("DEVSTACK_MYSQL_PORT", "33306")))
+    server = MariaDB(int(stack.env["DEVSTACK_MYSQL_PORT"]), stack.state_dir)
     yield server
     server.start()
 
