@@ -251,7 +251,7 @@ def test_an_operator_lists_shows_and_resolves_an_order_that_needs_attention(stac
     # and resolves it once the gateway answers again
     code, resolved = order_saga(stack, "attention", "resolve", order_id)
     # Then the refund is made, the order ends FAILED, and nothing needs attention any more
-    assert (code, resolved.strip()) == (0, f"{order_id}: FAILED"), resolved
+    assert (code, resolved.strip().splitlines()[-1]) == (0, f"{order_id}: FAILED"), resolved
     assert stack.payment(order_id)["status"] == "REFUNDED"  # type: ignore[index]
     assert stack.stock() == INITIAL
     assert "0 order(s) need attention" in order_saga(stack, "attention", "list")[1]
