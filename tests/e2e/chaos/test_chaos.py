@@ -46,8 +46,8 @@ def test_a_seeded_campaign_with_every_fault_kind_keeps_the_books(stack: LocalSta
     assert (campaign.returncode, result["ok"]) == (0, True), output
 
 
-def broken_compensation_plan(orders: int) -> CampaignPlan:
-    """Good orders whose ConfirmOrder always fails, with a ReleaseStock that does nothing."""
+def sabotaged_plan(orders: int, *faults: dict[str, str]) -> CampaignPlan:
+    """Good orders of a book and two pens, with the given faults in place from the start."""
     plan = CampaignPlan(seed=0, orders=orders, clients=2)
     for index in range(orders):
         plan.lines.append(
@@ -64,25 +64,44 @@ def broken_compensation_plan(orders: int) -> CampaignPlan:
                 stop_delay=0,
             )
         )
-    plan.faults.append(FaultEvent(0, {"function": "ReleaseStock", "kind": "skip"}))
-    plan.faults.append(
-        FaultEvent(0, {"function": "ConfirmOrder", "kind": "error", "error_type": "InjectedFailure"})
-    )
+    plan.faults += [FaultEvent(0, fault) for fault in faults]
     return plan
 
 
 @pytest.mark.timeout(600)
-def test_a_compensation_that_does_nothing_fails_the_campaign(chaos_stack: ChaosStack) -> None:
-    # Given orders that each reserve stock, fail to confirm, and are compensated by a ReleaseStock
-    # that answers success without releasing anything
-    plan = broken_compensation_plan(orders=6)
+def test_a_notifier_that_does_nothing_fails_the_campaign(chaos_stack: ChaosStack) -> None:
+    # Given good orders whose notices are handled by a SendNotification that answers success
+    # without sending anything (a bad deployment: nothing in the saga can notice it)
+    plan = sabotaged_plan(6, {"function": "SendNotification", "kind": "skip"})
     # When the campaign runs them
     result = Campaign(plan, chaos_stack).run(settle_timeout=300)
-    # Then it fails, naming every order that kept its units, and the fault plan is as it was
+    # Then the auditor fails it, naming every order left without its notice, and the fault plan is
+    # as it was
     report = "\n".join(result.render())
     assert not result.ok, report
-    assert result.outcomes == {"FAILED": 6}, report
-    [stock] = [r for r in result.audit.results if r.name == "stock per order"]
-    assert {o.subject for o in stock.offences} == set(result.order_ids)
-    assert all("holds {'chaos-book': 1, 'chaos-pen': 2}" in o.detail for o in stock.offences)
-    assert not chaos_stack.faults_file.exists() or "ReleaseStock" not in chaos_stack.faults_file.read_text()
+    assert result.outcomes == {"CONFIRMED": 6}, report
+    [notices] = [r for r in result.audit.results if r.name == "notifications"]
+    assert {o.subject for o in notices.offences} == set(result.order_ids), report
+    assert (
+        not chaos_stack.faults_file.exists() or "SendNotification" not in chaos_stack.faults_file.read_text()
+    )
+
+
+@pytest.mark.timeout(600)
+def test_a_compensation_that_does_nothing_is_flagged_for_a_person(chaos_stack: ChaosStack) -> None:
+    # Given orders that each reserve stock and fail to confirm, compensated by a ReleaseStock that
+    # answers success without releasing anything
+    plan = sabotaged_plan(
+        6,
+        {"function": "ReleaseStock", "kind": "skip"},
+        {"function": "ConfirmOrder", "kind": "error", "error_type": "InjectedFailure"},
+    )
+    # When the campaign runs them
+    result = Campaign(plan, chaos_stack).run(settle_timeout=300)
+    # Then the saga itself refuses to call them FAILED while they hold units: each is
+    # NEEDS_ATTENTION owing the release, and the auditor finds the books truthful
+    report = "\n".join(result.render())
+    assert result.outcomes == {"NEEDS_ATTENTION": 6}, report
+    assert result.ok, report
+    assert {owed.order_id for owed in result.audit.owed} == set(result.order_ids), report
+    assert all(owed.units == {"chaos-book": 1, "chaos-pen": 2} for owed in result.audit.owed), report
