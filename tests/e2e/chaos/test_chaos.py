@@ -64,7 +64,7 @@ def sabotaged_plan(orders: int, *faults: dict[str, str]) -> CampaignPlan:
                 stop_delay=0,
             )
         )
-    plan.faults += [FaultEvent(0, fault) for fault in faults]
+    plan.faults.extend(FaultEvent(0, fault) for fault in faults)
     return plan
 
 
