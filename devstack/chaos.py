@@ -369,7 +369,10 @@ class Campaign:
                 client.delete(*ours)
 
     def _gateway_keys(self) -> dict[str, bytes]:
+        """The simulated gateway's ledger, read with writes paused until the server stops: a charge
+        written after the copy would otherwise vanish with the restart (a bank keeps its books)."""
         client = redis.Redis.from_url(self.stack.settings.redis_url)  # bytes: DUMP is binary
+        client.client_pause(60_000, all=False)  # writes wait (and fail with the stop); reads go on
         keys = list(client.scan_iter(match=f"{SimulatedGateway.PREFIX}:*", count=1000))
         dumped = client.pipeline(transaction=False)
         for key in keys:
