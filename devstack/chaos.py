@@ -160,7 +160,8 @@ class Campaign:
         finally:
             self._count_fired_faults()
             faults.replace_plan(previous_plan, "the fault plan before the campaign", self.stack.faults_file)
-            self._ensure_running()
+            if self.plan.infra:  # what an infrastructure fault stopped is running again
+                self._ensure_running()
         settled = self._settle(settle_timeout)
         report = self.stack.audit(deadline_seconds=0.0, stock_baseline=baseline, since=since)
         return CampaignResult(

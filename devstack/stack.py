@@ -7,6 +7,7 @@ foreground until Ctrl-C. Each part writes how to reach it to `.devstack/env`.
 import os
 import sys
 from decimal import Decimal
+from pathlib import Path
 
 from grpc_edge.healthcheck import probe
 from grpc_edge.settings import EdgeSettings
@@ -39,8 +40,8 @@ class EdgeServer(LocalServer):
     binary = "grpc_edge"  # `python -m grpc_edge` is what the pid check finds in the command line
     port_setting = "DEVSTACK_GRPC_PORT"
 
-    def __init__(self, port: int, metrics_port: int) -> None:
-        super().__init__(port)
+    def __init__(self, port: int, metrics_port: int, state_dir: Path | None = None) -> None:
+        super().__init__(port, state_dir)
         self.metrics_port = metrics_port
 
     def command(self) -> list[str]:
