@@ -150,7 +150,7 @@ def test_a_refund_that_keeps_failing_does_not_hold_the_stock(
     path = stack.run(order_id)
     # Then the stock is released anyway, and the order is flagged owing exactly the refund
     assert (path.status, path.error) == ("FAILED", "CompensationFailed")
-    assert path.states() == [
+    assert states(path) == [  # the Parallel's branch states in name order
         "ProcessPayment",
         "ReserveStock",
         "ConfirmOrder",
@@ -162,7 +162,7 @@ def test_a_refund_that_keeps_failing_does_not_hold_the_stock(
         "CompensationFailed",
         "MarkNeedsAttention",
         "SagaNeedsAttention",
-    ] or sorted(path.states()[4:7]) == ["RefundPayment", "RefundPaymentOwed", "ReleaseStock"]
+    ]
     assert stack.stock() == INITIAL
     assert reservations(stack, order_id) == ["RELEASED"]
     [row] = stack.query(
