@@ -21,7 +21,7 @@ from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from .conftest import ALL_SCOPES, Edge, EdgeFactory, make_token
 
 LEAK = re.compile(
-    r"\b\d{1,3}(\.\d{1,3}){3}\b|localhost|127\.0\.0\.1|:\d{2,5}\b|arn:|\b\d{12}\b"
+    r"\b\d{1,3}(\.\d{1,3}){3}\b|localhost|127\.0\.0\.1|:\d{2,5}\b|arn:|(?<![\w-])\d{12}(?![\w-])"
     r"|\b(SELECT|INSERT|UPDATE|DELETE)\b|errorMessage|errorType|Traceback|MYSQL_|REDIS_|pymysql|botocore",
     re.IGNORECASE,
 )
