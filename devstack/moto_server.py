@@ -3,7 +3,8 @@
 Run as `python -m devstack.moto_server` by `order-saga aws up` (see devstack/aws.py). Before
 serving it turns on moto's Step Functions execution (moto runs the ASL with its bundled
 interpreter), points the interpreter's own AWS calls at this server (MOTO_PORT), and installs
-the local Lambda invoker in place of moto's Docker runner.
+the local Lambda invoker in place of moto's Docker runner, and its own SQS poller in place of
+moto's one-shot event-source delivery (devstack/sqs_poller.py).
 
 Two costs of moto's per execution are ours to remove, and this launcher removes them: the
 interpreter parses the ASL definition again for every execution (ANTLR, tens of milliseconds of
@@ -32,6 +33,7 @@ from typing import Any
 
 from .aws import AwsStackSettings
 from .invoker import LocalInvoker, base_environment, default_concurrency, install
+from .sqs_poller import SqsPoller, stop_moto_push
 
 
 class ScaledClock:
@@ -154,14 +156,20 @@ def main() -> None:
         total_limit=settings.lambda_concurrency or total,
     )
     install(invoker)
+    stop_moto_push()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=settings.moto_port, verbose=False)
     stop = threading.Event()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     server.start()
+    from moto.core.models import DEFAULT_ACCOUNT_ID  # noqa: PLC0415
+
+    poller = SqsPoller(DEFAULT_ACCOUNT_ID, settings.region, settings.retry_time_scale)
+    poller.start()
     print(f"moto server on {settings.endpoint_url} (Step Functions execution on)", flush=True)
     stop.wait()
+    poller.stop()
     invoker.shutdown()
     server.stop()
     sys.exit(0)

@@ -91,6 +91,24 @@ def test_a_good_order_is_confirmed_charged_once_its_stock_committed_and_mailed(
     ]
 
 
+def test_a_notice_whose_delivery_fails_is_received_again_and_sent_once(
+    stack: LocalStack, customer: Customer
+) -> None:
+    # Given an order whose confirmation's first delivery to SendNotification will fail
+    stack.fault("ProcessPayment", "hold")
+    order_id = customer.create({"sku-1": 1}).order_id
+    stack.fault("SendNotification", "error", order_id, error_type="SESUnavailable", times=1)
+    stack.clear_faults("ProcessPayment")
+    # When the saga confirms it and queues the notice
+    assert stack.finish(order_id).status == "SUCCEEDED"
+    # Then the queue gives the message again after its visibility timeout, and one mail goes out
+    [mail] = stack.wait_for_emails(order_id)
+    assert mail["subject"] == f"Your order {order_id} is confirmed"
+    assert "SendNotification" not in stack.faults_file.read_text()  # the failure did happen
+    notices = stack.query("SELECT kind FROM notifications WHERE order_id = %s", order_id)
+    assert notices == [{"kind": "ORDER_CONFIRMATION"}]
+
+
 def test_a_declined_card_fails_the_order_without_charging_or_reserving(
     stack: LocalStack, customer: Customer
 ) -> None:

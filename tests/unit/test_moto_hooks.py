@@ -19,7 +19,7 @@ from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguagePa
 from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
-from devstack import invoker
+from devstack import invoker, sqs_poller
 from devstack.moto_server import (
     CLIENT_MAKERS,
     ScaledClock,
@@ -127,3 +127,14 @@ def test_task_clients_are_made_once_per_region_and_service(monkeypatch: pytest.M
     # A second installation would wrap the wrapper: refused, as a moved hook is
     with pytest.raises(RuntimeError, match="boto_client_for"):
         reuse_task_clients()
+
+
+def test_stopping_moto_push_fails_loudly_when_add_message_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.sqs.models import Queue  # noqa: PLC0415
+
+    # moto delivers to event sources from add_message, which stop_moto_push relies on ...
+    assert "self.lambda_event_source_mappings" in inspect.getsource(Queue.add_message)
+    # ... and a moto that delivers elsewhere is refused, not silently doubled by the poller.
+    monkeypatch.setattr(Queue, "add_message", lambda self, message: None)
+    with pytest.raises(RuntimeError, match="no longer pushes"):
+        sqs_poller.stop_moto_push()

@@ -1,5 +1,6 @@
 """A small Lambda function for testing the local invoker itself (not one of the saga's)."""
 
+import json
 import os
 import time
 from pathlib import Path
@@ -63,3 +64,17 @@ def hold(event: Any, context: Any) -> None:
     release = Path(event["release"])
     while not release.exists():
         time.sleep(0.01)
+
+
+def consume(event: Any, context: Any) -> dict[str, Any]:
+    """An SQS consumer: notes each delivery (message id and receive count) in the body's marker,
+    and reports a record as failed while its receive count is below the body's `fail_until`."""
+    failures = []
+    for record in event["Records"]:
+        body = json.loads(record["body"])
+        receive_count = int(record["attributes"]["ApproximateReceiveCount"])
+        with Path(body["marker"]).open("a") as handle:
+            handle.write(f"{body['name']} {receive_count}\n")
+        if receive_count < body.get("fail_until", 0):
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}
