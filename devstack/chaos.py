@@ -13,7 +13,6 @@ live there. So "Redis restarted" keeps the gateway's keys (copied out and restor
 "Redis flushed" deletes every key but the gateway's: the outage is our cache's, not the bank's.
 """
 
-import json
 import os
 import signal
 import threading
@@ -29,6 +28,8 @@ from typing import Any
 import grpc
 import redis
 from botocore.exceptions import ClientError
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from grpc_edge.channel import open_channel
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
@@ -212,7 +213,7 @@ class Campaign:
                     self._before(line.index)
                     self._order(stub, user, line)
         except Exception as exc:
-            self._violation(f"client {client} stopped: {exc!r}")
+            self._violation(f"client {client} stopped: {type(exc).__name__}: {exc}")
         finally:
             channel.close()
 
@@ -333,8 +334,8 @@ class Campaign:
         self.echo(f"  infrastructure fault: {event.kind} (before order {event.before_order})")
         try:
             self._disturb(event.kind)
-        except ServiceError as exc:
-            self._violation(f"{event.kind}: the server did not come back: {exc}")
+        except (ServiceError, redis.RedisError) as exc:
+            self._violation(f"{event.kind} failed: {type(exc).__name__}: {exc}")
         self._count(f"infra:{event.kind}")
 
     def _disturb(self, kind: str) -> None:
@@ -353,32 +354,38 @@ class Campaign:
             ledger = self._gateway_keys()
             self.stack.redis_server.stop()
             self.stack.redis_server.start()
-            client = create_redis(self.stack.settings)
+            client = self._redis()
             for key, dumped in ledger.items():
                 try:
                     client.restore(key, 0, dumped)
                 except redis.ResponseError:
                     continue  # written again since the restart: the newer one stays
         elif kind == "redis-flush":
-            client = create_redis(self.stack.settings)
-            ours = [
-                key
-                for key in client.scan_iter(count=1000)
-                if not str(key).startswith(SimulatedGateway.PREFIX)
-            ]
+            client = self._redis()
+            gateway = SimulatedGateway.PREFIX.encode()
+            ours = [key for key in client.scan_iter(count=1000) if not key.startswith(gateway)]
             if ours:
                 client.delete(*ours)
 
     def _gateway_keys(self) -> dict[str, bytes]:
         """The simulated gateway's ledger, read with writes paused until the server stops: a charge
         written after the copy would otherwise vanish with the restart (a bank keeps its books)."""
-        client = redis.Redis.from_url(self.stack.settings.redis_url)  # bytes: DUMP is binary
+        client = self._redis()
         client.client_pause(60_000, all=False)  # writes wait (and fail with the stop); reads go on
         keys = list(client.scan_iter(match=f"{SimulatedGateway.PREFIX}:*", count=1000))
         dumped = client.pipeline(transaction=False)
         for key in keys:
             dumped.dump(key)
         return {key.decode(): value for key, value in zip(keys, dumped.execute(), strict=True) if value}
+
+    def _redis(self) -> redis.Redis:
+        """The campaign's own client (bytes: DUMP is binary); it retries through a blip, as an
+        operator's script would, so a disturbance is not lost to the load it runs under."""
+        return redis.Redis.from_url(
+            self.stack.settings.redis_url,
+            retry=Retry(ExponentialBackoff(cap=1.0), retries=5),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        )
 
     def _ensure_running(self) -> None:
         for server in (self.stack.mariadb, self.stack.redis_server, self.stack.edge):
@@ -401,9 +408,9 @@ class Campaign:
                     self.injections[f"lambda:{name}"] += fired
 
     def _settle(self, timeout: float) -> bool:
-        """Wait until no execution of the campaign's orders runs, no order waits for the
-        reconciler and no notice waits on the queue. moto has no queue poller: a message that
-        failed is delivered with the next one sent, so a harmless one is sent to carry it."""
+        """Wait until no execution of the campaign's orders runs, every order is settled (one
+        whose saga was stopped waits for the watchdog, an orphan for the reconciler) and no
+        notice waits on the queue (a failed one is received again after its visibility timeout)."""
         deadline = time.monotonic() + timeout
         ours = set(self.order_ids)
         database = Database(self.stack.settings)
@@ -419,19 +426,18 @@ class Campaign:
                 ]
                 with database.transaction() as cursor:
                     cursor.execute(
-                        "SELECT COUNT(*) AS n FROM orders WHERE status = 'PENDING' AND execution_arn IS NULL"
+                        "SELECT COUNT(*) AS n FROM orders WHERE status IN ('PENDING', 'CANCELLING')"
                         " AND order_id IN %s",
                         (list(ours) or [""],),
                     )
-                    orphans = int(cursor.fetchone()["n"])  # type: ignore[index]
+                    unsettled = int(cursor.fetchone()["n"])  # type: ignore[index]
                 waiting = self._queued_notices()
-                if waiting:
-                    self._nudge_notices(database)
-                if not running and not orphans and not waiting:
+                if not running and not unsettled and not waiting:
                     return True
                 if time.monotonic() > deadline:
                     self.echo(
-                        f"  not settled: {len(running)} running, {orphans} orphaned, {waiting} notices queued"
+                        f"  not settled: {len(running)} running, {unsettled} orders unsettled,"
+                        f" {waiting} notices queued"
                     )
                     return False
                 time.sleep(2.0)
@@ -450,18 +456,6 @@ class Campaign:
         return int(attributes["ApproximateNumberOfMessages"]) + int(
             attributes["ApproximateNumberOfMessagesNotVisible"]
         )
-
-    def _nudge_notices(self, database: Database) -> None:
-        with database.transaction() as cursor:
-            cursor.execute(
-                "SELECT order_id, kind FROM notifications WHERE order_id IN %s LIMIT 1",
-                (self.order_ids or [""],),
-            )
-            sent = cursor.fetchone()
-        if sent is not None:  # already sent: its consumer skips it, and carries the others
-            self.stack.sqs.send_message(
-                QueueUrl=self.stack.notification_queue_url, MessageBody=json.dumps(sent)
-            )
 
     def _outcomes(self) -> dict[str, int]:
         database = Database(self.stack.settings)

@@ -220,7 +220,8 @@ def dlq_list() -> None:
 @click.option("--order-id", help="only this order's messages")
 @reported
 def dlq_redrive(order_id: str | None) -> None:
-    """Run the failed compensations again; a message is deleted once its compensation completes."""
+    """Run the failed compensations again; a message is deleted once its compensation completes.
+    Exits 1 when a message is kept (its compensation failed again)."""
     report = dlq.redrive_all(
         boto3.client("lambda"),
         boto3.client("sqs"),
@@ -228,8 +229,11 @@ def dlq_redrive(order_id: str | None) -> None:
         env_value("NOTIFICATION_QUEUE_URL"),
         order_id,
     )
-    for line in report or ["nothing to re-drive"]:
+    for line in report.lines or ["nothing to re-drive"]:
         click.echo(line)
+    if report.kept:
+        click.echo(f"{report.kept} message(s) kept on the queue: their compensation failed again", err=True)
+        sys.exit(1)
 
 
 COMMANDS = (aws_group, faults_group, executions_group, dlq_group)

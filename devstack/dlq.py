@@ -8,7 +8,7 @@ the customer notice; only a message whose compensation now completes is deleted.
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from order_saga.errors import OrderCancelled
@@ -98,10 +98,18 @@ def _parse(message: dict[str, Any]) -> DlqMessage:
     return DlqMessage(message["MessageId"], message["ReceiptHandle"], body if isinstance(body, dict) else {})
 
 
+@dataclass
+class RedriveReport:
+    """What a re-drive did: a few lines per message, and how many messages stay on the queue."""
+
+    lines: list[str] = field(default_factory=list)
+    kept: int = 0
+
+
 def redrive_all(
     lam: Any, sqs: Any, queue_url: str, notification_queue_url: str, order_id: str | None = None
-) -> list[str]:
-    """Re-drive every message (or those of one order); the report, a few lines per message."""
+) -> RedriveReport:
+    """Re-drive every message (or those of one order)."""
     messages: dict[str, DlqMessage] = {}
     while True:  # take them all, hidden from a concurrent re-drive while this one works
         batch = sqs.receive_message(
@@ -110,22 +118,24 @@ def redrive_all(
         if not batch:
             break
         messages |= {message.message_id: message for message in map(_parse, batch)}
-    report: list[str] = []
+    report = RedriveReport()
     for message in messages.values():
         if order_id and message.order_id != order_id:
             sqs.change_message_visibility(
                 QueueUrl=queue_url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=0
             )
             continue
-        report.append(f"{message.order_id}:")
-        report += [f"  {line}" for line in redrive(message, lam, sqs, queue_url, notification_queue_url)]
+        lines, completed = redrive(message, lam, sqs, queue_url, notification_queue_url)
+        report.lines += [f"{message.order_id}:", *(f"  {line}" for line in lines)]
+        report.kept += not completed
     return report
 
 
 def redrive(
     message: DlqMessage, lam: Any, sqs: Any, queue_url: str, notification_queue_url: str
-) -> list[str]:
-    """Run the message's compensation again; delete the message if it completes. The steps' report."""
+) -> tuple[list[str], bool]:
+    """Run the message's compensation again; delete the message if it completes. The steps'
+    report, and whether it completed."""
     report = []
     error = message.context.get("error")
     for step in message.steps():
@@ -138,7 +148,7 @@ def redrive(
             sqs.change_message_visibility(
                 QueueUrl=queue_url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=0
             )
-            return report
+            return report, False
         report.append(f"{step}: ok")
     sqs.send_message(
         QueueUrl=notification_queue_url,
@@ -147,4 +157,4 @@ def redrive(
     report.append(f"{message.notice()} queued")
     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message.receipt_handle)
     report.append("message deleted")
-    return report
+    return report, True

@@ -193,7 +193,18 @@ def test_clean_books_pass_every_invariant(world: World) -> None:
         {"sku-1": 1},
         ("compensation-dlq", "mysql"),
     )
+    assert f"needs attention: {ids[3]} owes refund 9.99, sku-1x1 [compensation-dlq, mysql]" in report.render()
     assert json.loads(json.dumps(report.as_json()))["violations"] == 0
+
+
+def test_an_attention_order_that_holds_nothing_is_listed_as_owing_nothing_by_the_books(world: World) -> None:
+    # Given an order flagged because a compensation could not be confirmed, though it holds nothing
+    order_id = world.needs_attention()
+    refund_payment(world.database, world.gateway, order_id)
+    release_stock(world.database, world.cache, order_id)
+    # Then the auditor lists it with what the books say it owes: nothing, so a person may resolve it
+    report = world.audit()
+    assert f"needs attention: {order_id} owes nothing by the books [mysql]" in report.render()
 
 
 def test_a_stuck_order_is_reported_only_past_the_deadline(world: World) -> None:

@@ -97,11 +97,11 @@ class AuditReport:
             lines.append(f"{result.name:<{width}}  {result.checked:>7}  {result.violations:>10}  {first}")
         lines.append(f"{self.orders} orders, {len(self.in_flight)} in flight, {self.violations} violation(s)")
         for owed in self.owed:
-            units = ", ".join(f"{p}x{q}" for p, q in sorted(owed.units.items())) or "no units"
+            refund = [f"refund {owed.refund:.2f}"] if owed.refund else []
+            units = [f"{p}x{q}" for p, q in sorted(owed.units.items())]
+            owes = ", ".join(refund + units) or "nothing by the books"
             records = ", ".join(owed.records) or "NO RECORD"
-            lines.append(
-                f"needs attention: {owed.order_id} owes refund {owed.refund:.2f}, {units} [{records}]"
-            )
+            lines.append(f"needs attention: {owed.order_id} owes {owes} [{records}]")
         return lines
 
 
