@@ -77,7 +77,8 @@ class Watchdog(Construct):
         )
         function.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["states:DescribeExecution"],
+                # Its status, and the end of its history: whether the notify state ran.
+                actions=["states:DescribeExecution", "states:GetExecutionHistory"],
                 resources=[
                     stack.format_arn(
                         service="states",
@@ -97,7 +98,8 @@ class Watchdog(Construct):
                 function.role,
                 f"AwsSolutions-IAM5[Resource::arn:{partition}:states:{stack.region}:<AWS::AccountId>:"
                 f"execution:<{logical_id(machine)}.Name>:*]",
-                "DescribeExecution names an execution; the watchdog reads any execution of this one "
+                "DescribeExecution and GetExecutionHistory name an execution; the watchdog reads any "
+                "execution of this one "
                 "state machine (each is named after its order), so the name is the only wildcard.",
             )
         notification_queue.grant_send_messages(function)

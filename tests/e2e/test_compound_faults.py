@@ -23,7 +23,7 @@ from order_saga.errors import WorkflowUnavailable
 from order_saga.order_service import OrderService
 from order_saga.payment_gateway import SimulatedGateway
 from order_saga.watchdog import SagaWatchdog
-from tests.e2e.stack import LocalStack
+from tests.e2e.stack import Customer, LocalStack
 from tests.e2e.test_operator_commands import order_saga
 from tests.e2e.test_order_saga import INITIAL, states
 
@@ -206,6 +206,33 @@ def test_an_execution_stopped_mid_saga_is_settled_by_one_reconciler_pass(
     assert stack.stock() == INITIAL
     # and a second pass finds nothing left to do
     assert reconciler(stack, ledger).run_once().settled == []
+
+
+def test_an_execution_stopped_after_ending_its_order_gets_its_notice_from_the_watchdog(
+    stack: LocalStack, customer: Customer, ledger: SimulatedGateway
+) -> None:
+    # Given a declined order whose saga is held in MarkOrderFailed
+    stack.fault("MarkOrderFailed", "hold")
+    order_id = customer.create({"sku-1": 1}, token="tok_chargeDeclined").order_id
+    stack.wait_for_state(order_id, "MarkOrderFailed")
+    # When an operator stops the execution there (moto ends it once the held step returns: the
+    # order is FAILED, and SendFailureAlert never runs)
+    execution = stack.execution_of(order_id)
+    stack.sfn.stop_execution(executionArn=execution, error="Operator", cause="stopped from the console")
+    stack.clear_faults("MarkOrderFailed")
+    wait_for(lambda: stack.sfn.describe_execution(executionArn=execution)["status"] == "ABORTED", "ABORTED")
+    assert stack.order(order_id)["status"] == "FAILED"
+    assert not entered(stack, execution, "SendFailureAlert")
+    # and the reconciler makes one pass
+    done = reconciler(stack, ledger).run_once()
+    # Then the watchdog queued the notice the execution owed, and the customer is told once
+    assert [(o.action, o.execution_status) for o in done.settled if o.order_id == order_id] == [
+        ("notified", "ABORTED")
+    ]
+    [mail] = stack.wait_for_emails(order_id)
+    assert mail["subject"] == f"We could not complete your order {order_id}"
+    # and a second pass does not queue it again
+    assert [o for o in reconciler(stack, ledger).run_once().settled if o.order_id == order_id] == []
 
 
 def test_a_cancellation_whose_start_failed_ends_cancelled_after_the_reconciler(

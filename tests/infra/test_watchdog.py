@@ -42,7 +42,7 @@ def test_the_watchdog_may_read_executions_of_the_two_machines_and_nothing_else_o
     _, props = lambda_function(synthesized, function("SagaWatchdog"))
     statements = role_policy(synthesized, props["Role"]["Fn::GetAtt"][0])
     states = [s for s in statements if "states:" in dump(s["Action"])]
-    assert [s["Action"] for s in states] == ["states:DescribeExecution"]
+    assert [s["Action"] for s in states] == [["states:DescribeExecution", "states:GetExecutionHistory"]]
     machines = {state_machine(synthesized, name)[0] for name in c.STATE_MACHINES}
     assert refs(states[0]["Resource"]) - {"AWS::Partition", "AWS::AccountId"} == machines
     assert ":execution:" in dump(states[0]["Resource"])

@@ -8,7 +8,9 @@ closed, runs every compensation still owed, each on its own (one failing does no
 other), then ends the order FAILED or CANCELLED with its notice. If a compensation still fails,
 the order is flagged NEEDS_ATTENTION with what it owes, and the full context goes to the
 compensation DLQ. A FAILED or CANCELLED order still holding money or stock (a charge that landed
-after its compensation and whose refund failed) is settled the same way.
+after its compensation and whose refund failed) is settled the same way. An execution that
+closed after ending its order but before its notify state (stopped, timed out) owed the customer
+a notice: the watchdog queues it, once (logged QUEUED in saga_log; the consumer sends a kind once).
 
 In AWS an EventBridge rule on "Step Functions Execution Status Change" (FAILED, TIMED_OUT, ABORTED)
 invokes it per execution, and a schedule runs `settle_stuck` (which finds the candidates in
@@ -30,10 +32,10 @@ from .errors import InvalidStateTransition, OrderCancelled, OrderSagaError, Work
 from .models import Order, OrderStatus
 from .observability import logger
 from .payment_gateway import PaymentGateway, create_gateway
-from .repository import fetch_order
+from .repository import fetch_order, log_step
 from .settings import Settings
 from .steps.inventory import release_stock
-from .steps.notification import NotificationKind
+from .steps.notification import NOTICE_OF, STEP_NAMES, NotificationKind
 from .steps.orders import (
     StepError,
     mark_needs_attention,
@@ -50,7 +52,14 @@ else:
     SFNClient = SQSClient = Any
 
 RUNNING = "RUNNING"
+SUCCEEDED = "SUCCEEDED"
 ERROR_NAME = "SagaWatchdog"
+# A closed execution's last events hold its notify state's exit, if it got that far (after it
+# come at most a Succeed or Fail state and the execution's end).
+HISTORY_TAIL = 25
+# How long after its end a settled order is looked at for a notice its execution never queued
+# (the sweep's part; in AWS the execution's own status event comes first).
+NOTICE_SWEEP_SECONDS = 3600
 
 
 def execution_arn_for(state_machine_arn: str, name: str) -> str:
@@ -60,7 +69,7 @@ def execution_arn_for(state_machine_arn: str, name: str) -> str:
 
 class WatchdogOutcome(BaseModel):
     order_id: str
-    action: str  # "none" (nothing owed, or its execution still runs), "settled", "flagged"
+    action: str  # "none" (nothing owed, or its execution still runs), "settled", "flagged", "notified"
     status: OrderStatus
     execution_status: str | None = None
     owed: list[str] = []
@@ -99,17 +108,17 @@ class SagaWatchdog:
         # execution does not exist and that holds nothing was never started (throttled, or the
         # edge died), and the reconciler starts it.
         never_started = order.status is OrderStatus.PENDING and execution_status is None and not owed
-        if (
-            order.status in {OrderStatus.CONFIRMED, OrderStatus.NEEDS_ATTENTION}
-            or execution_status == RUNNING
-            or never_started
-        ):
+        if order.status is OrderStatus.NEEDS_ATTENTION or execution_status == RUNNING or never_started:
             return WatchdogOutcome(
                 order_id=order_id, action="none", status=order.status, execution_status=execution_status
             )
         if order.status.is_terminal and not self._holds_money_or_stock(order, owed):
+            notified = self._queue_missing_notice(order, arn, execution_status)
             return WatchdogOutcome(
-                order_id=order_id, action="none", status=order.status, execution_status=execution_status
+                order_id=order_id,
+                action="notified" if notified else "none",
+                status=order.status,
+                execution_status=execution_status,
             )
         return self._finish(order, arn, execution_status, owed)
 
@@ -134,7 +143,10 @@ class SagaWatchdog:
 
     def settle_stuck(self, grace_seconds: float, limit: int = 100) -> list[WatchdogOutcome]:
         """Settle every order that an execution may have left behind, untouched for `grace_seconds`:
-        PENDING with an execution, CANCELLING, and FAILED or CANCELLED still holding money or stock."""
+        PENDING with an execution, CANCELLING, FAILED or CANCELLED still holding money or stock,
+        then (a query of its own, so they never crowd out the others) the settled orders of the
+        last NOTICE_SWEEP_SECONDS whose notice was not sent."""
+        grace = int(grace_seconds * 1_000_000)
         with self._db.transaction() as cursor:
             cursor.execute(
                 "SELECT o.order_id FROM orders o WHERE o.updated_at < CURRENT_TIMESTAMP(3) - INTERVAL %s"
@@ -144,9 +156,20 @@ class SagaWatchdog:
                 " AND p.status IN ('SUCCESS', 'CHARGING')) OR EXISTS (SELECT 1 FROM inventory_reservations r"
                 " WHERE r.order_id = o.order_id AND r.status <> 'RELEASED'))))"
                 " ORDER BY o.updated_at LIMIT %s",
-                (int(grace_seconds * 1_000_000), limit),
+                (grace, limit),
             )
             candidates = [row["order_id"] for row in cursor.fetchall()]
+            cursor.execute(
+                "SELECT o.order_id FROM orders o WHERE o.updated_at < CURRENT_TIMESTAMP(3) - INTERVAL %s"
+                " MICROSECOND AND o.updated_at > CURRENT_TIMESTAMP(3) - INTERVAL %s MICROSECOND"
+                " AND o.email IS NOT NULL AND o.status IN ('CONFIRMED', 'FAILED', 'CANCELLED')"
+                " AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.order_id = o.order_id AND n.kind ="
+                " CASE o.status WHEN 'CONFIRMED' THEN 'ORDER_CONFIRMATION' WHEN 'FAILED' THEN 'FAILURE_ALERT'"
+                " ELSE 'CANCELLATION_NOTICE' END) AND NOT EXISTS (SELECT 1 FROM saga_log l"
+                " WHERE l.saga_id = o.order_id AND l.status = 'QUEUED') ORDER BY o.updated_at LIMIT %s",
+                (grace, grace + NOTICE_SWEEP_SECONDS * 1_000_000, limit),
+            )
+            candidates += [row["order_id"] for row in cursor.fetchall() if row["order_id"] not in candidates]
         outcomes = []
         for order_id in candidates:
             try:
@@ -175,7 +198,43 @@ class SagaWatchdog:
             return order.cancellation_execution_arn or execution_arn_for(
                 self._cancellation_arn, order.order_id
             )
+        if order.status is OrderStatus.CANCELLED and order.cancellation_execution_arn:
+            return order.cancellation_execution_arn
         return order.execution_arn
+
+    def _queue_missing_notice(self, order: Order, arn: str | None, execution_status: str | None) -> bool:
+        """An execution that closed after ending its order but before its notify state (stopped,
+        timed out) leaves the customer untold: queue the notice (the consumer sends a kind once).
+        Whether the notify state ran is read from the end of the execution's history."""
+        kind = NOTICE_OF.get(order.status)
+        if kind is None or not order.email or arn is None or execution_status in {None, SUCCEEDED}:
+            return False
+        if self._queued_before(order.order_id, kind):
+            return False
+        events = self._stepfunctions.get_execution_history(
+            executionArn=arn, reverseOrder=True, maxResults=HISTORY_TAIL
+        )["events"]
+        exited = {event.get("stateExitedEventDetails", {}).get("name") for event in events}
+        if STEP_NAMES[kind] in exited:
+            return False
+        self._queue_notice(order.order_id, kind)
+        logger.info("notice queued by the watchdog", extra={"order_id": order.order_id, "kind": kind})
+        return True
+
+    def _queued_before(self, order_id: str, kind: NotificationKind) -> bool:
+        with self._db.transaction() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM saga_log WHERE saga_id = %s AND step = %s AND status = 'QUEUED' LIMIT 1",
+                (order_id, STEP_NAMES[kind]),
+            )
+            return cursor.fetchone() is not None
+
+    def _queue_notice(self, order_id: str, kind: NotificationKind) -> None:
+        """Queue the notice and log it (QUEUED, by the watchdog), so no later pass queues it again."""
+        body = json.dumps({"order_id": order_id, "kind": kind})
+        self._sqs.send_message(QueueUrl=self._notification_queue_url, MessageBody=body)
+        with self._db.transaction() as cursor:
+            log_step(cursor, order_id, STEP_NAMES[kind], "QUEUED", ERROR_NAME)
 
     @staticmethod
     def _holds_money_or_stock(order: Order, owed: list[str]) -> bool:
@@ -214,10 +273,7 @@ class SagaWatchdog:
             )
             outcome = mark_order_failed(self._db, self._cache, order.order_id, error)
         kind = NotificationKind.CANCELLATION_NOTICE if cancelled else NotificationKind.FAILURE_ALERT
-        self._sqs.send_message(
-            QueueUrl=self._notification_queue_url,
-            MessageBody=json.dumps({"order_id": order.order_id, "kind": kind}),
-        )
+        self._queue_notice(order.order_id, kind)
         logger.info(
             "order settled by the watchdog", extra={"order_id": order.order_id, "status": outcome.status}
         )

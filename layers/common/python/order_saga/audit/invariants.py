@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from ..models import OrderStatus
+from ..steps.notification import NOTICE_OF, STEP_NAMES, NotificationKind
 from .books import Books, OrderRow, PaymentRow
 from .sources import AttentionRecord, Execution, LedgerEntry
 
@@ -43,17 +44,6 @@ FAILED_LEAVES = {  # a re-drive or an operator may finish a NEEDS_ATTENTION orde
 # The machine whose closed execution must not leave its order in this status.
 LEFT_BEHIND = {OrderStatus.PENDING: "OrderSaga", OrderStatus.CANCELLING: "OrderCancellation"}
 
-# The notice each final status owes its customer (when the order has an e-mail address).
-NOTICE_OF = {
-    OrderStatus.CONFIRMED: "ORDER_CONFIRMATION",
-    OrderStatus.FAILED: "FAILURE_ALERT",
-    OrderStatus.CANCELLED: "CANCELLATION_NOTICE",
-}
-NOTICE_STEP = {
-    "ORDER_CONFIRMATION": "SendOrderConfirmation",
-    "FAILURE_ALERT": "SendFailureAlert",
-    "CANCELLATION_NOTICE": "SendCancellationNotice",
-}
 STATUS_VALUES = {status.value for status in OrderStatus}
 
 
@@ -375,7 +365,8 @@ def _expected_entries(ctx: AuditContext, order: OrderRow) -> list[tuple[tuple[st
         expected.append((("ReleaseStock", "RELEASED"),))
     if any(row.status == "COMMITTED" for row in rows):
         expected.append((("ConfirmOrder", "CONFIRMED"),))
-    expected += [((NOTICE_STEP[kind], "SENT"),) for kind in ctx.books.notifications.get(order.order_id, {})]
+    sent = ctx.books.notifications.get(order.order_id, {})
+    expected += [((STEP_NAMES[NotificationKind(kind)], "SENT"),) for kind in sent]
     return expected
 
 

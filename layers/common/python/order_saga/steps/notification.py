@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ..db import Database
-from ..models import Order, OrderId
+from ..models import Order, OrderId, OrderStatus
 from ..observability import logger
 from ..repository import fetch_order, log_step
 
@@ -22,10 +22,18 @@ class NotificationKind(StrEnum):
     CANCELLATION_NOTICE = "CANCELLATION_NOTICE"
 
 
+# The state of the machines that queues each notice.
 STEP_NAMES = {
     NotificationKind.ORDER_CONFIRMATION: "SendOrderConfirmation",
     NotificationKind.FAILURE_ALERT: "SendFailureAlert",
     NotificationKind.CANCELLATION_NOTICE: "SendCancellationNotice",
+}
+
+# The notice each final status owes its customer (when the order has an e-mail address).
+NOTICE_OF = {
+    OrderStatus.CONFIRMED: NotificationKind.ORDER_CONFIRMATION,
+    OrderStatus.FAILED: NotificationKind.FAILURE_ALERT,
+    OrderStatus.CANCELLED: NotificationKind.CANCELLATION_NOTICE,
 }
 
 
