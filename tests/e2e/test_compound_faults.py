@@ -21,7 +21,7 @@ from grpc_edge.reconciler import Reconciler
 from order_saga.db import Database
 from order_saga.errors import WorkflowUnavailable
 from order_saga.order_service import OrderService
-from order_saga.payment_gateway import SimulatedGateway
+from order_saga.payment_gateway import HttpGateway, PaymentGateway, SimulatedGateway
 from order_saga.watchdog import SagaWatchdog
 from tests.e2e.stack import Customer, LocalStack
 from tests.e2e.test_operator_commands import order_saga
@@ -47,7 +47,7 @@ def order_service(stack: LocalStack, stepfunctions: Any | None = None) -> OrderS
     )
 
 
-def reconciler(stack: LocalStack, ledger: SimulatedGateway) -> Reconciler:
+def reconciler(stack: LocalStack, ledger: PaymentGateway) -> Reconciler:
     """The edge's reconciler, with no grace period: every order an execution left is due now."""
     watchdog = SagaWatchdog(
         Database(stack.settings),
@@ -61,6 +61,18 @@ def reconciler(stack: LocalStack, ledger: SimulatedGateway) -> Reconciler:
     )
     return Reconciler(
         order_service(stack), watchdog, interval_seconds=0, grace_seconds=60, watchdog_grace_seconds=0
+    )
+
+
+def unreachable_stepfunctions(stack: LocalStack) -> Any:
+    """A Step Functions client whose every call fails to connect (StartExecution refused)."""
+    return boto3.client(
+        "stepfunctions",
+        endpoint_url="http://127.0.0.1:9",
+        region_name=stack.aws.region,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
     )
 
 
@@ -242,16 +254,10 @@ def test_a_cancellation_whose_start_failed_ends_cancelled_after_the_reconciler(
     order_id = stack.new_order({"sku-1": 1})
     assert stack.run(order_id).status == "SUCCEEDED"
     # When the customer cancels it but StartExecution of the cancellation machine fails
-    unreachable = boto3.client(
-        "stepfunctions",
-        endpoint_url="http://127.0.0.1:9",
-        region_name=stack.aws.region,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
-    )
     with pytest.raises(WorkflowUnavailable):
-        order_service(stack, unreachable).cancel_order("user-1", order_id, "changed my mind")
+        order_service(stack, unreachable_stepfunctions(stack)).cancel_order(
+            "user-1", order_id, "changed my mind"
+        )
     assert stack.order(order_id)["status"] == "CANCELLING"
     # and the reconciler makes one pass
     reconciler(stack, ledger).run_once()
@@ -260,6 +266,32 @@ def test_a_cancellation_whose_start_failed_ends_cancelled_after_the_reconciler(
     assert (ledger.charges(order_id), ledger.refunds(order_id)) == (1, 1)
     assert stack.stock() == INITIAL
     wait_for(lambda: len(stack.emails_about(order_id)) == 2, "the cancellation notice")
+
+
+def test_a_cancellation_flagged_before_its_machine_started_is_resolved_cancelled(
+    stack: LocalStack, ledger: SimulatedGateway
+) -> None:
+    # Given a CONFIRMED order whose cancellation could not start, and whose refund the watchdog
+    # could not make either (the gateway unreachable): flagged NEEDS_ATTENTION, owing the refund
+    order_id = stack.new_order({"sku-1": 1})
+    assert stack.run(order_id).status == "SUCCEEDED"
+    with pytest.raises(WorkflowUnavailable):
+        order_service(stack, unreachable_stepfunctions(stack)).cancel_order(
+            "user-1", order_id, "changed my mind"
+        )
+    unreachable_gateway = HttpGateway("http://127.0.0.1:9", "local", timeout=1)
+    done = reconciler(stack, unreachable_gateway).run_once()
+    assert [(o.action, o.owed) for o in done.settled if o.order_id == order_id] == [
+        ("flagged", ["RefundPayment"])
+    ]
+    # When the operator resolves it once the gateway answers again
+    code, resolved = order_saga(stack, "attention", "resolve", order_id)
+    # Then it ends as the customer asked: CANCELLED, refunded once, restocked, and told
+    assert (code, resolved.strip().splitlines()[-1]) == (0, f"{order_id}: CANCELLED"), resolved
+    assert (ledger.charges(order_id), ledger.refunds(order_id)) == (1, 1)
+    assert stack.stock() == INITIAL
+    mails = stack.wait_for_emails(order_id, count=2)
+    assert f"Your order {order_id} is cancelled" in [mail["subject"] for mail in mails]
 
 
 def test_an_operator_lists_shows_and_resolves_an_order_that_needs_attention(stack: LocalStack) -> None:

@@ -253,16 +253,21 @@ class OrderService:
                 )
                 log_step(cursor, order_id, "CancelOrder", "REQUESTED", reason)
             elif status is OrderStatus.CONFIRMED:
+                # The cancellation's ARN is stored with CANCELLING, before its start (as CreateOrder
+                # stores the saga's): whatever becomes of the start, the order says it is cancelling.
                 cursor.execute(
-                    "UPDATE orders SET status = 'CANCELLING', version = version + 1 WHERE order_id = %s",
-                    (order_id,),
+                    "UPDATE orders SET status = 'CANCELLING', cancellation_execution_arn = %s,"
+                    " version = version + 1 WHERE order_id = %s",
+                    (execution_arn_for(self.cancellation_arn, order_id), order_id),
                 )
                 log_step(cursor, order_id, "CancelOrder", OrderStatus.CANCELLING, reason)
         if status is OrderStatus.CONFIRMED:
             publish_status(self._cache, order_id, OrderStatus.CANCELLING)
         if status in {OrderStatus.CONFIRMED, OrderStatus.CANCELLING}:
             # Also on CANCELLING: a retry after a failed start starts it now (same name: at most once).
-            self._start_cancellation(order_id)
+            # A start that failed leaves the order CANCELLING with no such execution: the watchdog
+            # (the reconciler's pass) then finishes the cancellation itself.
+            self._start(self.cancellation_arn, order_id)
         return self.get_order(user_id, order_id)
 
     def watch_order(
@@ -493,18 +498,6 @@ class OrderService:
                 (arn, order_id),
             )
             log_step(cursor, order_id, "Reconciler", "STARTED", None)
-
-    def _start_cancellation(self, order_id: str) -> None:
-        """Start the cancellation machine and store its execution's ARN, so the saga watchdog can
-        read that execution's status. A start that failed leaves the ARN empty: the watchdog
-        (the reconciler's pass) then finishes the cancellation itself."""
-        arn = self._start(self.cancellation_arn, order_id)
-        with self._database().transaction() as cursor:
-            cursor.execute(
-                "UPDATE orders SET cancellation_execution_arn = %s"
-                " WHERE order_id = %s AND cancellation_execution_arn IS NULL",
-                (arn, order_id),
-            )
 
     def _start(self, state_machine_arn: str, order_id: str) -> str:
         """StartExecution named after the order, which makes a double start impossible. When the
