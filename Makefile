@@ -67,8 +67,8 @@ bench: migrate ## Run every benchmark briefly and print one table (figure, basel
 	$(BIN)/python benchmarks/bench.py
 
 .PHONY: fuzz
-FUZZ_REQUESTS ?= 3334
-fuzz: migrate ## The edge fuzzer's long run: FUZZ_REQUESTS per property (3 x 3334 = 10,002 requests), counts by code
+FUZZ_REQUESTS ?= 2000
+fuzz: migrate ## The edge fuzzer's long run: FUZZ_REQUESTS per property (5 x 2000 = 10,000 requests), counts by code
 	FUZZ_REQUESTS=$(FUZZ_REQUESTS) FUZZ_REPORT=$(CURDIR)/.devstack/fuzz-report.txt \
 		$(BIN)/pytest tests/integration/edge/test_fuzz.py -q -p no:cacheprovider -o timeout=0 \
 		> .devstack/fuzz.log 2>&1 || { tail -40 .devstack/fuzz.log; exit 1; }
