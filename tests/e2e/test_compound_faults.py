@@ -76,6 +76,17 @@ def unreachable_stepfunctions(stack: LocalStack) -> Any:
     )
 
 
+def cancelled_without_a_start(stack: LocalStack) -> str:
+    """A CONFIRMED order cancelled through the order service while StartExecution fails."""
+    order_id = stack.new_order({"sku-1": 1})
+    assert stack.run(order_id).status == "SUCCEEDED"
+    with pytest.raises(WorkflowUnavailable):
+        order_service(stack, unreachable_stepfunctions(stack)).cancel_order(
+            "user-1", order_id, "changed my mind"
+        )
+    return order_id
+
+
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60) -> Any:
     deadline = time.monotonic() + timeout
     while not (value := condition()):
@@ -250,14 +261,8 @@ def test_an_execution_stopped_after_ending_its_order_gets_its_notice_from_the_wa
 def test_a_cancellation_whose_start_failed_ends_cancelled_after_the_reconciler(
     stack: LocalStack, ledger: SimulatedGateway
 ) -> None:
-    # Given a CONFIRMED order
-    order_id = stack.new_order({"sku-1": 1})
-    assert stack.run(order_id).status == "SUCCEEDED"
-    # When the customer cancels it but StartExecution of the cancellation machine fails
-    with pytest.raises(WorkflowUnavailable):
-        order_service(stack, unreachable_stepfunctions(stack)).cancel_order(
-            "user-1", order_id, "changed my mind"
-        )
+    # Given a CONFIRMED order the customer cancelled, whose cancellation machine could not start
+    order_id = cancelled_without_a_start(stack)
     assert stack.order(order_id)["status"] == "CANCELLING"
     # and the reconciler makes one pass
     reconciler(stack, ledger).run_once()
@@ -273,12 +278,7 @@ def test_a_cancellation_flagged_before_its_machine_started_is_resolved_cancelled
 ) -> None:
     # Given a CONFIRMED order whose cancellation could not start, and whose refund the watchdog
     # could not make either (the gateway unreachable): flagged NEEDS_ATTENTION, owing the refund
-    order_id = stack.new_order({"sku-1": 1})
-    assert stack.run(order_id).status == "SUCCEEDED"
-    with pytest.raises(WorkflowUnavailable):
-        order_service(stack, unreachable_stepfunctions(stack)).cancel_order(
-            "user-1", order_id, "changed my mind"
-        )
+    order_id = cancelled_without_a_start(stack)
     unreachable_gateway = HttpGateway("http://127.0.0.1:9", "local", timeout=1)
     done = reconciler(stack, unreachable_gateway).run_once()
     assert [(o.action, o.owed) for o in done.settled if o.order_id == order_id] == [
