@@ -125,7 +125,6 @@ class SagaStack(OrderSagaStack):
             order_cancellation=self.order_cancellation.state_machine,
             notification_queue=self.queues.notification_queue,
             compensation_dlq=self.queues.compensation_dlq,
-            config=options.config,
         )
         self.migration = SchemaMigration(
             self,
@@ -194,6 +193,7 @@ class ObservabilityStack(OrderSagaStack):
                 notification_queue=saga.queues.notification_queue,
                 notification_dlq=saga.queues.notification_dlq,
                 compensation_dlq=saga.queues.compensation_dlq,
+                watchdog_dlq=saga.watchdog.dlq,
                 database=data.database.instance,
                 proxy=data.database.proxy,
                 cache=data.cache.replication_group,

@@ -46,6 +46,7 @@ class Monitored:
     notification_queue: sqs.IQueue
     notification_dlq: sqs.IQueue
     compensation_dlq: sqs.IQueue
+    watchdog_dlq: sqs.IQueue
     database: rds.DatabaseInstance
     proxy: rds.DatabaseProxy
     cache: elasticache.CfnReplicationGroup
@@ -210,6 +211,10 @@ def alarm_specs(m: Monitored, config: c.EnvironmentConfig) -> dict[str, AlarmSpe
         "NotificationDlqNotEmpty": AlarmSpec(
             m.notification_dlq.metric_approximate_number_of_messages_visible(period=PERIOD),
             "Notifications could not be sent",
+        ),
+        "WatchdogDlqNotEmpty": AlarmSpec(
+            m.watchdog_dlq.metric_approximate_number_of_messages_visible(period=PERIOD),
+            "The saga watchdog could not handle an execution event: an order may be left unsettled",
         ),
         "OldestNotification": AlarmSpec(
             m.notification_queue.metric_approximate_age_of_oldest_message(period=PERIOD),

@@ -7,12 +7,12 @@ what it needs beyond its database, cache and gateway: reading the two machines' 
 sending to the notification queue and the compensation DLQ, nothing more. A schedule runs the
 watchdog's sweep every 15 minutes for what no event reports (a charge that landed after its
 compensation and whose refund failed; an event lost). An event the function
-could not handle after EventBridge's and Lambda's retries lands on the watchdog's own DLQ, and
-alarms fire on that DLQ and on the function's errors.
+could not handle after EventBridge's and Lambda's retries lands on the watchdog's own DLQ; the
+monitoring stack pages on that DLQ (WatchdogDlqNotEmpty) and on the function's error rate, through
+the alarm topic like every other alarm.
 """
 
 from aws_cdk import ArnFormat, CfnElement, Duration, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -22,13 +22,11 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
-from cdk import constants as c
 from cdk.nag import acknowledge
 
 CLOSED_WRONG = ["FAILED", "TIMED_OUT", "ABORTED"]
 SWEEP_EVERY = Duration.minutes(15)
 SWEEP_GRACE = Duration.minutes(10)  # untouched this long: no execution is still working on it
-PERIOD = Duration.minutes(5)
 
 
 def logical_id(construct: IConstruct) -> str:
@@ -49,7 +47,6 @@ class Watchdog(Construct):
         order_cancellation: sfn.StateMachine,
         notification_queue: sqs.IQueue,
         compensation_dlq: sqs.IQueue,
-        config: c.EnvironmentConfig,
     ) -> None:
         super().__init__(scope, construct_id)
         machines = [order_saga, order_cancellation]
@@ -149,28 +146,3 @@ class Watchdog(Construct):
             max_event_age=Duration.hours(6),
             on_failure=destinations.SqsDestination(self.dlq),
         )
-        self.alarms = [
-            cloudwatch.Alarm(
-                self,
-                name,
-                alarm_name=f"{c.PROJECT}-{config.name}-{name}",
-                alarm_description=description,
-                metric=metric,
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            )
-            for name, metric, description in (
-                (
-                    "WatchdogDlqNotEmpty",
-                    self.dlq.metric_approximate_number_of_messages_visible(period=PERIOD),
-                    "The saga watchdog could not settle an order an execution left behind",
-                ),
-                (
-                    "WatchdogErrors",
-                    function.metric_errors(period=PERIOD, statistic="Sum"),
-                    "The saga watchdog failed on an execution event (EventBridge retries it)",
-                ),
-            )
-        ]

@@ -50,6 +50,7 @@ def test_alarms_page_on_what_needs_a_person_never_on_business_outcomes(synthesiz
         "NeedsAttention",
         "CompensationDlqNotEmpty",
         "NotificationDlqNotEmpty",
+        "WatchdogDlqNotEmpty",
         "SagaExecutionsTimedOut",
         "SagaExecutionsAborted",
         "CancellationExecutionsTimedOut",

@@ -50,11 +50,19 @@ def test_the_watchdog_may_read_executions_of_the_two_machines_and_nothing_else_o
     assert {"ORDER_CANCELLATION_STATE_MACHINE_ARN", "COMPENSATION_DLQ_URL"} <= set(variables)
 
 
-def test_the_watchdog_alarms_on_its_dlq_and_its_errors(synthesized: Synthesized) -> None:
-    alarms = synthesized.resources("Saga", "AWS::CloudWatch::Alarm")
-    names = {props["Properties"]["AlarmName"] for props in alarms.values()}
-    env = synthesized.env
-    assert {f"{c.PROJECT}-{env}-WatchdogDlqNotEmpty", f"{c.PROJECT}-{env}-WatchdogErrors"} <= names
+def test_the_watchdogs_dlq_pages_through_the_alarm_topic(synthesized: Synthesized) -> None:
+    # The watchdog's own stack raises no alarm of its own (no action would reach a person) ...
+    assert synthesized.resources("Saga", "AWS::CloudWatch::Alarm") == {}
+    # ... the monitoring stack alarms on the depth of the watchdog's DLQ, with the topic's action
+    [(_, alarm)] = [
+        (name, props["Properties"])
+        for name, props in synthesized.resources("Observability", "AWS::CloudWatch::Alarm").items()
+        if props["Properties"]["AlarmName"] == f"{c.PROJECT}-{synthesized.env}-WatchdogDlqNotEmpty"
+    ]
+    [topic] = synthesized.resources("Observability", "AWS::SNS::Topic")
+    assert refs(alarm["AlarmActions"]) == {topic}
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert "WatchdogDlq" in dump(alarm["Dimensions"])
 
 
 def test_a_schedule_runs_the_watchdogs_sweep_for_what_no_event_reports(synthesized: Synthesized) -> None:
