@@ -37,13 +37,6 @@ class FakeGateway(ThreadingHTTPServer):
 class GatewayRequest(BaseHTTPRequestHandler):
     server: FakeGateway
 
-    def do_GET(self) -> None:
-        path, _, query = self.path.partition("?")
-        key = query.removeprefix("idempotency_key=")
-        if path != "/charges" or key not in self.server.responses:
-            return self.answer(404, {"error": "no such charge"})
-        return self.answer(*self.server.responses[key])
-
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.requests.append((self.path, dict(self.headers), body))
@@ -156,13 +149,6 @@ def test_a_refund_of_a_charge_never_made_moves_no_money_and_voids_the_key(fake: 
     assert result.nothing_to_refund
     assert not result.approved
     assert not charge(gateway).approved
-
-
-def test_a_charge_is_looked_up_by_its_key(fake: FakeGateway) -> None:
-    gateway = HttpGateway(fake.url, API_KEY, timeout=2)
-    assert gateway.find_charge("order-1") is None
-    charged = charge(gateway)
-    assert gateway.find_charge("order-1") == charged
 
 
 def test_an_unavailable_gateway_is_transient(fake: FakeGateway) -> None:

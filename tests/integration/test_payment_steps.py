@@ -3,6 +3,7 @@
 import pytest
 import redis
 
+from order_saga.audit import SimulatedLedger
 from order_saga.db import Database
 from order_saga.errors import (
     OrderCancelled,
@@ -195,7 +196,7 @@ def test_a_charge_whose_answer_was_lost_is_refunded_by_its_key_exactly_once(
 
 
 def test_a_retried_payment_on_a_charging_row_finds_the_first_charge(
-    database: Database, gateway: SimulatedGateway, new_order: OrderFactory
+    database: Database, gateway: SimulatedGateway, new_order: OrderFactory, redis_client: "redis.Redis"
 ) -> None:
     # Given a charge whose answer was lost, then a gateway that answers again (a retry)
     order_id = new_order(token="tok_lostAnswer")
@@ -209,7 +210,7 @@ def test_a_retried_payment_on_a_charging_row_finds_the_first_charge(
     assert outcome.status is PaymentStatus.SUCCESS
     assert gateway.charges(order_id) == 1
     [row] = payments(database, order_id)
-    assert row["gateway_reference"] == gateway.find_charge(order_id).reference  # type: ignore[union-attr]
+    assert row["gateway_reference"] == SimulatedLedger(redis_client).entries([order_id])[order_id].reference
 
 
 def test_a_refund_before_the_charge_moves_no_money_and_voids_the_key(

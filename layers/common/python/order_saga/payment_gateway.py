@@ -67,10 +67,6 @@ class PaymentGateway(Protocol):
         """Refund the charge made under the key `order_id`; `nothing_to_refund` when there is none."""
         ...
 
-    def find_charge(self, order_id: str) -> GatewayResult | None:
-        """The charge made under the key `order_id`, as the gateway knows it; None when there is none."""
-        ...
-
 
 @contextmanager
 def _ledger_errors() -> Iterator[None]:
@@ -168,11 +164,6 @@ class SimulatedGateway:
         }
         return self._once(f"refund:{order_id}", GatewayResult(True, refund_id, response))
 
-    def find_charge(self, order_id: str) -> GatewayResult | None:
-        with _ledger_errors():
-            charged = self._redis.get(self._keys(order_id)[0])
-        return None if charged is None else _result(json.loads(charged))
-
     def charges(self, order_id: str) -> int:
         """How many distinct charges the ledger holds for the order (0 or 1)."""
         return int(self._redis.exists(f"{self.PREFIX}:charge:{order_id}"))
@@ -201,12 +192,10 @@ class HttpGateway:
       (a key voided by a refund is declined too);
     - `POST /refunds` with `Idempotency-Key: refund-<order_id>` and the body naming the charge by
       its key (`charge_idempotency_key`): 200 and the refund, or 200 with `status:
-      nothing_to_refund` when no charge was made under the key (the key is then voided);
-    - `GET /charges?idempotency_key=<order_id>`: 200 and the charge, 404 when there is none.
+      nothing_to_refund` when no charge was made under the key (the key is then voided).
     """
 
     DECLINED = 402
-    NOT_FOUND = 404
 
     def __init__(self, base_url: str, api_key: str, timeout: float) -> None:
         if not base_url:
@@ -249,12 +238,6 @@ class HttpGateway:
     def refund(self, *, order_id: str, amount: Decimal, currency: str) -> GatewayResult:  # noqa: ARG002
         body = {"charge_idempotency_key": order_id, "amount": _cents(amount)}
         return self._post("/refunds", f"refund-{order_id}", body)
-
-    def find_charge(self, order_id: str) -> GatewayResult | None:
-        response = self._request("GET", "/charges", fields={"idempotency_key": order_id})
-        if response.status == self.NOT_FOUND:
-            return None
-        return self._answer(response)
 
 
 def create_gateway(settings: Settings) -> PaymentGateway:
