@@ -9,6 +9,7 @@ before the first step runs.
 import json
 
 from devstack.asl import substitution_names
+from devstack.executions import ExecutionPath
 from devstack.wiring import DB_SECRET, NOTIFICATION_DLQ, NOTIFICATION_QUEUE
 from order_saga.functions import FUNCTIONS
 from tests.e2e.stack import Customer, LocalStack
@@ -17,6 +18,21 @@ from tests.e2e.stack import Customer, LocalStack
 def order_saga(stack: LocalStack, *args: str) -> tuple[int, str]:
     result = stack.cli(*args)
     return result.returncode, result.stdout + result.stderr
+
+
+def stuck_on_the_dlq(stack: LocalStack) -> tuple[str, ExecutionPath]:
+    """A declined order whose refund failed once (an error no Retry covers) and that could not
+    even be flagged: it sits PENDING, with its context on the compensation DLQ."""
+    order_id = stack.new_order({"sku-1": 1}, token="tok_chargeDeclined")
+    stack.fault("RefundPayment", "error", order_id, error_type="InjectedFault", times=1)
+    stack.fault("MarkNeedsAttention", "error", order_id, error_type="InjectedFault")
+    return order_id, stack.run(order_id)
+
+
+def redriven(order_id: str, end: str, notice: str) -> list[str]:
+    """The report of a re-drive whose compensation completed."""
+    steps = ["RefundPayment: ok", "ReleaseStock: ok", f"{end}: ok", f"{notice} queued", "message deleted"]
+    return [f"{order_id}:", *(f"  {step}" for step in steps)]
 
 
 def test_everything_is_wired_from_the_function_definitions(stack: LocalStack) -> None:
@@ -98,10 +114,7 @@ def test_executions_list_and_show_tell_an_orders_story(stack: LocalStack, custom
 def test_direct_start_dlq_list_and_redrive_complete_a_stuck_compensation(stack: LocalStack) -> None:
     # Given a declined order whose refund failed (an error no Retry covers) and that could not
     # even be flagged: it sits PENDING, with its context on the compensation DLQ
-    order_id = stack.new_order({"sku-1": 1}, token="tok_chargeDeclined")
-    stack.fault("RefundPayment", "error", order_id, error_type="InjectedFault", times=1)
-    stack.fault("MarkNeedsAttention", "error", order_id, error_type="InjectedFault")
-    path = stack.run(order_id)
+    order_id, path = stuck_on_the_dlq(stack)
     assert path.error == "CompensationFailed"
     assert stack.order(order_id)["status"] == "PENDING"
     code, listed = order_saga(stack, "dlq", "list")
@@ -111,14 +124,7 @@ def test_direct_start_dlq_list_and_redrive_complete_a_stuck_compensation(stack: 
     code, report = order_saga(stack, "dlq", "redrive", "--order-id", order_id)
     # Then the compensation completes, the customer is told, and the message is gone
     assert code == 0, report
-    assert report.splitlines() == [
-        f"{order_id}:",
-        "  RefundPayment: ok",
-        "  ReleaseStock: ok",
-        "  MarkOrderFailed: ok",
-        "  FAILURE_ALERT queued",
-        "  message deleted",
-    ]
+    assert report.splitlines() == redriven(order_id, "MarkOrderFailed", "FAILURE_ALERT")
     assert stack.order(order_id)["status"] == "FAILED"
     assert stack.stock()["sku-1"] == (20, 0)
     [mail] = stack.wait_for_emails(order_id)
@@ -127,10 +133,7 @@ def test_direct_start_dlq_list_and_redrive_complete_a_stuck_compensation(stack: 
 
 
 def test_direct_start_a_redrive_that_fails_again_keeps_the_message(stack: LocalStack) -> None:
-    order_id = stack.new_order({"sku-1": 1}, token="tok_chargeDeclined")
-    stack.fault("RefundPayment", "error", order_id, error_type="InjectedFault", times=1)
-    stack.fault("MarkNeedsAttention", "error", order_id, error_type="InjectedFault")
-    stack.run(order_id)
+    order_id, _ = stuck_on_the_dlq(stack)
     stack.fault("ReleaseStock", "error", order_id, error_type="InjectedFault", times=1)
     code, report = order_saga(stack, "dlq", "redrive")
     assert code == 1, report  # a kept message is a failure the operator's script must see
@@ -153,14 +156,7 @@ def test_direct_start_redriving_an_order_flagged_needs_attention_ends_it_failed(
     assert stack.order(order_id)["status"] == "NEEDS_ATTENTION"
     code, report = order_saga(stack, "dlq", "redrive", "--order-id", order_id)
     assert code == 0, report
-    assert report.splitlines() == [
-        f"{order_id}:",
-        "  RefundPayment: ok",
-        "  ReleaseStock: ok",
-        "  MarkOrderFailed: ok",
-        "  FAILURE_ALERT queued",
-        "  message deleted",
-    ]
+    assert report.splitlines() == redriven(order_id, "MarkOrderFailed", "FAILURE_ALERT")
     assert stack.order(order_id)["status"] == "FAILED"
     assert stack.dlq_messages() == []
 
@@ -182,14 +178,7 @@ def test_a_cancellation_redriven_from_the_dlq_ends_the_order_cancelled(
     code, report = order_saga(stack, "dlq", "redrive", "--order-id", order_id)
     # Then the cancellation completes: refunded, restocked, CANCELLED, the customer told
     assert code == 0, report
-    assert report.splitlines() == [
-        f"{order_id}:",
-        "  RefundPayment: ok",
-        "  ReleaseStock: ok",
-        "  MarkOrderCancelled: ok",
-        "  CANCELLATION_NOTICE queued",
-        "  message deleted",
-    ]
+    assert report.splitlines() == redriven(order_id, "MarkOrderCancelled", "CANCELLATION_NOTICE")
     assert stack.order(order_id)["status"] == "CANCELLED"
     assert stack.payment(order_id)["status"] == "REFUNDED"  # type: ignore[index]
     assert stack.stock()["sku-1"] == (20, 0)
