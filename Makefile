@@ -57,6 +57,15 @@ tools: install ## Install the programs the tests drive (Graphviz, Chromium and i
 test: migrate layers tools ## Run every tier of tests (unit, integration, e2e, infra)
 	$(BIN)/pytest
 
+RUNS ?= 5
+.PHONY: test-under-load
+test-under-load: migrate layers tools ## The whole suite RUNS times in a row (5) beside 2 busy CPU processes: a slow CI machine
+	@python3 -c 'while 1: pass' & one=$$!; python3 -c 'while 1: pass' & two=$$!; \
+	trap 'kill $$one $$two' EXIT; \
+	for run in $$(seq 1 $(RUNS)); do \
+		echo "run $$run of $(RUNS), load: $$(cut -d' ' -f1-3 /proc/loadavg)"; $(BIN)/pytest -q -p no:cacheprovider || exit 1; \
+	done
+
 test-unit: install ## Only the unit tests (no network)
 	$(BIN)/pytest tests/unit
 
