@@ -147,6 +147,9 @@ class Campaign:
         previous_plan = self.stack.faults_file.read_text() if self.stack.faults_file.exists() else ""
         baseline, since = self._stock_the_catalog()
         try:
+            # What is planned before the first order is in place before any client starts: a
+            # client with a later order must not run ahead of it.
+            self._before(0)
             threads = [
                 # daemon: an interrupted campaign still restores the fault plan and exits
                 threading.Thread(
@@ -210,7 +213,8 @@ class Campaign:
         try:
             for line in self.plan.lines:
                 if line.client == client:
-                    self._before(line.index)
+                    if line.index:
+                        self._before(line.index)
                     self._order(stub, user, line)
         except Exception as exc:
             self._violation(f"client {client} stopped: {type(exc).__name__}: {exc}")
