@@ -74,13 +74,14 @@ def test_run_stops_the_whole_stack_on_ctrl_c(fresh_stack: dict[str, str]) -> Non
     # Given `order-saga run` in the foreground, up and serving
     log = Path(fresh_stack["DEVSTACK_DIR"]).parent / "run.log"
     with log.open("w") as output:
+        # Started as a shell's background job is: with SIGINT ignored, which `run` must undo. The
+        # shell ignores it before exec; a preexec_fn would make Python fork() with this process's
+        # gRPC channels alive, and grpcio's fork handlers can abort the child (grpc/grpc#43055).
         process = subprocess.Popen(
-            [sys.executable, "-m", "devstack", "run"],
+            ["/bin/sh", "-c", 'trap "" INT; exec "$0" -m devstack run', sys.executable],
             env=fresh_stack,
             stdout=output,
             stderr=output,
-            # started as a shell's background job is: with SIGINT ignored, which `run` must undo
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509 - no threads
         )
     try:
         wait_until(lambda: "ready:" in log.read_text() or process.poll() is not None, "`run` to be ready")
