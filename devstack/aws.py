@@ -11,38 +11,11 @@ import sys
 import urllib.error
 import urllib.request
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from order_saga.settings import Settings
 
+from .aws_settings import AwsStackSettings
 from .envfile import remove_env, update_env
 from .services import LocalServer, ServiceError
-
-
-class AwsStackSettings(BaseSettings):
-    """Settings of the local AWS stack (environment variables DEVSTACK_*)."""
-
-    model_config = SettingsConfigDict(env_prefix="DEVSTACK_", frozen=True, extra="ignore")
-
-    moto_port: int = Field(35000, description="Port of the local moto server (the AWS endpoint)")
-    region: str = Field("us-east-1", description="Region of the local AWS resources")
-    retry_time_scale: float = Field(
-        1.0, gt=0, le=1, description="Factor on the state machines' Retry waits (1 = real time)"
-    )
-    email_sender: str = Field(
-        "orders@order-saga.example", description="The SES identity the functions send from"
-    )
-    lambda_function_concurrency: int = Field(
-        0, ge=0, description="Concurrent invocations per local function (0 = twice the cores)"
-    )
-    lambda_concurrency: int = Field(
-        0, ge=0, description="Concurrent invocations of all local functions (0 = four times the cores)"
-    )
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.moto_port}"
 
 
 class MotoServer(LocalServer):
@@ -107,4 +80,4 @@ def aws_running(settings: AwsStackSettings | None = None) -> bool:
     return server.pid() is not None and server.is_healthy()
 
 
-__all__ = ["AwsStackSettings", "MotoServer", "ServiceError", "aws_down", "aws_running", "aws_up"]
+__all__ = ["MotoServer", "ServiceError", "aws_down", "aws_running", "aws_up"]

@@ -15,7 +15,8 @@ from order_saga.errors import OrderSagaError
 from order_saga.settings import Settings
 
 from . import dlq, executions, faults
-from .aws import AwsStackSettings, aws_down, aws_running, aws_up
+from .aws import aws_down, aws_running, aws_up
+from .aws_settings import AwsStackSettings
 from .services import ServiceError
 
 EXPECTED = (OrderSagaError, ServiceError, faults.FaultPlanError, ClientError, BotoCoreError, KeyError)

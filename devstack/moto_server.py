@@ -31,7 +31,7 @@ import time
 from types import ModuleType
 from typing import Any
 
-from .aws import AwsStackSettings
+from .aws_settings import AwsStackSettings
 from .invoker import LocalInvoker, base_environment, default_concurrency, install
 from .sqs_poller import SqsPoller, stop_moto_push
 

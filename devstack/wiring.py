@@ -18,13 +18,13 @@ from order_saga.functions import FUNCTIONS, FunctionSpec, Needs, function
 from order_saga.settings import Settings
 
 from .asl import COMPENSATION_DLQ_URL, NOTIFICATION_QUEUE_URL, STATE_MACHINES, render
+from .aws_settings import AwsStackSettings
 from .paths import REPO_ROOT
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_sqs import SQSClient
 
-    from .aws import AwsStackSettings
 
 PREFIX = "order-saga"
 NOTIFICATION_QUEUE = f"{PREFIX}-notifications"
@@ -75,7 +75,7 @@ class Wiring:
         ]
 
 
-def client(service: str, settings: "AwsStackSettings") -> Any:
+def client(service: str, settings: AwsStackSettings) -> Any:
     return boto3.client(
         service,  # type: ignore[call-overload]
         endpoint_url=settings.endpoint_url,
@@ -87,7 +87,7 @@ def client(service: str, settings: "AwsStackSettings") -> Any:
 
 def function_environment(
     spec: FunctionSpec,
-    settings: "AwsStackSettings",
+    settings: AwsStackSettings,
     database: Settings,
     secret_arn: str,
     saga_control: dict[str, str] | None = None,
@@ -124,7 +124,7 @@ def code_zip(spec: FunctionSpec) -> bytes:
     return buffer.getvalue()
 
 
-def ensure_role(settings: "AwsStackSettings", name: str, service: str) -> str:
+def ensure_role(settings: AwsStackSettings, name: str, service: str) -> str:
     iam = client("iam", settings)
     trust = {
         "Version": "2012-10-17",
@@ -147,7 +147,7 @@ def ensure_queue(sqs: "SQSClient", name: str, attributes: dict[str, str]) -> tup
     return url, arn
 
 
-def ensure_secret(settings: "AwsStackSettings", database: Settings) -> str:
+def ensure_secret(settings: AwsStackSettings, database: Settings) -> str:
     """The DB credentials in the format RDS writes them, read by the functions as in AWS."""
     secrets = client("secretsmanager", settings)
     value = json.dumps(
@@ -199,7 +199,7 @@ def ensure_event_source(lam: "LambdaClient", function_name: str, queue_arn: str)
     )
 
 
-def ensure_state_machine(settings: "AwsStackSettings", name: str, definition: str, role: str) -> str:
+def ensure_state_machine(settings: AwsStackSettings, name: str, definition: str, role: str) -> str:
     sfn = client("stepfunctions", settings)
     for machine in sfn.list_state_machines()["stateMachines"]:
         if machine["name"] == name:
@@ -212,7 +212,7 @@ def ensure_state_machine(settings: "AwsStackSettings", name: str, definition: st
     )
 
 
-def wire(settings: "AwsStackSettings", database: Settings) -> Wiring:
+def wire(settings: AwsStackSettings, database: Settings) -> Wiring:
     sqs: SQSClient = client("sqs", settings)
     lam: LambdaClient = client("lambda", settings)
     consumer_timeout = max(

@@ -24,7 +24,7 @@ from dotenv import dotenv_values
 
 from devstack import dlq, executions, faults
 from devstack.asl import STATE_MACHINES
-from devstack.aws import AwsStackSettings
+from devstack.aws_settings import AwsStackSettings
 from devstack.devtokens import mint_token
 from devstack.executions import ExecutionPath
 from devstack.wiring import COMPENSATION_DLQ, NOTIFICATION_QUEUE

@@ -7,7 +7,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-from devstack.aws import AwsStackSettings, MotoServer
+from devstack.aws import MotoServer
+from devstack.aws_settings import AwsStackSettings
 from devstack.wiring import Wiring, code_zip, function_environment
 from order_saga.functions import FUNCTIONS, function
 from order_saga.settings import Settings
