@@ -10,7 +10,8 @@ from contextlib import contextmanager
 import grpc
 
 from order_saga.errors import RateLimited
-from order_saga.order_service import NewOrder, OrderService
+from order_saga.order_requests import NewOrder
+from order_saga.order_service import OrderService
 
 from .auth import current_principal
 from .convert import order_to_proto, status_from_proto

@@ -12,7 +12,8 @@ import redis
 from devstack.stepfunctions_endpoint import StepFunctionsEndpoint
 from order_saga.db import Database
 from order_saga.errors import UnknownProduct
-from order_saga.order_service import NewOrder, OrderService
+from order_saga.order_requests import NewOrder
+from order_saga.order_service import OrderService
 from order_saga.settings import Settings
 
 SAGA = "arn:aws:states:us-east-1:123456789012:stateMachine:OrderSaga"

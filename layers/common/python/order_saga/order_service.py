@@ -4,20 +4,16 @@ Every operation acts for one user (the access token's subject) and sees only tha
 MySQL is the truth; Redis serves the availability pre-check and the status feed; Step Functions
 runs each order's saga under the execution name = order_id, which makes a second start of the
 same order impossible.
+
+A request is checked first (order_requests), a new order priced (pricing), a list paged
+(order_pages); this module holds what the operations do with the database and Step Functions.
 """
 
-import base64
-import binascii
-import hashlib
 import json
-import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pymysql
@@ -27,7 +23,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .db import Cursor, Database
 from .errors import (
     CacheUnavailable,
-    FieldViolation,
     IdempotencyConflict,
     InvalidRequest,
     InvalidStateTransition,
@@ -36,19 +31,13 @@ from .errors import (
     UnknownProduct,
     WorkflowUnavailable,
 )
-from .feeds import AVAILABILITY_TTL_SECONDS, availability_key, publish_status, status_channel
-from .models import (
-    MAX_ORDER_LINES,
-    MAX_PRODUCT_ID,
-    MAX_QUANTITY,
-    ORDER_ID_PATTERN,
-    PRODUCT_ID_PATTERN,
-    Order,
-    OrderItem,
-    OrderStatus,
-)
+from .feeds import publish_status, status_channel
+from .models import Order, OrderStatus
 from .observability import logger
-from .repository import ORDER_COLUMNS, log_step, order_from_row
+from .order_pages import OrderPage, decode_page_token, encode_page_token, page_limit
+from .order_requests import NewOrder, validate_new_order, validate_order_id, validate_reason
+from .pricing import PricedOrder, Pricing
+from .repository import ORDER_COLUMNS, log_step, order_from_row, placeholders
 from .watchdog import execution_arn_for
 
 if TYPE_CHECKING:
@@ -56,102 +45,7 @@ if TYPE_CHECKING:
 else:
     SFNClient = Any
 
-PAGE_SIZE_DEFAULT = 20
-PAGE_SIZE_MAX = 100
-MAX_IDEMPOTENCY_KEY = 128
-MAX_PAYMENT_TOKEN = 255
-MAX_EMAIL = 254
-MAX_REASON = 500
-MAX_TOTAL = Decimal("99999999.99")  # DECIMAL(10,2)
 ER_DUP_ENTRY = 1062
-
-# Always matched with fullmatch: `$` alone would accept a trailing newline.
-_UUID = re.compile(ORDER_ID_PATTERN)
-_PRODUCT_ID = re.compile(PRODUCT_ID_PATTERN)
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-@dataclass(frozen=True)
-class NewOrder:
-    """A CreateOrder request as the client sent it (not validated yet)."""
-
-    idempotency_key: str
-    items: Sequence[tuple[str, int]]
-    payment_token: str
-    email: str = ""
-
-    @property
-    def request_hash(self) -> str:
-        """Identifies the body behind an idempotency key; line order does not matter."""
-        body = {"items": sorted(self.items), "payment_token": self.payment_token, "email": self.email}
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class CatalogEntry:
-    unit_price: Decimal
-    currency: str
-
-
-@dataclass(frozen=True)
-class PricedOrder:
-    items: list[OrderItem]
-    total: Decimal
-    currency: str
-
-
-@dataclass(frozen=True)
-class OrderPage:
-    orders: list[Order]
-    next_page_token: str
-
-
-def validate_new_order(request: NewOrder) -> list[FieldViolation]:
-    violations = [
-        *_text_violations("idempotency_key", request.idempotency_key, MAX_IDEMPOTENCY_KEY, required=True),
-        *_text_violations("payment_token", request.payment_token, MAX_PAYMENT_TOKEN, required=True),
-        *_text_violations("email", request.email, MAX_EMAIL, required=False),
-    ]
-    if request.email and len(request.email) <= MAX_EMAIL and not _EMAIL.fullmatch(request.email):
-        violations.append(FieldViolation("email", "is not an e-mail address"))
-    if not request.items:
-        violations.append(FieldViolation("items", "an order needs at least one item"))
-    elif len(request.items) > MAX_ORDER_LINES:
-        violations.append(FieldViolation("items", f"at most {MAX_ORDER_LINES} lines per order"))
-        return violations  # one message for the list, not a hundred for its lines
-    seen: set[str] = set()
-    for index, (product_id, quantity) in enumerate(request.items):
-        violations.extend(_item_violations(f"items[{index}]", product_id, quantity, seen))
-        seen.add(product_id)
-    return violations
-
-
-def _text_violations(field: str, value: str, max_length: int, *, required: bool) -> list[FieldViolation]:
-    if required and not value.strip():
-        return [FieldViolation(field, "is required")]
-    if len(value) > max_length:
-        return [FieldViolation(field, f"at most {max_length} characters")]
-    return []
-
-
-def _item_violations(path: str, product_id: str, quantity: int, seen: set[str]) -> list[FieldViolation]:
-    violations = []
-    if not product_id:
-        violations.append(FieldViolation(f"{path}.product_id", "is required"))
-    elif len(product_id) > MAX_PRODUCT_ID or not _PRODUCT_ID.fullmatch(product_id):
-        violations.append(
-            FieldViolation(f"{path}.product_id", f"1 to {MAX_PRODUCT_ID} of A-Z, a-z, 0-9, '.', '_', '-'")
-        )
-    elif product_id in seen:
-        violations.append(FieldViolation(f"{path}.product_id", "names a product already in the order"))
-    if not 1 <= quantity <= MAX_QUANTITY:
-        violations.append(FieldViolation(f"{path}.quantity", f"must be between 1 and {MAX_QUANTITY}"))
-    return violations
-
-
-def validate_order_id(order_id: str, field: str = "order_id") -> None:
-    if not _UUID.fullmatch(order_id):
-        raise InvalidRequest([FieldViolation(field, "is not an order id (a lower-case UUID)")])
 
 
 class OrderService:
@@ -170,10 +64,7 @@ class OrderService:
     ) -> None:
         self._database_factory = database_factory
         self._local = threading.local()
-        self._catalog_ttl = catalog_ttl_seconds
-        self._catalog_cache: dict[str, tuple[CatalogEntry, float]] = {}  # product -> (entry, expires)
-        self._catalog_lock = threading.Lock()
-        self._clock = clock
+        self._pricing = Pricing(self._database, cache, catalog_ttl_seconds=catalog_ttl_seconds, clock=clock)
         self._cache = cache
         self._stepfunctions = stepfunctions
         self.saga_arn = saga_arn
@@ -191,7 +82,7 @@ class OrderService:
         if violations:
             raise InvalidRequest(violations)
         try:
-            priced = self._price_and_check(request)
+            priced = self._pricing.price_and_check(request)
         except (InvalidRequest, UnknownProduct, OutOfStock) as exc:
             # A replay is answered as before even if the catalog or the stock changed since.
             return self._replay_or_raise(user_id, request, exc)
@@ -216,29 +107,26 @@ class OrderService:
         self, user_id: str, *, page_size: int, page_token: str, status: OrderStatus | None
     ) -> OrderPage:
         """The user's orders, newest first, by keyset pagination (stable under concurrent inserts)."""
-        if page_size < 0:
-            raise InvalidRequest([FieldViolation("page_size", "must not be negative")])
-        limit = min(page_size or PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX)
+        limit = page_limit(page_size)
         where, params = "user_id = %s", list[Any]([user_id])
         if status is not None:
             where, params = where + " AND status = %s", [*params, status.value]
         if page_token:
-            created_at, last_id = _decode_page_token(page_token, status)
+            created_at, last_id = decode_page_token(page_token, status)
             where += " AND (created_at < %s OR (created_at = %s AND order_id < %s))"
             params += [created_at, created_at, last_id]
         with self._database().transaction() as cursor:
             orders = self._load(
                 cursor, f"{where} ORDER BY created_at DESC, order_id DESC LIMIT {limit + 1}", tuple(params)
             )
-        next_token = _encode_page_token(orders[limit - 1], status) if len(orders) > limit else ""
+        next_token = encode_page_token(orders[limit - 1], status) if len(orders) > limit else ""
         return OrderPage(orders[:limit], next_token)
 
     def cancel_order(self, user_id: str, order_id: str, reason: str) -> Order:
         """Design §5: PENDING → flag for the saga; CONFIRMED → CANCELLING and the cancellation
         saga; CANCELLED → unchanged; FAILED or NEEDS_ATTENTION → InvalidStateTransition."""
         validate_order_id(order_id)
-        if len(reason) > MAX_REASON:
-            raise InvalidRequest([FieldViolation("reason", f"at most {MAX_REASON} characters")])
+        validate_reason(reason)
         with self._database().transaction() as cursor:
             orders = self._load(cursor, "order_id = %s AND user_id = %s FOR UPDATE", (order_id, user_id))
             if not orders:
@@ -373,76 +261,6 @@ class OrderService:
                 "saga not started; the reconciler will", extra={"order_id": order_id, "error": str(exc)}
             )
 
-    def _price_and_check(self, request: NewOrder) -> PricedOrder:
-        priced = _price(request, self._catalog([product_id for product_id, _ in request.items]))
-        self._precheck_availability(request)
-        return priced
-
-    def _catalog(self, product_ids: list[str]) -> dict[str, CatalogEntry]:
-        """Prices and currencies, remembered for `catalog_ttl_seconds` (a price change reaches new
-        orders within that time); a product not remembered is read from MySQL, the truth, so a
-        product just added is never refused."""
-        now = self._clock()
-        with self._catalog_lock:
-            remembered = {product_id: self._catalog_cache.get(product_id) for product_id in product_ids}
-        known = {
-            product_id: cached[0] for product_id, cached in remembered.items() if cached and cached[1] > now
-        }
-        missing = [product_id for product_id in product_ids if product_id not in known]
-        if missing:
-            rows = self._inventory_rows(missing, "unit_price, currency")
-            read = {row["product_id"]: CatalogEntry(row["unit_price"], row["currency"]) for row in rows}
-            with self._catalog_lock:
-                self._catalog_cache.update(
-                    (product_id, (entry, now + self._catalog_ttl)) for product_id, entry in read.items()
-                )
-            known |= read
-        unknown = [product_id for product_id in product_ids if product_id not in known]
-        if unknown:
-            raise UnknownProduct(f"not in the catalog: {', '.join(unknown)}")
-        return known
-
-    def _inventory_rows(self, product_ids: list[str], columns: str) -> list[dict[str, Any]]:
-        with self._database().transaction() as cursor:
-            where = f"product_id IN ({_placeholders(product_ids)})"
-            cursor.execute(f"SELECT product_id, {columns} FROM inventory WHERE {where}", tuple(product_ids))  # noqa: S608
-            return list(cursor.fetchall())
-
-    def _precheck_availability(self, request: NewOrder) -> None:
-        """Reject what is obviously out of stock. Redis answers first (the inventory steps write
-        through); a miss reads MySQL and caches the figure briefly, without overwriting a fresher
-        write-through. ReserveStock's conditional UPDATE stays the guard."""
-        product_ids = [product_id for product_id, _ in request.items]
-        try:
-            cached = self._cache.mget([availability_key(product_id) for product_id in product_ids])
-        except redis.RedisError as exc:
-            logger.warning("availability cache unreachable; using MySQL", extra={"error": str(exc)})
-            cached = [None] * len(product_ids)
-        missed = [product_id for product_id, value in zip(product_ids, cached, strict=True) if value is None]
-        misses = {
-            row["product_id"]: int(row["available"])
-            for row in (self._inventory_rows(missed, "stock - reserved AS available") if missed else [])
-        }
-        short = [
-            product_id
-            for (product_id, quantity), value in zip(request.items, cached, strict=True)
-            if (misses.get(product_id, 0) if value is None else int(value)) < quantity
-        ]
-        self._cache_availability(misses)
-        if short:
-            raise OutOfStock(f"not enough units available of: {', '.join(short)}")
-
-    def _cache_availability(self, misses: dict[str, int]) -> None:
-        if not misses:
-            return
-        try:
-            with self._cache.pipeline(transaction=False) as pipe:
-                for product_id, available in misses.items():
-                    pipe.set(availability_key(product_id), available, nx=True, ex=AVAILABILITY_TTL_SECONDS)
-                pipe.execute()
-        except redis.RedisError as exc:
-            logger.warning("availability not cached", extra={"error": str(exc)})
-
     def _insert(self, order_id: str, user_id: str, request: NewOrder, priced: PricedOrder) -> Order:
         """The order, its execution ARN and its lines in ONE transaction, with the saga log's first
         entry; the order as stored (its timestamps are the database's)."""
@@ -523,51 +341,9 @@ class OrderService:
             return []
         ids = [row["order_id"] for row in rows]
         columns = "order_id, product_id, quantity, unit_price"
-        query = f"SELECT {columns} FROM order_items WHERE order_id IN ({_placeholders(ids)})"  # noqa: S608
+        query = f"SELECT {columns} FROM order_items WHERE order_id IN ({placeholders(ids)})"  # noqa: S608
         cursor.execute(f"{query} ORDER BY order_id, product_id", tuple(ids))
         items: dict[str, list[dict[str, Any]]] = {}
         for item in cursor.fetchall():
             items.setdefault(item.pop("order_id"), []).append(item)
         return [order_from_row(row, items.get(row["order_id"], [])) for row in rows]
-
-
-def _price(request: NewOrder, catalog: dict[str, CatalogEntry]) -> PricedOrder:
-    """The lines at catalog prices (never the client's), their total and their one currency."""
-    currencies = sorted({catalog[product_id].currency for product_id, _ in request.items})
-    if len(currencies) > 1:
-        raise InvalidRequest(
-            [FieldViolation("items", f"products priced in different currencies ({', '.join(currencies)})")]
-        )
-    items = [
-        OrderItem(product_id=product_id, quantity=quantity, unit_price=catalog[product_id].unit_price)
-        for product_id, quantity in request.items
-    ]
-    total = sum((item.quantity * catalog[item.product_id].unit_price for item in items), Decimal(0))
-    if total > MAX_TOTAL:
-        raise InvalidRequest([FieldViolation("items", f"the order's total exceeds {MAX_TOTAL}")])
-    return PricedOrder(items, total, currencies[0])
-
-
-def _placeholders(values: Sequence[object]) -> str:
-    """`%s, %s, ...` for an IN list: the values themselves always travel as parameters."""
-    return ", ".join(["%s"] * len(values))
-
-
-def _encode_page_token(last: Order, status: OrderStatus | None) -> str:
-    body = {"t": last.created_at.isoformat(), "i": last.order_id, "s": status.value if status else ""}
-    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode().rstrip("=")
-
-
-def _decode_page_token(token: str, status: OrderStatus | None) -> tuple[datetime, str]:
-    """The position a token encodes; a token not made by list_orders, or made for another status
-    filter, is an InvalidRequest."""
-    try:
-        body = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        created_at, order_id, token_status = datetime.fromisoformat(body["t"]), body["i"], body["s"]
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest([FieldViolation("page_token", "is not a token from ListOrders")]) from exc
-    if not isinstance(order_id, str) or not _UUID.fullmatch(order_id):
-        raise InvalidRequest([FieldViolation("page_token", "is not a token from ListOrders")])
-    if token_status != (status.value if status else ""):
-        raise InvalidRequest([FieldViolation("page_token", "was issued for another status filter")])
-    return created_at, order_id

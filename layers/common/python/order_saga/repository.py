@@ -1,5 +1,6 @@
 """Reading orders, their items, payments and reservations inside a caller's transaction."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from .db import Cursor
@@ -72,3 +73,8 @@ def log_step(cursor: Cursor, saga_id: str, step: str, status: str, detail: str |
         "INSERT INTO saga_log (saga_id, step, status, detail) VALUES (%s, %s, %s, %s)",
         (saga_id, step, status, detail),
     )
+
+
+def placeholders(values: Sequence[object]) -> str:
+    """`%s, %s, ...` for an IN list: the values themselves always travel as parameters."""
+    return ", ".join(["%s"] * len(values))
