@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from order_client import commands as order_commands
 from order_saga.cache import check_redis, create_redis
 from order_saga.db import Database
 from order_saga.errors import OrderSagaError
@@ -19,7 +20,7 @@ from . import (
     commands_aws,
     commands_chaos,
     commands_console,
-    commands_orders,
+    commands_inventory,
     commands_stack,
     services,
 )
@@ -100,9 +101,9 @@ def check() -> None:
     click.echo(f"redis: {client.info('server')['redis_version']}")
 
 
-main.add_command(commands_orders.token)
-main.add_command(commands_orders.orders)
-main.add_command(commands_orders.inventory)
+main.add_command(order_commands.token)
+main.add_command(order_commands.orders)
+main.add_command(commands_inventory.inventory)
 main.add_command(commands_audit.audit)
 main.add_command(commands_chaos.chaos)
 

@@ -1,16 +1,14 @@
-"""`order-saga token`, `order-saga orders ...` and `order-saga inventory ...`.
+"""`order-saga token` and `order-saga orders ...`: a client of the edge, as a shop's backend is.
 
-The orders commands are a gRPC client of the edge (ORDERS_GRPC_ADDRESS), authenticated with a dev
-token minted for `--user` (or the token in ORDER_SAGA_TOKEN). Output is a readable table, or JSON
-with `--json` for scripts.
+The orders commands talk gRPC to the edge (ORDERS_GRPC_ADDRESS), authenticated with a dev token
+minted for `--user` (or the token in ORDER_SAGA_TOKEN). Output is a readable table, or JSON with
+`--json` for scripts.
 """
 
 import json
 import sys
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from decimal import Decimal
+from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -21,31 +19,18 @@ from google.protobuf.json_format import MessageToDict
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from devstack.devtokens import mint_token
 from grpc_edge.auth import READ_SCOPE, WRITE_SCOPE
 from grpc_edge.channel import open_channel
 from grpc_edge.convert import status_name
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
-from order_saga.cache import create_redis
-from order_saga.catalog import list_products, set_product
-from order_saga.db import Database
-from order_saga.errors import OrderSagaError
-from order_saga.models import OrderStatus, Product
-from order_saga.settings import Settings
+from order_saga.models import OrderStatus
 
-from .devtokens import mint_token
+from .output import json_option, render_table
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 STATUS_CHOICES = [status.value for status in OrderStatus]
-
-
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [[str(value) for value in row] for row in rows]
-    widths = [max([len(header)] + [len(row[i]) for row in cells]) for i, header in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(lines)
 
 
 def order_dict(order: pb.Order) -> dict[str, Any]:
@@ -102,7 +87,6 @@ class EdgeClient:
 
 
 pass_client = click.make_pass_decorator(EdgeClient)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
 @click.command()
@@ -267,66 +251,3 @@ def show_orders(found: Sequence[pb.Order], as_json: bool) -> None:
         click.echo(json.dumps(order_dict(found[0]) if len(found) == 1 else [order_dict(o) for o in found]))
     else:
         click.echo(order_rows(found))
-
-
-@click.group()
-def inventory() -> None:
-    """The catalog: products, prices and stock (MySQL, written through to Redis)."""
-
-
-@contextmanager
-def catalog_database() -> Iterator[Database]:
-    """The database, closed afterwards; a domain error becomes click's one-line error (exit 1)."""
-    database = Database(Settings())
-    try:
-        yield database
-    except OrderSagaError as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        database.close()
-
-
-def product_rows(products: Sequence[Product]) -> str:
-    headers = ("product_id", "stock", "reserved", "available", "unit_price", "currency")
-    return render_table(
-        headers,
-        [(p.product_id, p.stock, p.reserved, p.available, p.unit_price, p.currency) for p in products],
-    )
-
-
-def product_dict(product: Product) -> dict[str, Any]:
-    return product.model_dump(mode="json") | {"available": product.available}
-
-
-@inventory.command("list")
-@json_option
-def inventory_list(as_json: bool) -> None:
-    """Show every product."""
-    with catalog_database() as database:
-        products = list_products(database)
-    click.echo(json.dumps([product_dict(p) for p in products]) if as_json else product_rows(products))
-
-
-@inventory.command("set")
-@click.argument("product_id")
-@click.option("--stock", type=click.IntRange(min=0), required=True)
-@click.option("--price", type=Decimal, required=True, help="Unit price, e.g. 12.50.")
-@click.option("--currency", default="EUR", show_default=True)
-@click.option("--name", default="")
-@json_option
-def inventory_set(
-    *, product_id: str, stock: int, price: Decimal, currency: str, name: str, as_json: bool
-) -> None:
-    """Create or update a product."""
-    settings = Settings()
-    with catalog_database() as database:
-        product = set_product(
-            database,
-            create_redis(settings),
-            product_id=product_id,
-            stock=stock,
-            unit_price=price,
-            currency=currency,
-            name=name,
-        )
-    click.echo(json.dumps(product_dict(product)) if as_json else product_rows([product]))
