@@ -84,6 +84,7 @@ class ChaosStack:
 class CampaignResult:
     plan: CampaignPlan
     duration_seconds: float
+    settle_seconds: float  # of the duration, the wait for the last sagas, watchdog passes and notices
     injections: dict[str, int]
     outcomes: dict[str, int]
     client_violations: list[str]
@@ -102,6 +103,7 @@ class CampaignResult:
             "orders": self.plan.orders,
             "clients": self.plan.clients,
             "duration_seconds": round(self.duration_seconds, 1),
+            "settle_seconds": round(self.settle_seconds, 1),
             "settled": self.settled,
             "injections": dict(sorted(self.injections.items())),
             "outcomes": dict(sorted(self.outcomes.items())),
@@ -114,7 +116,7 @@ class CampaignResult:
     def render(self) -> list[str]:
         lines = [
             f"chaos campaign: seed {self.plan.seed}, {self.plan.orders} orders, {self.plan.clients} clients, "
-            f"{self.duration_seconds:.0f}s"
+            f"{self.duration_seconds:.0f}s ({self.settle_seconds:.0f}s of it settling)"
         ]
         lines.append("injected:")
         lines += [f"  {kind:<40} {count:>5}" for kind, count in sorted(self.injections.items())]
@@ -166,11 +168,14 @@ class Campaign:
             faults.replace_plan(previous_plan, "the fault plan before the campaign", self.stack.faults_file)
             if self.plan.infra:  # what an infrastructure fault stopped is running again
                 self._ensure_running()
+        clients_done = time.monotonic()
         settled = self._settle(settle_timeout)
+        settle_seconds = time.monotonic() - clients_done
         report = self.stack.audit(deadline_seconds=0.0, stock_baseline=baseline, since=since)
         return CampaignResult(
             self.plan,
             time.monotonic() - began,
+            settle_seconds,
             dict(self.injections),
             self._outcomes(),
             self.violations,

@@ -42,8 +42,9 @@ def test_a_seeded_campaign_with_every_fault_kind_keeps_the_books(stack: LocalSta
         *(f"infra:{infra}" for infra in INFRA_KINDS),
     ):
         assert result["injections"].get(kind), (kind, output)
-    # and the books hold
+    # and the books hold; the report says how much of the run was the wait to settle
     assert (campaign.returncode, result["ok"]) == (0, True), output
+    assert 0 < result["settle_seconds"] <= result["duration_seconds"], output
 
 
 def sabotaged_plan(orders: int, *faults: dict[str, str]) -> CampaignPlan:
