@@ -155,12 +155,13 @@ class LocalServer(ABC):
             return f"{self.name}: not running"
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
-        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        while _running(pid) and time.monotonic() < deadline:
             _reap(pid)
             time.sleep(0.1)
-        if Path(f"/proc/{pid}").exists():
+        if _running(pid):
             os.kill(pid, signal.SIGKILL)
             _reap(pid)
+            return f"{self.name}: killed (still running {STOP_TIMEOUT:.0f}s after SIGTERM)"
         return f"{self.name}: stopped"
 
 
@@ -176,6 +177,17 @@ def http_ok(url: str) -> bool:
 def port_in_use(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _running(pid: int) -> bool:
+    """Whether the process still runs. A zombie does not: it has exited and closed its ports, and
+    only its parent can collect it (a server started by another process, such as a test run's
+    restart, waits for that process, not for us)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _reap(pid: int) -> None:

@@ -1,5 +1,6 @@
 """The local services and the CLI, run as a newcomer runs them: as commands, in their own folder."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack.services import Redis
 from order_saga.settings import Settings
 
 
@@ -87,6 +89,27 @@ def test_services_lifecycle(isolated_env: dict[str, str], tmp_path: Path) -> Non
     assert down.returncode == 0, down.stderr
     assert our_processes(isolated_env) == []
     assert cli("services", "status", env=isolated_env).returncode == 1
+
+
+def test_a_server_another_process_started_is_stopped_without_waiting_to_kill_it(
+    isolated_env: dict[str, str],
+) -> None:
+    # Given a Redis started by this process (as a test or a chaos campaign restarts one): once
+    # stopped, it stays a zombie until this process collects it
+    server = Redis(int(isolated_env["DEVSTACK_REDIS_PORT"]), Path(isolated_env["DEVSTACK_DIR"]))
+    server.start()
+    pid = server.pid()
+    assert pid is not None
+    try:
+        # When another process stops the services
+        down = cli("services", "down", env=isolated_env)
+    finally:
+        server.stop()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    # Then the server counts as stopped when it exits, not killed when the stop times out
+    assert down.returncode == 0, down.stderr
+    assert "redis: stopped" in down.stdout, down.stdout
 
 
 def test_a_taken_port_is_refused_with_the_setting_to_change(
