@@ -123,7 +123,7 @@ def make_plan(seed: int, orders: int, clients: int) -> CampaignPlan:
     for index in range(orders):
         plan.lines.append(_order(rng, index, clients))
     plan.faults.extend(_lambda_faults(rng, orders))
-    plan.infra.extend(_infra(rng, orders))
+    plan.infra.extend(_infra(rng, orders, clients))
     _ensure_one_of_each(rng, plan)
     return plan
 
@@ -184,13 +184,22 @@ def _lambda_faults(rng: random.Random, orders: int) -> list[FaultEvent]:
     return sorted(events, key=lambda event: event.before_order)
 
 
-def _infra(rng: random.Random, orders: int) -> list[InfraEvent]:
-    """Each infrastructure fault once, mid-run, in a seeded order (more of them on long runs)."""
-    rounds = max(1, orders // 400)
-    events = []
-    for _ in range(rounds):
-        for kind in INFRA_KINDS:
-            events.append(InfraEvent(rng.randrange(orders // 5, max(orders // 5 + 1, 4 * orders // 5)), kind))
+def _infra(rng: random.Random, orders: int, clients: int) -> list[InfraEvent]:
+    """Each infrastructure fault once, mid-run, in a seeded order (more of them on long runs).
+
+    Each comes before an order of the first client, whose thread runs it: so they run one at a
+    time, as outages do. Two at once (a flush in the middle of a restart) would fail the campaign's
+    own disturbance, not test the saga."""
+    first_clients = range(clients, orders, clients)  # its orders after its first
+    middle = [index for index in first_clients if orders // 5 <= index < 4 * orders // 5]
+    slots = middle or list(first_clients) or [0]
+    events: list[InfraEvent] = []
+    for _ in range(max(1, orders // 400)):
+        if len(slots) >= len(INFRA_KINDS):  # apart where there is room
+            places = rng.sample(slots, len(INFRA_KINDS))
+        else:
+            places = rng.choices(slots, k=len(INFRA_KINDS))
+        events.extend(InfraEvent(place, kind) for place, kind in zip(places, INFRA_KINDS, strict=True))
     return sorted(events, key=lambda event: event.before_order)
 
 

@@ -41,6 +41,8 @@ def test_every_plan_has_one_of_each_kind_and_faults_for_every_function() -> None
             for event in plan.faults:
                 Fault(**event.fault)  # a valid fault for the invoker's plan
             assert all(0 < event.before_order < orders for event in plan.infra)
+            # one client runs every infrastructure fault, so no two overlap
+            assert {plan.lines[event.before_order].client for event in plan.infra} == {0}
             assert {line.client for line in plan.lines} == set(range(4))
 
 
