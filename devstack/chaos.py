@@ -54,6 +54,7 @@ RETRYABLE = {
 NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 CLIENT_PATIENCE_SECONDS = 90.0  # how long a client keeps retrying a call through an outage
 WATCH_SECONDS = 180.0  # how long a client waits for an order to settle before cancelling it
+POLL_SECONDS = 0.25  # between a client's GetOrder calls while it waits: most sagas end within a second
 TERMINAL = {
     pb.ORDER_STATUS_CONFIRMED,
     pb.ORDER_STATUS_FAILED,
@@ -324,7 +325,7 @@ class Campaign:
             )
             if order is None or order.status in TERMINAL:
                 return int(order.status) if order is not None else pb.ORDER_STATUS_UNSPECIFIED
-            time.sleep(1.0)
+            time.sleep(POLL_SECONDS)
         return pb.ORDER_STATUS_UNSPECIFIED
 
     def _stop_execution(self, order_id: str) -> None:

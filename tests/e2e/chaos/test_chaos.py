@@ -12,16 +12,17 @@ from tests.e2e.stack import LocalStack
 from tests.integration.test_devstack import cli
 
 SEED = 20261124
-ORDERS = 150
+ORDERS = 80
+CLIENTS = 8
 
 
 @pytest.mark.timeout(1500)  # a campaign, not a unit: minutes on a loaded machine
 def test_a_seeded_campaign_with_every_fault_kind_keeps_the_books(stack: LocalStack) -> None:
-    # Given the seeded plan of 150 orders by 6 clients, run as developers run it
+    # Given the seeded plan of 80 orders by 8 clients, run as developers run it
     saved = stack.state_dir / "chaos" / f"e2e-{SEED}-{ORDERS}.json"  # for whoever investigates a failure
     campaign = cli(
-        "chaos", "--orders", str(ORDERS), "--clients", "6", "--seed", str(SEED), "--report", str(saved),
-        env=stack.env, timeout=1400,
+        "chaos", "--orders", str(ORDERS), "--clients", str(CLIENTS), "--seed", str(SEED),
+        "--report", str(saved), env=stack.env, timeout=1400,
     )  # fmt: skip
     output = campaign.stdout + campaign.stderr
     result = json.loads(saved.read_text())
