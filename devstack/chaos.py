@@ -9,8 +9,9 @@ books auditor over its own orders. The stack is left as it was found: running, w
 plan it had.
 
 The simulated gateway keeps its ledger in the stack's Redis; a real gateway's ledger would not
-live there. So "Redis restarted" keeps the gateway's keys (copied out and restored at once) and
-"Redis flushed" deletes every key but the gateway's: the outage is our cache's, not the bank's.
+live there. So "Redis restarted" keeps the gateway's keys (saved as the server shuts down, loaded
+before the new one listens) and "Redis flushed" deletes every key but the gateway's: the outage is
+our cache's, not the bank's.
 """
 
 import os
@@ -44,7 +45,7 @@ from order_saga.watchdog import execution_arn_for
 
 from . import faults
 from .chaos_plan import HOT, PLENTY_STOCK, PRICES, CampaignPlan, InfraEvent, OrderPlan, hot_stock, unit_price
-from .services import LocalServer, ServiceError, port_in_use
+from .services import LocalServer, Redis, ServiceError, port_in_use
 
 RETRYABLE = {
     grpc.StatusCode.UNAVAILABLE,
@@ -75,10 +76,30 @@ class ChaosStack:
     notification_queue_url: str
     edge: LocalServer
     mariadb: LocalServer
-    redis_server: LocalServer
+    redis_server: Redis
     mint_token: Callable[[str], str]
     audit: Callable[..., AuditReport]  # (deadline_seconds=, stock_baseline=, since=) -> report
     faults_file: Path = field(default_factory=lambda: faults.FAULTS_FILE)
+
+
+def restart_redis(server: Redis, client: redis.Redis) -> None:
+    """Redis restarted: an outage that loses our keys, but not the simulated gateway's ledger,
+    which a real gateway keeps in a database of its own. The server saves everything as it shuts
+    down, so no charge or void it acknowledged is lost, and the new one loads it before it accepts
+    a connection, so none comes back late (after a refund found nothing to refund)."""
+    client.shutdown(save=True)
+    server.stop()
+    server.start()
+    server.dump_file.unlink()  # loaded: a later start begins empty, as ours do
+    delete_all_but_the_ledger(client)
+
+
+def delete_all_but_the_ledger(client: redis.Redis) -> None:
+    """Redis flushed: every key but the simulated gateway's (the bank's books are not our cache)."""
+    gateway = SimulatedGateway.PREFIX.encode()
+    ours = [key for key in client.scan_iter(count=1000) if not key.startswith(gateway)]
+    if ours:
+        client.delete(*ours)
 
 
 @dataclass
@@ -361,36 +382,13 @@ class Campaign:
             self.stack.mariadb.stop()
             self.stack.mariadb.start()
         elif kind == "redis-restart":
-            ledger = self._gateway_keys()
-            self.stack.redis_server.stop()
-            self.stack.redis_server.start()
-            client = self._redis()
-            for key, dumped in ledger.items():
-                try:
-                    client.restore(key, 0, dumped)
-                except redis.ResponseError:
-                    continue  # written again since the restart: the newer one stays
+            restart_redis(self.stack.redis_server, self._redis())
         elif kind == "redis-flush":
-            client = self._redis()
-            gateway = SimulatedGateway.PREFIX.encode()
-            ours = [key for key in client.scan_iter(count=1000) if not key.startswith(gateway)]
-            if ours:
-                client.delete(*ours)
-
-    def _gateway_keys(self) -> dict[str, bytes]:
-        """The simulated gateway's ledger, read with writes paused until the server stops: a charge
-        written after the copy would otherwise vanish with the restart (a bank keeps its books)."""
-        client = self._redis()
-        client.client_pause(60_000, all=False)  # writes wait (and fail with the stop); reads go on
-        keys = list(client.scan_iter(match=f"{SimulatedGateway.PREFIX}:*", count=1000))
-        dumped = client.pipeline(transaction=False)
-        for key in keys:
-            dumped.dump(key)
-        return {key.decode(): value for key, value in zip(keys, dumped.execute(), strict=True) if value}
+            delete_all_but_the_ledger(self._redis())
 
     def _redis(self) -> redis.Redis:
-        """The campaign's own client (bytes: DUMP is binary); it retries through a blip, as an
-        operator's script would, so a disturbance is not lost to the load it runs under."""
+        """The campaign's own client; it retries through a blip, as an operator's script would, so
+        a disturbance is not lost to the load it runs under."""
         return redis.Redis.from_url(
             self.stack.settings.redis_url,
             retry=Retry(ExponentialBackoff(cap=1.0), retries=5),
