@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import RETRY_TIME_SCALE, WAIT_SECONDS, Customer, LocalStack, stack_environment
-from tests.integration.conftest import TABLES
-from tests.integration.test_devstack import cli
+from tests.support.data import TABLES
+from tests.support.processes import cli
+from tests.support.stack import RETRY_TIME_SCALE, WAIT_SECONDS, Customer, LocalStack, stack_environment
 
 
 @pytest.fixture(scope="package")

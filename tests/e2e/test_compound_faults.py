@@ -23,9 +23,7 @@ from order_saga.errors import WorkflowUnavailable
 from order_saga.order_service import OrderService
 from order_saga.payment_gateway import HttpGateway, PaymentGateway, SimulatedGateway
 from order_saga.watchdog import SagaWatchdog
-from tests.e2e.stack import Customer, LocalStack
-from tests.e2e.test_operator_commands import order_saga
-from tests.e2e.test_order_saga import INITIAL, states
+from tests.support.stack import INITIAL, Customer, LocalStack, states
 
 COMPENSATE = ["Compensate", "RefundPayment", "ReleaseStock", "CompensationOutcome"]
 FAILED_PATH = [*COMPENSATE, "MarkOrderFailed", "SendFailureAlert", "OrderFailed"]
@@ -285,7 +283,7 @@ def test_a_cancellation_flagged_before_its_machine_started_is_resolved_cancelled
         ("flagged", ["RefundPayment"])
     ]
     # When the operator resolves it once the gateway answers again
-    code, resolved = order_saga(stack, "attention", "resolve", order_id)
+    code, resolved = stack.operator("attention", "resolve", order_id)
     # Then it ends as the customer asked: CANCELLED, refunded once, restocked, and told
     assert (code, resolved.strip().splitlines()[-1]) == (0, f"{order_id}: CANCELLED"), resolved
     assert (ledger.charges(order_id), ledger.refunds(order_id)) == (1, 1)
@@ -301,16 +299,16 @@ def test_an_operator_lists_shows_and_resolves_an_order_that_needs_attention(stac
     stack.fault("RefundPayment", "error", order_id, error_type="InjectedFault")
     assert stack.run(order_id).error == "CompensationFailed"
     # When the operator lists and shows what needs attention
-    code, listed = order_saga(stack, "attention", "list")
+    code, listed = stack.operator("attention", "list")
     assert code == 0, listed
     assert f"{order_id}  user-1  9.99 EUR  owes: RefundPayment" in listed
-    code, shown = order_saga(stack, "attention", "show", order_id)
+    code, shown = stack.operator("attention", "show", order_id)
     assert code == 0, shown
     assert shown.splitlines()[:2] == [f"{order_id}: NEEDS_ATTENTION (UNDER_REVIEW)", "  owes: RefundPayment"]
     # and resolves it once the gateway answers again
-    code, resolved = order_saga(stack, "attention", "resolve", order_id)
+    code, resolved = stack.operator("attention", "resolve", order_id)
     # Then the refund is made, the order ends FAILED, and nothing needs attention any more
     assert (code, resolved.strip().splitlines()[-1]) == (0, f"{order_id}: FAILED"), resolved
     assert stack.payment(order_id)["status"] == "REFUNDED"  # type: ignore[index]
     assert stack.stock() == INITIAL
-    assert "0 order(s) need attention" in order_saga(stack, "attention", "list")[1]
+    assert "0 order(s) need attention" in stack.operator("attention", "list")[1]

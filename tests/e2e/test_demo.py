@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import WAIT_SECONDS, stack_environment, wait_until
-from tests.integration.test_devstack import cli, our_processes
+from tests.support.processes import cli, our_processes
+from tests.support.stack import WAIT_SECONDS, stack_environment, wait_until
 
 
 @pytest.fixture

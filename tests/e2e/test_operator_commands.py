@@ -12,12 +12,7 @@ from devstack.asl import substitution_names
 from devstack.executions import ExecutionPath
 from devstack.wiring import DB_SECRET, NOTIFICATION_DLQ, NOTIFICATION_QUEUE
 from order_saga.functions import FUNCTIONS
-from tests.e2e.stack import Customer, LocalStack
-
-
-def order_saga(stack: LocalStack, *args: str) -> tuple[int, str]:
-    result = stack.cli(*args)
-    return result.returncode, result.stdout + result.stderr
+from tests.support.stack import Customer, LocalStack
 
 
 def stuck_on_the_dlq(stack: LocalStack) -> tuple[str, ExecutionPath]:
@@ -75,7 +70,7 @@ def test_everything_is_wired_from_the_function_definitions(stack: LocalStack) ->
 
 def test_aws_up_on_a_running_stack_updates_in_place(stack: LocalStack, customer: Customer) -> None:
     before = stack.lam.list_event_source_mappings()["EventSourceMappings"]
-    code, output = order_saga(stack, "aws", "up")
+    code, output = stack.operator("aws", "up")
     assert code == 0, output
     assert output.startswith("moto: already running")
     assert stack.lam.list_event_source_mappings()["EventSourceMappings"] == before
@@ -88,11 +83,11 @@ def test_aws_up_on_a_running_stack_updates_in_place(stack: LocalStack, customer:
 def test_executions_list_and_show_tell_an_orders_story(stack: LocalStack, customer: Customer) -> None:
     order_id = customer.create({"sku-1": 1}, token="tok_unavailable_1").order_id
     assert stack.finish(order_id).status == "SUCCEEDED"
-    code, listing = order_saga(stack, "executions", "list", "--limit", "5")
+    code, listing = stack.operator("executions", "list", "--limit", "5")
     assert code == 0
     assert order_id in listing
     assert "SUCCEEDED" in listing
-    code, shown = order_saga(stack, "executions", "show", order_id)
+    code, shown = stack.operator("executions", "show", order_id)
     assert code == 0
     lines = shown.splitlines()
     assert lines[0].startswith(f"OrderSaga / {order_id}: SUCCEEDED in ")
@@ -107,7 +102,7 @@ def test_executions_list_and_show_tell_an_orders_story(stack: LocalStack, custom
         "SendOrderConfirmation",
         "OrderConfirmed",
     ]
-    code, out = order_saga(stack, "executions", "show", "no-such-order")
+    code, out = stack.operator("executions", "show", "no-such-order")
     assert (code, out.startswith("error: ")) == (1, True)
 
 
@@ -117,11 +112,11 @@ def test_direct_start_dlq_list_and_redrive_complete_a_stuck_compensation(stack: 
     order_id, path = stuck_on_the_dlq(stack)
     assert path.error == "CompensationFailed"
     assert stack.order(order_id)["status"] == "PENDING"
-    code, listed = order_saga(stack, "dlq", "list")
+    code, listed = stack.operator("dlq", "list")
     assert code == 0
     assert f"{order_id}  OrderSaga  InjectedFault" in listed
     # When the operator re-drives it (the database is back)
-    code, report = order_saga(stack, "dlq", "redrive", "--order-id", order_id)
+    code, report = stack.operator("dlq", "redrive", "--order-id", order_id)
     # Then the compensation completes, the customer is told, and the message is gone
     assert code == 0, report
     assert report.splitlines() == redriven(order_id, "MarkOrderFailed", "FAILURE_ALERT")
@@ -135,7 +130,7 @@ def test_direct_start_dlq_list_and_redrive_complete_a_stuck_compensation(stack: 
 def test_direct_start_a_redrive_that_fails_again_keeps_the_message(stack: LocalStack) -> None:
     order_id, _ = stuck_on_the_dlq(stack)
     stack.fault("ReleaseStock", "error", order_id, error_type="InjectedFault", times=1)
-    code, report = order_saga(stack, "dlq", "redrive")
+    code, report = stack.operator("dlq", "redrive")
     assert code == 1, report  # a kept message is a failure the operator's script must see
     lines = report.splitlines()
     assert lines[:2] == [f"{order_id}:", "  RefundPayment: ok"]
@@ -154,7 +149,7 @@ def test_direct_start_redriving_an_order_flagged_needs_attention_ends_it_failed(
     stack.fault("RefundPayment", "error", order_id, error_type="InjectedFault", times=1)
     stack.run(order_id)
     assert stack.order(order_id)["status"] == "NEEDS_ATTENTION"
-    code, report = order_saga(stack, "dlq", "redrive", "--order-id", order_id)
+    code, report = stack.operator("dlq", "redrive", "--order-id", order_id)
     assert code == 0, report
     assert report.splitlines() == redriven(order_id, "MarkOrderFailed", "FAILURE_ALERT")
     assert stack.order(order_id)["status"] == "FAILED"
@@ -171,11 +166,11 @@ def test_a_cancellation_redriven_from_the_dlq_ends_the_order_cancelled(
     customer.cancel(order_id)
     assert stack.finish(order_id, cancellation=True).error == "CompensationFailed"
     assert stack.order(order_id)["status"] == "NEEDS_ATTENTION"
-    code, listed = order_saga(stack, "dlq", "list")
+    code, listed = stack.operator("dlq", "list")
     assert code == 0, listed
     assert f"{order_id}  OrderCancellation  InjectedFault" in listed
     # When the operator re-drives it
-    code, report = order_saga(stack, "dlq", "redrive", "--order-id", order_id)
+    code, report = stack.operator("dlq", "redrive", "--order-id", order_id)
     # Then the cancellation completes: refunded, restocked, CANCELLED, the customer told
     assert code == 0, report
     assert report.splitlines() == redriven(order_id, "MarkOrderCancelled", "CANCELLATION_NOTICE")

@@ -18,24 +18,18 @@ import pytest
 
 from devstack.executions import ExecutionPath
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
-from tests.e2e.stack import TERMINAL, Customer, LocalStack
-from tests.integration.conftest import CATALOG
-
-INITIAL = {product: (stock, 0) for product, (_, stock) in CATALOG.items()}
-HAPPY_PATH = ["ProcessPayment", "ReserveStock", "ConfirmOrder", "SendOrderConfirmation", "OrderConfirmed"]
-# The compensations run in a Parallel state: its two branches' states are listed in name order.
-COMPENSATE = ["Compensate", "RefundPayment", "ReleaseStock", "CompensationOutcome"]
-COMPENSATED_PATH = [*COMPENSATE, "MarkOrderFailed", "SendFailureAlert", "OrderFailed"]
-CANCELLED_PATH = [*COMPENSATE, "MarkOrderCancelled", "SendCancellationNotice", "OrderCancelled"]
-
-
-def states(path: ExecutionPath) -> list[str]:
-    """The path's states, those of the Parallel branches (which interleave) in name order."""
-    names = path.states()
-    if "Compensate" not in names or "CompensationOutcome" not in names:
-        return names
-    start, end = names.index("Compensate") + 1, names.index("CompensationOutcome")
-    return [*names[:start], *sorted(names[start:end]), *names[end:]]
+from tests.support.data import CATALOG
+from tests.support.stack import (
+    CANCELLED_PATH,
+    COMPENSATE,
+    COMPENSATED_PATH,
+    HAPPY_PATH,
+    INITIAL,
+    TERMINAL,
+    Customer,
+    LocalStack,
+    states,
+)
 
 
 def assert_consistent(stack: LocalStack, order_ids: list[str]) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from cdk import cost_estimate
-from tests.infra.conftest import Synthesized
+from tests.support.synth import Synthesized
 
 ORDERS = 1_000_000
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from cdk import constants as c
 from cdk.capabilities.edge import collector_config
-from tests.infra.conftest import Synthesized, dump, refs
+from tests.support.synth import Synthesized, dump, refs
 
 EDGE_SETTINGS = {
     "ORDER_SAGA_STATE_MACHINE_ARN",

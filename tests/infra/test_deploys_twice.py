@@ -17,7 +17,7 @@ from aws_cdk import App
 from cdk import constants as c
 from cdk.app import options_from_context
 from cdk.stacks import DataStack, DeploymentOptions, NetworkStack, SagaStack
-from tests.infra.conftest import PROD_CONTEXT, Synthesized, cdk_context
+from tests.support.synth import PROD_CONTEXT, Synthesized, cdk_context
 
 CDK_JSON = json.loads((c.REPO_ROOT / "cdk.json").read_text())
 # Kept at the project's value: CloudFormation exports between the stacks (docs/decisions.md).

@@ -11,7 +11,7 @@ from aws_cdk import aws_sqs as sqs
 
 from cdk import constants as c
 from cdk.nag import acknowledge
-from tests.infra.conftest import Synthesized, build_shipped_app
+from tests.support.synth import Synthesized, build_shipped_app
 
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 # W3005: the CDK writes a DependsOn that a Ref already implies; harmless and not ours to change.

@@ -8,7 +8,7 @@ from cdk import constants as c
 from cdk.capabilities.edge import OTEL_COLLECTOR_IMAGE
 from grpc_edge.server import CONNECTION_OPTIONS
 from order_saga.functions import FUNCTIONS
-from tests.infra.conftest import Synthesized, dump, refs
+from tests.support.synth import Synthesized, dump, refs
 
 NLB_IDLE_TIMEOUT_SECONDS = 350  # fixed for TCP flows through a Network Load Balancer
 

@@ -1,15 +1,14 @@
 """The saga stack: functions from the single source, least privilege, state machines, queues."""
 
 import json
-from typing import Any
 
 import pytest
 
 from cdk import constants as c
 from cdk.capabilities.saga_function import VPC_NETWORK_INTERFACE_ACTIONS
 from cdk.capabilities.workflow import placeholders
-from order_saga.functions import FUNCTIONS, FunctionSpec, Needs
-from tests.infra.conftest import Synthesized, dump, refs
+from order_saga.functions import FUNCTIONS, Needs
+from tests.support.synth import Synthesized, dump, lambda_function, refs, role_policy, state_machine
 
 ASL = c.STATE_MACHINES
 # What in a policy document betrays each need (logical ids and exports contain these names).
@@ -36,26 +35,6 @@ NEED_SETTINGS = {
 }
 # The watchdog sends the notices it owes to the notification queue (it does not consume it).
 ALSO_GRANTED = {Needs.SAGA_CONTROL: {Needs.NOTIFICATION_QUEUE}}
-
-
-def lambda_function(synth: Synthesized, spec: FunctionSpec) -> tuple[str, dict[str, Any]]:
-    name = f"{c.PROJECT}-{synth.env}-{spec.name}"
-    found = [
-        (k, v["Properties"])
-        for k, v in synth.resources("Saga", "AWS::Lambda::Function").items()
-        if v["Properties"].get("FunctionName") == name
-    ]
-    assert len(found) == 1, f"expected one function named {name}"
-    return found[0]
-
-
-def role_policy(synth: Synthesized, role_id: str) -> list[dict[str, Any]]:
-    """The statements of every inline policy attached to the role `role_id`."""
-    statements = []
-    for policy in synth.resources("Saga", "AWS::IAM::Policy").values():
-        if {"Ref": role_id} in policy["Properties"]["Roles"]:
-            statements += policy["Properties"]["PolicyDocument"]["Statement"]
-    return statements
 
 
 def test_every_function_is_built_from_its_function_spec(synthesized: Synthesized) -> None:
@@ -110,14 +89,6 @@ def test_each_function_role_names_only_its_own_resources(synthesized: Synthesize
         others = {s.name for s in FUNCTIONS} - {spec.name}
         assert not any(ref.startswith(tuple(others)) for ref in named), spec.name
         assert logical_id not in named
-
-
-def state_machine(synth: Synthesized, name: str) -> tuple[str, dict[str, Any]]:
-    full = f"{c.PROJECT}-{synth.env}-{name}"
-    for k, v in synth.resources("Saga", "AWS::StepFunctions::StateMachine").items():
-        if v["Properties"]["StateMachineName"] == full:
-            return k, v["Properties"]
-    raise AssertionError(f"no state machine {full}")
 
 
 @pytest.mark.parametrize("name", sorted(ASL))

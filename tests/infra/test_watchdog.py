@@ -6,8 +6,7 @@ from typing import Any
 
 from cdk import constants as c
 from order_saga.functions import function
-from tests.infra.conftest import Synthesized, dump, refs
-from tests.infra.test_saga import lambda_function, role_policy, state_machine
+from tests.support.synth import Synthesized, dump, lambda_function, refs, role_policy, state_machine
 
 
 def only(resources: dict[str, dict[str, Any]], marker: str) -> tuple[str, dict[str, Any]]:

@@ -22,7 +22,7 @@ from order_saga.steps.inventory import release_stock, reserve_stock
 from order_saga.steps.notification import NotificationKind, NotificationMessage, send_notification
 from order_saga.steps.orders import confirm_order, mark_needs_attention, mark_order_failed
 from order_saga.steps.payment import process_payment, refund_payment
-from tests.integration.conftest import OrderFactory
+from tests.support.data import OrderFactory
 
 SENDER = "orders@example.com"
 ROLE = "arn:aws:iam::123456789012:role/audit-test"

@@ -14,7 +14,7 @@ from redis.retry import Retry
 from devstack.chaos import delete_all_but_the_ledger, restart_redis
 from devstack.services import Redis
 from order_saga.payment_gateway import SimulatedGateway
-from tests.integration.test_devstack import free_port
+from tests.support.processes import free_port
 
 CHARGE = f"{SimulatedGateway.PREFIX}:charge:o-1"
 OURS = "order-saga:status:o-1"  # a key of our cache

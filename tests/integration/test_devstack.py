@@ -2,48 +2,13 @@
 
 import contextlib
 import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from devstack.services import Redis
 from order_saga.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """`order-saga ARGS` in a process of its own, as a newcomer types it."""
-    return subprocess.run(
-        [sys.executable, "-m", "devstack", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def our_processes(env: dict[str, str]) -> list[str]:
-    """Command lines of live processes of this stack (mariadbd names its folder, redis-server its port)."""
-    markers = (env["DEVSTACK_DIR"], f"127.0.0.1:{env['DEVSTACK_REDIS_PORT']}")
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            status = (proc / "status").read_text()
-        except OSError:
-            continue
-        if any(marker in cmdline for marker in markers) and "State:\tZ" not in status:
-            found.append(cmdline)
-    return found
+from tests.support.processes import cli, free_port, our_processes
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from order_saga.db import Database
 from order_saga.errors import InvalidOrder, OrderNotFound
 from order_saga.functions import FUNCTIONS, function
 from order_saga.settings import Settings
-from tests.integration.conftest import TABLES, OrderFactory, query
-from tests.lambda_runtime import invoke
+from tests.support.data import TABLES, OrderFactory, query
+from tests.support.lambda_runtime import invoke
 
 STEP_FUNCTIONS = [spec for spec in FUNCTIONS if spec.name not in {"SendNotification", "SagaWatchdog"}]
 BAD_EVENTS = [

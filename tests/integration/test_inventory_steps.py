@@ -12,7 +12,7 @@ from order_saga.feeds import availability_key
 from order_saga.models import ReservationStatus
 from order_saga.settings import Settings
 from order_saga.steps.inventory import release_stock, reserve_stock
-from tests.integration.conftest import OrderFactory, query
+from tests.support.data import OrderFactory, query
 
 
 def stock(database: Database, product_id: str) -> tuple[int, int]:

@@ -16,8 +16,8 @@ from order_saga.functions import function
 from order_saga.repository import fetch_order
 from order_saga.settings import Settings
 from order_saga.steps.notification import NotificationKind, render
-from tests.integration.conftest import OrderFactory, query
-from tests.lambda_runtime import invoke
+from tests.support.data import OrderFactory, query
+from tests.support.lambda_runtime import invoke
 
 EVENT = (Path(__file__).parents[1] / "events" / "sqs_notification_batch.json").read_text()
 

@@ -20,7 +20,7 @@ from order_saga.steps.orders import (
     mark_order_failed,
 )
 from order_saga.steps.payment import process_payment, refund_payment
-from tests.integration.conftest import OrderFactory, query
+from tests.support.data import OrderFactory, query
 
 
 def paid_and_reserved(database: Database, cache: "redis.Redis", new_order: OrderFactory, **items: int) -> str:

@@ -15,7 +15,7 @@ from order_saga.models import PaymentStatus
 from order_saga.payment_gateway import SimulatedGateway
 from order_saga.settings import Settings
 from order_saga.steps.payment import process_payment, refund_payment
-from tests.integration.conftest import OrderFactory, query
+from tests.support.data import OrderFactory, query
 
 
 @pytest.fixture

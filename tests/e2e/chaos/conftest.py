@@ -11,7 +11,7 @@ from devstack.commands_audit import audit_books
 from devstack.devtokens import mint_token
 from devstack.services import MariaDB, Redis
 from devstack.stack import EdgeServer
-from tests.e2e.stack import LocalStack
+from tests.support.stack import LocalStack
 
 
 @pytest.fixture

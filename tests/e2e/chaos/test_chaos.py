@@ -8,8 +8,8 @@ import pytest
 from devstack.chaos import Campaign, ChaosStack
 from devstack.chaos_plan import INFRA_KINDS, CampaignPlan, FaultEvent, OrderPlan
 from devstack.faults import FaultKind
-from tests.e2e.stack import LocalStack
-from tests.integration.test_devstack import cli
+from tests.support.processes import cli
+from tests.support.stack import LocalStack
 
 SEED = 20261124
 ORDERS = 80

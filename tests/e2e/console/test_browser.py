@@ -14,7 +14,7 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.e2e.console.conftest import ConsoleStack, execution_screenshot, screenshot
+from tests.support.console import ConsoleStack, execution_screenshot, screenshot
 
 WAIT_SECONDS = 90  # an upper bound on waiting for a state, never a pause
 

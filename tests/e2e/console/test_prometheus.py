@@ -10,7 +10,7 @@ from typing import Any
 
 from observability import dashboard
 from order_saga.models import OrderStatus
-from tests.e2e.console.conftest import ConsoleStack
+from tests.support.console import ConsoleStack
 
 WAIT_SECONDS = 120  # an upper bound on waiting for a scrape, never a pause
 # What Grafana puts in place of its variables before a query reaches Prometheus.

@@ -18,8 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
-
-from .conftest import AUDIENCE, ISSUER, Edge, EdgeFactory, make_token, status_of
+from tests.support.edge import AUDIENCE, ISSUER, Edge, EdgeFactory, make_token, status_of
 
 
 def get_order(edge: Edge, metadata: tuple[tuple[str, str], ...]) -> None:

@@ -43,7 +43,7 @@ def test_a_price_change_reaches_new_orders_after_the_ttl_and_a_new_product_at_on
     settings: Settings,
     database: Database,
     redis_client: "redis.Redis",
-    catalog: dict[str, tuple[int, Decimal]],
+    shop: dict[str, tuple[int, Decimal]],
     endpoint: StepFunctionsEndpoint,
 ) -> None:
     clock = Clock()

@@ -15,8 +15,7 @@ from devstack import devtokens
 from devstack.cli import main
 from order_saga.db import Database
 from order_saga.settings import Settings
-
-from .conftest import Edge, EdgeFactory
+from tests.support.edge import Edge, EdgeFactory
 
 Catalog = dict[str, tuple[int, Decimal]]
 ISSUER, AUDIENCE = "order-saga-cli-test", "orders-api-cli-test"
@@ -66,7 +65,7 @@ def test_token_mints_an_rs256_token_the_dev_public_key_verifies(dev_keys: Path) 
     assert (dev_keys.parent / "dev-signing-key.pem").stat().st_mode & 0o777 == 0o600
 
 
-def test_orders_create_get_list_cancel_watch(cli_edge: Edge, catalog: Catalog) -> None:
+def test_orders_create_get_list_cancel_watch(cli_edge: Edge, shop: Catalog) -> None:
     # create, as JSON
     created = orders_cli(cli_edge, "create", "--item", "book=2", "--item", "pen", "--json")
     assert created.exit_code == 0, created.output
@@ -92,7 +91,7 @@ def test_orders_create_get_list_cancel_watch(cli_edge: Edge, catalog: Catalog) -
     assert watched.output.strip().endswith("CANCELLED")
 
 
-def test_a_refused_rpc_prints_its_code_and_field_violations(cli_edge: Edge, catalog: Catalog) -> None:
+def test_a_refused_rpc_prints_its_code_and_field_violations(cli_edge: Edge, shop: Catalog) -> None:
     result = orders_cli(cli_edge, "create", "--item", "book=0")
     assert result.exit_code == 1
     assert "INVALID_ARGUMENT" in result.stderr

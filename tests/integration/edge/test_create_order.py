@@ -12,12 +12,11 @@ import redis
 from devstack.stepfunctions_endpoint import StepFunctionsEndpoint
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from order_saga.feeds import availability_key as available_key
-
-from .conftest import Edge, EdgeFactory, field_violations, status_of
+from tests.support.edge import Edge, EdgeFactory, field_violations, status_of
 
 
 def test_a_good_order_is_stored_pending_priced_from_the_catalog_and_its_saga_started(
-    edge: Edge, catalog: dict[str, tuple[int, Decimal]], redis_client: "redis.Redis"
+    edge: Edge, shop: dict[str, tuple[int, Decimal]], redis_client: "redis.Redis"
 ) -> None:
     # When: alice orders two books and a lamp
     order = edge.create([("book", 2), ("lamp", 1)])
@@ -46,7 +45,7 @@ def test_a_good_order_is_stored_pending_priced_from_the_catalog_and_its_saga_sta
 
 
 def test_availability_comes_from_redis_first(
-    edge: Edge, catalog: dict[str, tuple[int, Decimal]], redis_client: "redis.Redis"
+    edge: Edge, shop: dict[str, tuple[int, Decimal]], redis_client: "redis.Redis"
 ) -> None:
     # Given: the inventory steps wrote through that only one lamp is left (MySQL still says 5)
     redis_client.set(available_key("lamp"), "1")
@@ -61,7 +60,7 @@ def test_availability_comes_from_redis_first(
 
 
 def test_more_than_the_stock_is_refused_from_mysql_on_a_cache_miss(
-    edge: Edge, catalog: dict[str, tuple[int, Decimal]]
+    edge: Edge, shop: dict[str, tuple[int, Decimal]]
 ) -> None:
     with pytest.raises(grpc.RpcError) as error:
         edge.create([("lamp", 6)])
@@ -70,7 +69,7 @@ def test_more_than_the_stock_is_refused_from_mysql_on_a_cache_miss(
 
 
 def test_the_same_idempotency_key_returns_the_same_order(
-    edge: Edge, catalog: dict[str, tuple[int, Decimal]]
+    edge: Edge, shop: dict[str, tuple[int, Decimal]]
 ) -> None:
     first = edge.create([("book", 1)], idempotency_key="key-1")
     again = edge.create([("book", 1)], idempotency_key="key-1")
@@ -81,7 +80,7 @@ def test_the_same_idempotency_key_returns_the_same_order(
 
 
 def test_the_same_key_for_another_user_is_another_order(
-    edge: Edge, catalog: dict[str, tuple[int, Decimal]]
+    edge: Edge, shop: dict[str, tuple[int, Decimal]]
 ) -> None:
     alice = edge.create([("book", 1)], idempotency_key="shared")
     bob = edge.create([("book", 1)], idempotency_key="shared", sub="bob")
@@ -89,7 +88,7 @@ def test_the_same_key_for_another_user_is_another_order(
 
 
 def test_the_same_key_with_another_body_is_already_exists(
-    edge: Edge, catalog: dict[str, tuple[int, Decimal]]
+    edge: Edge, shop: dict[str, tuple[int, Decimal]]
 ) -> None:
     edge.create([("book", 1)], idempotency_key="key-2")
     with pytest.raises(grpc.RpcError) as error:
@@ -99,7 +98,7 @@ def test_the_same_key_with_another_body_is_already_exists(
 
 
 def test_a_stored_order_whose_start_was_throttled_is_answered_pending_and_started_on_retry(
-    edge_factory: EdgeFactory, catalog: dict[str, tuple[int, Decimal]], monkeypatch: pytest.MonkeyPatch
+    edge_factory: EdgeFactory, shop: dict[str, tuple[int, Decimal]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given: an edge whose Step Functions endpoint throttles every StartExecution
     endpoint = StepFunctionsEndpoint(throttle=True).start()
@@ -172,7 +171,7 @@ LONG = "x" * 300
 )
 def test_bad_input_is_invalid_argument_naming_the_field_and_writes_nothing(
     edge: Edge,
-    catalog: dict[str, tuple[int, Decimal]],
+    shop: dict[str, tuple[int, Decimal]],
     fields: dict[str, str],
     items: list[tuple[str, int]],
     violated: str,
@@ -187,7 +186,7 @@ def test_bad_input_is_invalid_argument_naming_the_field_and_writes_nothing(
 
 
 def test_an_unknown_product_is_failed_precondition_and_writes_nothing(
-    edge: Edge, catalog: dict[str, tuple[int, Decimal]]
+    edge: Edge, shop: dict[str, tuple[int, Decimal]]
 ) -> None:
     with pytest.raises(grpc.RpcError) as error:
         edge.create([("book", 1), ("unicorn", 1)])
@@ -197,7 +196,7 @@ def test_an_unknown_product_is_failed_precondition_and_writes_nothing(
 
 
 def test_products_in_two_currencies_cannot_share_an_order(
-    edge: Edge, catalog: dict[str, tuple[int, Decimal]]
+    edge: Edge, shop: dict[str, tuple[int, Decimal]]
 ) -> None:
     edge.sql("UPDATE inventory SET currency = 'USD' WHERE product_id = 'pen'")
     with pytest.raises(grpc.RpcError) as error:
@@ -208,7 +207,7 @@ def test_products_in_two_currencies_cannot_share_an_order(
 
 
 def test_concurrent_requests_with_one_key_make_one_order(
-    edge: Edge, catalog: dict[str, tuple[int, Decimal]]
+    edge: Edge, shop: dict[str, tuple[int, Decimal]]
 ) -> None:
     key = str(uuid.uuid4())
     with ThreadPoolExecutor(6) as pool:

@@ -26,8 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
-
-from .conftest import AUDIENCE, ISSUER, Edge, SigningKey, make_token
+from tests.support.edge import AUDIENCE, ISSUER, Edge, SigningKey, make_token
 
 REQUESTS = int(os.environ.get("FUZZ_REQUESTS", "40"))
 REPORT = os.environ.get("FUZZ_REPORT")  # a file that gets the counts too
@@ -229,7 +228,7 @@ def _print_counts() -> Iterator[None]:
 
 
 @pytest.fixture
-def fuzzed_edge(edge_factory: Callable[..., Edge], catalog: Any) -> Iterator[tuple[Edge, list[str]]]:
+def fuzzed_edge(edge_factory: Callable[..., Edge], shop: Any) -> Iterator[tuple[Edge, list[str]]]:
     """An edge with no rate limit, and one order per user to aim Get/Cancel/Watch at."""
     edge = edge_factory(rate_limit_per_minute=0)
     existing = [edge.create([("book", 1)], sub=user).order_id for user in USERS]

@@ -8,8 +8,7 @@ import grpc
 import pytest
 
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
-
-from .conftest import ALL_SCOPES, Edge, EdgeFactory, field_violations, make_token
+from tests.support.edge import ALL_SCOPES, Edge, EdgeFactory, field_violations, make_token
 
 
 def test_an_order_id_with_a_trailing_newline_is_invalid(edge: Edge) -> None:
@@ -20,7 +19,7 @@ def test_an_order_id_with_a_trailing_newline_is_invalid(edge: Edge) -> None:
 
 
 def test_an_email_with_a_trailing_newline_is_invalid_and_stores_nothing(
-    edge: Edge, catalog: dict[str, Any]
+    edge: Edge, shop: dict[str, Any]
 ) -> None:
     with pytest.raises(grpc.RpcError) as error:
         edge.create([("pen", 1)], email="alice@example.com\n")
@@ -54,7 +53,7 @@ def test_a_token_subject_that_could_never_own_an_order_is_unauthenticated(edge: 
     assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-def test_one_user_cannot_take_every_watch_slot(edge_factory: EdgeFactory, catalog: dict[str, Any]) -> None:
+def test_one_user_cannot_take_every_watch_slot(edge_factory: EdgeFactory, shop: dict[str, Any]) -> None:
     # Given an edge allowing one open WatchOrder stream per user, and alice watching her order
     edge = edge_factory(watch_max_per_user=1)
     mine, theirs = edge.create([("pen", 1)]), edge.create([("pen", 1)], sub="bob")
@@ -72,7 +71,7 @@ def test_one_user_cannot_take_every_watch_slot(edge_factory: EdgeFactory, catalo
 
 
 def test_a_watch_stream_ends_after_its_maximum_lifetime(
-    edge_factory: EdgeFactory, catalog: dict[str, Any]
+    edge_factory: EdgeFactory, shop: dict[str, Any]
 ) -> None:
     # Given streams that live at most a second, on an order that stays PENDING
     edge = edge_factory(watch_max_seconds=1)

@@ -6,7 +6,6 @@ find the detail in the logs, saga_log and the DLQ.
 """
 
 import re
-import socket
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -17,20 +16,14 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
-
-from .conftest import ALL_SCOPES, Edge, EdgeFactory, make_token
+from tests.support.edge import ALL_SCOPES, Edge, EdgeFactory, make_token
+from tests.support.processes import free_port
 
 LEAK = re.compile(
     r"\b\d{1,3}(\.\d{1,3}){3}\b|localhost|127\.0\.0\.1|:\d{2,5}\b|arn:|(?<![\w-])\d{12}(?![\w-])"
     r"|\b(SELECT|INSERT|UPDATE|DELETE)\b|errorMessage|errorType|Traceback|MYSQL_|REDIS_|pymysql|botocore",
     re.IGNORECASE,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def client_text(error: grpc.RpcError) -> str:
@@ -62,9 +55,7 @@ def insert_order(edge: Edge, status: str, user: str = "alice") -> str:
     return order_id
 
 
-def test_no_error_path_of_the_edge_shows_internals(
-    edge_factory: EdgeFactory, catalog: dict[str, Any]
-) -> None:
+def test_no_error_path_of_the_edge_shows_internals(edge_factory: EdgeFactory, shop: dict[str, Any]) -> None:
     edge = edge_factory(rate_limit_per_minute=1000)
     stub, auth = edge.stub, edge.auth()
     failed = insert_order(edge, "FAILED")
@@ -139,9 +130,7 @@ def test_no_error_path_of_the_edge_shows_internals(
             assert not LEAK.search(client_text(error)), client_text(error)
 
 
-def test_an_order_shows_a_sentence_and_a_code_and_no_execution_arn(
-    edge: Edge, catalog: dict[str, Any]
-) -> None:
+def test_an_order_shows_a_sentence_and_a_code_and_no_execution_arn(edge: Edge, shop: dict[str, Any]) -> None:
     # Given an order the saga failed (its raw error is in saga_log only)
     order = edge.create([("pen", 1)])
     edge.sql(

@@ -1,7 +1,6 @@
 """What operators rely on: rate limits, UNAVAILABLE on a dead dependency, health, reflection,
 Prometheus metrics, access logs, and the reconciler of orphaned orders."""
 
-import socket
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -22,16 +21,10 @@ from grpc_edge.reconciler import Reconciler
 from grpc_edge.server import build_order_service
 from order_saga.db import Database
 from order_saga.watchdog import create_watchdog
-
-from .conftest import Edge, EdgeFactory, dead_redis, status_of
+from tests.support.edge import Edge, EdgeFactory, dead_redis, insert_orphan, status_of
+from tests.support.processes import free_port
 
 Catalog = dict[str, tuple[int, Decimal]]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_more_requests_than_the_limit_are_resource_exhausted_per_user(edge_factory: EdgeFactory) -> None:
@@ -82,7 +75,7 @@ def test_health_and_reflection_answer_without_a_token(edge: Edge) -> None:
     assert {"orders.v1.OrderService", "grpc.health.v1.Health"} <= names
 
 
-def test_metrics_count_each_method_and_code_with_latency(edge: Edge, catalog: Catalog) -> None:
+def test_metrics_count_each_method_and_code_with_latency(edge: Edge, shop: Catalog) -> None:
     # Given: the metrics endpoint of this edge
     server, thread = start_http_server(0, addr="127.0.0.1", registry=edge.registry)
     try:
@@ -106,7 +99,7 @@ def test_metrics_count_each_method_and_code_with_latency(edge: Edge, catalog: Ca
 
 
 def test_the_access_log_carries_the_order_id_as_correlation_id(
-    edge: Edge, catalog: Catalog, caplog: pytest.LogCaptureFixture
+    edge: Edge, shop: Catalog, caplog: pytest.LogCaptureFixture
 ) -> None:
     order = edge.create([("pen", 1)])
     [entry] = [vars(record) for record in caplog.records if getattr(record, "rpc", None) == "CreateOrder"]
@@ -114,22 +107,8 @@ def test_the_access_log_carries_the_order_id_as_correlation_id(
     assert entry["duration_ms"] > 0
 
 
-def insert_orphan(database: Database, age_seconds: int) -> str:
-    """What an edge that died between the insert and StartExecution leaves behind."""
-    order_id = str(uuid.uuid4())
-    with database.transaction() as cursor:
-        cursor.execute(
-            "INSERT INTO orders (order_id, user_id, idempotency_key, request_hash, total, currency, "
-            "payment_token, created_at) VALUES (%s, 'alice', %s, %s, 1.20, 'EUR', 'tok_visa', "
-            "CURRENT_TIMESTAMP(3) - INTERVAL %s SECOND)",
-            (order_id, order_id, "0" * 64, age_seconds),
-        )
-        cursor.execute("INSERT INTO order_items VALUES (%s, 'pen', 1, 1.20)", (order_id,))
-    return order_id
-
-
 def test_the_reconciler_starts_an_orphaned_order_exactly_once(
-    edge: Edge, catalog: Catalog, redis_client: "redis.Redis"
+    edge: Edge, shop: Catalog, redis_client: "redis.Redis"
 ) -> None:
     # Given: an orphan past the grace period, and a fresh order that may still be starting
     orphan = insert_orphan(edge.database, age_seconds=120)
@@ -163,7 +142,7 @@ def test_the_reconciler_starts_an_orphaned_order_exactly_once(
 
 
 def test_an_order_throttled_at_creation_is_started_later_by_the_reconciler_once(
-    edge_factory: EdgeFactory, catalog: Catalog, redis_client: "redis.Redis", monkeypatch: pytest.MonkeyPatch
+    edge_factory: EdgeFactory, shop: Catalog, redis_client: "redis.Redis", monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given: an order created while Step Functions throttled every StartExecution
     endpoint = StepFunctionsEndpoint(throttle=True).start()

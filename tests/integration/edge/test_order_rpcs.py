@@ -10,9 +10,7 @@ import redis
 
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from order_saga.feeds import status_channel
-
-from .conftest import Edge, EdgeFactory, dead_redis, field_violations, status_of
-from .test_operations import insert_orphan
+from tests.support.edge import Edge, EdgeFactory, dead_redis, field_violations, insert_orphan, status_of
 
 Catalog = dict[str, tuple[int, Decimal]]
 
@@ -27,14 +25,14 @@ def set_status(edge: Edge, order_id: str, status: str, redis_client: "redis.Redi
 # -- GetOrder ---------------------------------------------------------------------------------
 
 
-def test_get_order_returns_the_callers_order(edge: Edge, catalog: Catalog) -> None:
+def test_get_order_returns_the_callers_order(edge: Edge, shop: Catalog) -> None:
     created = edge.create([("pen", 4)])
     got = edge.stub.GetOrder(pb.GetOrderRequest(order_id=created.order_id), metadata=edge.auth())
     assert got == created
     assert got.created_at.seconds > 0
 
 
-def test_another_users_order_is_not_found(edge: Edge, catalog: Catalog) -> None:
+def test_another_users_order_is_not_found(edge: Edge, shop: Catalog) -> None:
     created = edge.create([("pen", 4)], sub="alice")
     with pytest.raises(grpc.RpcError) as error:
         edge.stub.GetOrder(pb.GetOrderRequest(order_id=created.order_id), metadata=edge.auth("mallory"))
@@ -68,7 +66,7 @@ def test_a_malformed_order_id_is_invalid_argument(edge: Edge, order_id: str) -> 
 # -- ListOrders -------------------------------------------------------------------------------
 
 
-def test_list_orders_pages_through_the_callers_orders_newest_first(edge: Edge, catalog: Catalog) -> None:
+def test_list_orders_pages_through_the_callers_orders_newest_first(edge: Edge, shop: Catalog) -> None:
     # Given: five orders of alice (one second apart in created_at) and one of bob
     created = [edge.create([("pen", 1)]).order_id for _ in range(5)]
     for age, order_id in enumerate(reversed(created)):
@@ -93,7 +91,7 @@ def test_list_orders_pages_through_the_callers_orders_newest_first(edge: Edge, c
     assert pages == 3
 
 
-def test_list_orders_filters_by_status_and_caps_the_page_size(edge: Edge, catalog: Catalog) -> None:
+def test_list_orders_filters_by_status_and_caps_the_page_size(edge: Edge, shop: Catalog) -> None:
     first, second, third = (edge.create([("pen", 1)]).order_id for _ in range(3))
     set_status(edge, second, "CONFIRMED")
 
@@ -125,7 +123,7 @@ def test_bad_list_requests_are_invalid_argument(
     assert field_violations(error.value) == [violated]
 
 
-def test_a_page_token_only_continues_its_own_filter(edge: Edge, catalog: Catalog) -> None:
+def test_a_page_token_only_continues_its_own_filter(edge: Edge, shop: Catalog) -> None:
     for _ in range(3):
         edge.create([("pen", 1)])
     page = edge.stub.ListOrders(pb.ListOrdersRequest(page_size=1), metadata=edge.auth())
@@ -146,7 +144,7 @@ def cancel(edge: Edge, order_id: str, sub: str = "alice", reason: str = "changed
     )
 
 
-def test_cancelling_a_pending_order_flags_it_for_the_saga(edge: Edge, catalog: Catalog) -> None:
+def test_cancelling_a_pending_order_flags_it_for_the_saga(edge: Edge, shop: Catalog) -> None:
     order = edge.create([("book", 1)])
     cancelled = cancel(edge, order.order_id)
     assert cancel(edge, order.order_id) == cancelled  # a retry changes nothing
@@ -163,7 +161,7 @@ def test_cancelling_a_pending_order_flags_it_for_the_saga(edge: Edge, catalog: C
 
 
 def test_cancelling_a_confirmed_order_starts_the_cancellation_saga_once(
-    edge: Edge, catalog: Catalog, redis_client: "redis.Redis"
+    edge: Edge, shop: Catalog, redis_client: "redis.Redis"
 ) -> None:
     order = edge.create([("book", 1)])
     set_status(edge, order.order_id, "CONFIRMED")
@@ -180,7 +178,7 @@ def test_cancelling_a_confirmed_order_starts_the_cancellation_saga_once(
     feed.close()
 
 
-def test_cancelling_a_cancelled_order_returns_it_unchanged(edge: Edge, catalog: Catalog) -> None:
+def test_cancelling_a_cancelled_order_returns_it_unchanged(edge: Edge, shop: Catalog) -> None:
     order = edge.create([("book", 1)])
     set_status(edge, order.order_id, "CANCELLED")
     before = edge.sql("SELECT version, updated_at FROM orders WHERE order_id = %s", (order.order_id,))
@@ -189,7 +187,7 @@ def test_cancelling_a_cancelled_order_returns_it_unchanged(edge: Edge, catalog: 
 
 
 @pytest.mark.parametrize("status", ["FAILED", "NEEDS_ATTENTION"])
-def test_cancelling_a_failed_order_is_failed_precondition(edge: Edge, catalog: Catalog, status: str) -> None:
+def test_cancelling_a_failed_order_is_failed_precondition(edge: Edge, shop: Catalog, status: str) -> None:
     order = edge.create([("book", 1)])
     set_status(edge, order.order_id, status)
     with pytest.raises(grpc.RpcError) as error:
@@ -197,9 +195,7 @@ def test_cancelling_a_failed_order_is_failed_precondition(edge: Edge, catalog: C
     assert status_of(error.value) == grpc.StatusCode.FAILED_PRECONDITION
 
 
-def test_cancelling_another_users_order_is_not_found_and_changes_nothing(
-    edge: Edge, catalog: Catalog
-) -> None:
+def test_cancelling_another_users_order_is_not_found_and_changes_nothing(edge: Edge, shop: Catalog) -> None:
     order = edge.create([("book", 1)])
     with pytest.raises(grpc.RpcError) as error:
         cancel(edge, order.order_id, sub="mallory")
@@ -207,7 +203,7 @@ def test_cancelling_another_users_order_is_not_found_and_changes_nothing(
     assert edge.sql("SELECT cancel_requested FROM orders")[0]["cancel_requested"] == 0
 
 
-def test_an_oversized_reason_is_invalid_argument(edge: Edge, catalog: Catalog) -> None:
+def test_an_oversized_reason_is_invalid_argument(edge: Edge, shop: Catalog) -> None:
     order = edge.create([("book", 1)])
     with pytest.raises(grpc.RpcError) as error:
         cancel(edge, order.order_id, reason="x" * 501)
@@ -219,7 +215,7 @@ def test_an_oversized_reason_is_invalid_argument(edge: Edge, catalog: Catalog) -
 
 
 def test_watch_order_streams_pending_then_confirmed_woken_by_the_publish(
-    edge_factory: EdgeFactory, catalog: Catalog, redis_client: "redis.Redis"
+    edge_factory: EdgeFactory, shop: Catalog, redis_client: "redis.Redis"
 ) -> None:
     # Given: an edge whose periodic re-read would come far too late to matter
     edge = edge_factory(watch_reread_seconds=3600)
@@ -236,7 +232,7 @@ def test_watch_order_streams_pending_then_confirmed_woken_by_the_publish(
 
 
 def test_watch_order_re_reads_the_order_when_a_publish_is_lost(
-    edge_factory: EdgeFactory, catalog: Catalog
+    edge_factory: EdgeFactory, shop: Catalog
 ) -> None:
     # Given: an edge re-reading watched orders often, and a stream that showed PENDING
     edge = edge_factory(watch_reread_seconds=0.2)
@@ -251,7 +247,7 @@ def test_watch_order_re_reads_the_order_when_a_publish_is_lost(
     assert [o.status for o in stream] == [pb.ORDER_STATUS_CONFIRMED]
 
 
-def test_watch_order_without_redis_is_unavailable(edge_factory: EdgeFactory, catalog: Catalog) -> None:
+def test_watch_order_without_redis_is_unavailable(edge_factory: EdgeFactory, shop: Catalog) -> None:
     # Given: an edge whose Redis (the status feed) does not answer; MySQL does
     edge = edge_factory(cache=dead_redis())
     order_id = insert_orphan(edge.database, age_seconds=0)  # a PENDING order of alice's
@@ -263,7 +259,7 @@ def test_watch_order_without_redis_is_unavailable(edge_factory: EdgeFactory, cat
     assert error.value.details() == "the order cache is briefly unavailable; retry shortly"
 
 
-def test_watch_order_of_a_terminal_order_sends_it_once(edge: Edge, catalog: Catalog) -> None:
+def test_watch_order_of_a_terminal_order_sends_it_once(edge: Edge, shop: Catalog) -> None:
     order = edge.create([("book", 1)])
     set_status(edge, order.order_id, "FAILED")
     statuses = [
@@ -274,7 +270,7 @@ def test_watch_order_of_a_terminal_order_sends_it_once(edge: Edge, catalog: Cata
 
 
 def test_watch_order_honours_the_deadline_and_frees_its_subscription(
-    edge: Edge, catalog: Catalog, redis_client: "redis.Redis"
+    edge: Edge, shop: Catalog, redis_client: "redis.Redis"
 ) -> None:
     order = edge.create([("book", 1)])
     stream = edge.stub.WatchOrder(
@@ -288,7 +284,7 @@ def test_watch_order_honours_the_deadline_and_frees_its_subscription(
 
 
 def test_a_cancelled_watch_frees_its_subscription(
-    edge: Edge, catalog: Catalog, redis_client: "redis.Redis"
+    edge: Edge, shop: Catalog, redis_client: "redis.Redis"
 ) -> None:
     order = edge.create([("book", 1)])
     stream = edge.stub.WatchOrder(pb.WatchOrderRequest(order_id=order.order_id), metadata=edge.auth())
@@ -298,7 +294,7 @@ def test_a_cancelled_watch_frees_its_subscription(
     assert wait_until_unsubscribed(redis_client, status_channel(order.order_id))
 
 
-def test_watching_another_users_order_is_not_found(edge: Edge, catalog: Catalog) -> None:
+def test_watching_another_users_order_is_not_found(edge: Edge, shop: Catalog) -> None:
     order = edge.create([("book", 1)])
     with pytest.raises(grpc.RpcError) as error:
         next(
@@ -327,7 +323,7 @@ def wait_until_unsubscribed(client: "redis.Redis", channel: str, seconds: float 
 
 
 def test_watch_streams_may_hold_at_most_half_the_server_threads(
-    edge_factory: EdgeFactory, catalog: Catalog
+    edge_factory: EdgeFactory, shop: Catalog
 ) -> None:
     # Given: a server with 4 threads, and two open watches (its limit)
     edge = edge_factory(grpc_max_workers=4)

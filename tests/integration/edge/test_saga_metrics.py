@@ -12,11 +12,9 @@ from grpc_edge.server import build_order_service
 from order_saga.db import Database
 from order_saga.repository import log_step
 from order_saga.settings import Settings
-from tests.integration.conftest import OrderFactory
-from tests.integration.test_devstack import free_port
-
-from .conftest import Edge
-from .test_operations import insert_orphan
+from tests.support.data import OrderFactory
+from tests.support.edge import Edge, insert_orphan
+from tests.support.processes import free_port
 
 
 def scrape(collector: SagaCollector) -> CollectorRegistry:

@@ -29,18 +29,18 @@ from grpc_edge.healthcheck import probe
 from grpc_edge.settings import EdgeSettings
 from order_saga.db import Database
 from order_saga.settings import Settings
-
-from .conftest import (
+from tests.support.edge import (
     DEFINITION,
     ROLE,
     EdgeFactory,
     SigningKey,
     StateMachines,
+    insert_orphan,
     make_edge_settings,
     make_token,
     status_of,
 )
-from .test_operations import free_port, insert_orphan
+from tests.support.processes import free_port
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ from order_saga.db import Database
 from order_saga.payment_gateway import SimulatedGateway
 from order_saga.settings import Settings
 from order_saga.watchdog import execution_arn_for
-from tests.integration.conftest import CATALOG, OrderFactory, query
-from tests.integration.test_devstack import cli, free_port
+from tests.support.data import CATALOG, OrderFactory, query
+from tests.support.processes import cli, free_port
 
 TERMINAL = {"CONFIRMED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"}
 # Compensations "retry long" (minutes in AWS); the run waits 1/20 of each Retry interval.
@@ -72,6 +72,24 @@ def wait_until(condition: Callable[[], bool], what: str, seconds: float = WAIT_S
     while not condition():
         assert time.monotonic() < deadline, f"still waiting after {seconds:.0f}s for {what}"
         time.sleep(0.1)
+
+
+# The saga's expected paths (docs/state-transitions.md). The compensations run in a Parallel
+# state: its two branches' states are listed in name order.
+INITIAL = {product: (stock, 0) for product, (_, stock) in CATALOG.items()}
+HAPPY_PATH = ["ProcessPayment", "ReserveStock", "ConfirmOrder", "SendOrderConfirmation", "OrderConfirmed"]
+COMPENSATE = ["Compensate", "RefundPayment", "ReleaseStock", "CompensationOutcome"]
+COMPENSATED_PATH = [*COMPENSATE, "MarkOrderFailed", "SendFailureAlert", "OrderFailed"]
+CANCELLED_PATH = [*COMPENSATE, "MarkOrderCancelled", "SendCancellationNotice", "OrderCancelled"]
+
+
+def states(path: ExecutionPath) -> list[str]:
+    """The path's states, those of the Parallel branches (which interleave) in name order."""
+    names = path.states()
+    if "Compensate" not in names or "CompensationOutcome" not in names:
+        return names
+    start, end = names.index("Compensate") + 1, names.index("CompensationOutcome")
+    return [*names[:start], *sorted(names[start:end]), *names[end:]]
 
 
 def status_name(status: int) -> str:
@@ -180,6 +198,11 @@ class LocalStack:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`order-saga ARGS` against this stack, in a process of its own."""
         return cli(*args, env=self.env, timeout=WAIT_SECONDS)
+
+    def operator(self, *args: str) -> tuple[int, str]:
+        """An operator's `order-saga ARGS`: its exit code and everything it printed."""
+        result = self.cli(*args)
+        return result.returncode, result.stdout + result.stderr
 
     def stock_catalog(self) -> None:
         with self.database.transaction() as cursor:
