@@ -1,5 +1,5 @@
 """What every benchmark reports for `make bench`: a figure, its baseline from the same run, the
-ratio between them and the goal the ratio is held to (issue 12's table)."""
+ratio between them and the goal the ratio is held to (docs/performance.md)."""
 
 import os
 import statistics

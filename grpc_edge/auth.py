@@ -1,4 +1,4 @@
-"""Access tokens: JWT verification (RS256 only) and the scopes each RPC needs (design §7).
+"""Access tokens: JWT verification (RS256 only) and the scopes each RPC needs.
 
 In AWS the keys come from the issuer's JWKS (Cognito); locally from the dev key's public half
 (`order-saga token` mints tokens with the private half). A token whose `kid` the cached JWKS does

@@ -1,4 +1,4 @@
-"""The one place where the domain's typed errors become gRPC status codes (design §3).
+"""The one place where the domain's typed errors become gRPC status codes.
 
 A client's mistake is never INTERNAL: every rule a request can break raises a typed error that
 maps below. Only an unexpected exception is INTERNAL, with a message that reveals nothing.

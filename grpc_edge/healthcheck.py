@@ -2,7 +2,7 @@
 
 Under TLS it trusts the server's certificate file and the client CA; under mTLS it presents the
 server's own certificate, so there that certificate must come from the client CA and allow the
-clientAuth usage as well as serverAuth (one private CA issues both, design §7).
+clientAuth usage as well as serverAuth (one private CA issues both).
 """
 
 import sys

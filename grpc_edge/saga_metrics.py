@@ -1,4 +1,4 @@
-"""Saga metrics for Prometheus, read at scrape time from where the truth is (design §8).
+"""Saga metrics for Prometheus, read at scrape time from where the truth is.
 
 The gRPC metrics say how the edge answers; these say how the sagas fare: orders by status (the
 NEEDS_ATTENTION count among them), every saga_log step by outcome (completed sagas are ConfirmOrder

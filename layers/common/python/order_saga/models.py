@@ -1,4 +1,4 @@
-"""Domain models: the rows of design §4 as validated values, shared by functions and the edge."""
+"""Domain models: the tables' rows (docs/architecture.md) as validated values, for functions and the edge."""
 
 from datetime import datetime
 from decimal import Decimal

@@ -1,4 +1,4 @@
--- Closing the saga's holes under compound faults (issue 9):
+-- Closing the saga's holes under compound faults:
 -- * payments.status CHARGING: the intent, committed with the gateway idempotency key BEFORE the
 --   gateway is called, so a compensation never concludes "nothing charged" from a missing row;
 -- * orders.reason_code: the stable, machine-readable code beside the customer-friendly
