@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CLI := $(BIN)/order-saga
-EXTRAS := lambda,edge,console,cdk,dev
+EXTRAS := lambda,edge,ops,console,cdk,dev
 
 .DEFAULT_GOAL := help
 .PHONY: help install lock services-up services-down migrate check run demo tools dashboard test test-unit test-integration lint format clean protos protos-check protos-lint protos-breaking aws-up aws-down bench

@@ -1,4 +1,5 @@
-"""Every name, path, port and per-environment size of the deployment, in one place."""
+"""The deployment's paths, ports and per-environment sizes. Names come from the deployment
+manifest (`order_saga.manifest`), which the local stack and the operator tools read too."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -6,15 +7,14 @@ from pathlib import Path
 from aws_cdk import Aws, Duration, Fn, RemovalPolicy
 from aws_cdk import aws_logs as logs
 
-PROJECT = "OrderSaga"
+from order_saga import manifest
+
+PROJECT = manifest.PROJECT
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Code and definitions the deployment packages (all relative to the repository root).
 COMMON_LAYER_DIR = REPO_ROOT / "layers" / "common"
 DEPS_LAYER_DIR = REPO_ROOT / "build" / "layers" / "deps"
-STATE_MACHINE_DIR = REPO_ROOT / "statemachine"
-ORDER_SAGA_ASL = STATE_MACHINE_DIR / "order_saga.asl.json"
-ORDER_CANCELLATION_ASL = STATE_MACHINE_DIR / "order_cancellation.asl.json"
 EDGE_DOCKERFILE = "grpc_edge/Dockerfile"  # relative to the build context, the repository root
 MIGRATION_HANDLER_DIR = REPO_ROOT / "cdk" / "runtime" / "migrate_schema"
 # Nothing of these belongs in the edge image's build context.
@@ -33,16 +33,8 @@ EDGE_CONTEXT_EXCLUDES = [
     "*.egg-info",
 ]
 
-# Substitution names the ASL files use besides one `${<Name>FunctionArn}` per function.
-NOTIFICATION_QUEUE_URL = "NotificationQueueUrl"
-COMPENSATION_DLQ_URL = "CompensationDlqUrl"
-
-ORDER_SAGA_STATE_MACHINE = "OrderSaga"
-ORDER_CANCELLATION_STATE_MACHINE = "OrderCancellation"
-STATE_MACHINES = {
-    ORDER_SAGA_STATE_MACHINE: ORDER_SAGA_ASL,
-    ORDER_CANCELLATION_STATE_MACHINE: ORDER_CANCELLATION_ASL,
-}
+# The state machines' ASL files, by name.
+STATE_MACHINES = {machine.name: machine.path for machine in manifest.STATE_MACHINES}
 
 # Ports.
 MYSQL_PORT = 3306  # RDS Proxy's listener (fixed by the engine)
@@ -65,9 +57,9 @@ EDGE_LATENCY_METRIC = "grpc_server_handling_seconds"
 EDGE_ERROR_CODES = ("INTERNAL", "UNKNOWN", "UNAVAILABLE", "DEADLINE_EXCEEDED")
 
 # Cognito: the resource server and its scopes (the edge checks `orders:read` / `orders:write`).
-RESOURCE_SERVER_ID = "orders-api"
-SCOPE_READ = "orders:read"
-SCOPE_WRITE = "orders:write"
+RESOURCE_SERVER_ID = manifest.RESOURCE_SERVER
+SCOPE_READ = manifest.SCOPE_READ
+SCOPE_WRITE = manifest.SCOPE_WRITE
 
 LAMBDA_PYTHON = "python3.12"
 

@@ -25,6 +25,7 @@ from cdk.capabilities.schema_migration import SchemaMigration
 from cdk.capabilities.watchdog import Watchdog
 from cdk.capabilities.workflow import Workflow, WorkflowTargets
 from cdk.nag import acknowledge
+from order_saga import manifest
 from order_saga.functions import FUNCTIONS
 
 
@@ -107,20 +108,20 @@ class SagaStack(OrderSagaStack):
         targets = WorkflowTargets(
             functions={spec.arn_substitution: self.functions[spec.name].function for spec in FUNCTIONS},
             queues={
-                c.NOTIFICATION_QUEUE_URL: self.queues.notification_queue,
-                c.COMPENSATION_DLQ_URL: self.queues.compensation_dlq,
+                str(manifest.NOTIFICATION_QUEUE.substitution): self.queues.notification_queue,
+                str(manifest.COMPENSATION_DLQ.substitution): self.queues.compensation_dlq,
             },
         )
         self.workflows = {
             name: Workflow(self, name, definition=path, targets=targets, config=options.config)
             for name, path in c.STATE_MACHINES.items()
         }
-        self.order_saga = self.workflows[c.ORDER_SAGA_STATE_MACHINE]
-        self.order_cancellation = self.workflows[c.ORDER_CANCELLATION_STATE_MACHINE]
+        self.order_saga = self.workflows[manifest.ORDER_SAGA.name]
+        self.order_cancellation = self.workflows[manifest.ORDER_CANCELLATION.name]
         self.watchdog = Watchdog(
             self,
             "Watchdog",
-            function=self.functions["SagaWatchdog"].function,
+            function=self.functions[manifest.Step.SAGA_WATCHDOG].function,
             order_saga=self.order_saga.state_machine,
             order_cancellation=self.order_cancellation.state_machine,
             notification_queue=self.queues.notification_queue,

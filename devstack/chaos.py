@@ -35,7 +35,7 @@ from redis.retry import Retry
 from grpc_edge.channel import open_channel
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
-from order_saga.audit import AuditReport, read_books
+from order_ops.audit import AuditReport, read_books
 from order_saga.cache import create_redis
 from order_saga.catalog import set_product
 from order_saga.db import Database

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from order_client import commands as order_commands
+from order_ops import cli as ops_cli
 from order_saga.cache import check_redis, create_redis
 from order_saga.db import Database
 from order_saga.errors import OrderSagaError
@@ -15,15 +16,14 @@ from order_saga.migrate import apply_migrations
 from order_saga.settings import Settings
 
 from . import (
-    commands_attention,
-    commands_audit,
     commands_aws,
     commands_chaos,
     commands_console,
-    commands_inventory,
     commands_stack,
+    commands_token,
     services,
 )
+from .devtokens import mint_token
 from .envfile import load_env
 
 
@@ -42,9 +42,11 @@ def clean_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.group()
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Run and drive the order saga locally."""
     load_env()
+    ctx.meta[order_commands.TOKEN_ISSUER] = mint_token  # `orders` acts as --user with a local token
 
 
 @main.group(name="services")
@@ -101,17 +103,15 @@ def check() -> None:
     click.echo(f"redis: {client.info('server')['redis_version']}")
 
 
-main.add_command(order_commands.token)
+main.add_command(commands_token.token)
 main.add_command(order_commands.orders)
-main.add_command(commands_inventory.inventory)
-main.add_command(commands_audit.audit)
 main.add_command(commands_chaos.chaos)
 
-for _group in commands_aws.COMMANDS:  # the local AWS stack: aws, faults, executions, dlq
+for _group in commands_aws.COMMANDS:  # the local AWS stack: aws, faults
     main.add_command(_group)
 
-for _group in commands_attention.COMMANDS:  # operators: orders flagged NEEDS_ATTENTION
-    main.add_command(_group)
+for _command in ops_cli.COMMANDS:  # the operator tools: attention, audit, executions, dlq, inventory
+    main.add_command(_command)
 
 for _command in commands_stack.COMMANDS:  # the whole stack: up, down, run, demo
     main.add_command(_command)

@@ -1,46 +1,20 @@
-"""`order-saga aws|faults|executions|dlq`: the local AWS stack and what runs on it."""
+"""`order-saga aws|faults`: the local AWS stack and its fault plan."""
 
 import os
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any
 
-import boto3
 import click
-from botocore.exceptions import BotoCoreError, ClientError
 
-from order_saga.errors import OrderSagaError
+from order_ops.reporting import reporting
 from order_saga.settings import Settings
 
-from . import dlq, executions, faults
+from . import faults
 from .aws import aws_down, aws_running, aws_up
 from .aws_settings import AwsStackSettings
 from .services import ServiceError
 
-EXPECTED = (OrderSagaError, ServiceError, faults.FaultPlanError, ClientError, BotoCoreError, KeyError)
-
-
-def reported(command: Callable[..., Any]) -> Callable[..., Any]:
-    """An expected failure (bad input, a stack that is down) is one line on stderr and exit 1."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except EXPECTED as exc:
-            hint = ""
-            if isinstance(exc, BotoCoreError):
-                hint = (
-                    " (is the local AWS stack up? order-saga aws up)"
-                    if os.environ.get("AWS_ENDPOINT_URL")
-                    else " (no local AWS stack: order-saga aws up; for AWS, configure a region)"
-                )
-            click.echo(f"error: {exc}{hint}", err=True)
-            sys.exit(1)
-
-    return wrapper
+reported = reporting(ServiceError, faults.FaultPlanError)
 
 
 def env_value(key: str) -> str:
@@ -165,76 +139,4 @@ def faults_show() -> None:
         click.echo("no faults: every invocation runs normally")
 
 
-@click.group(name="executions")
-def executions_group() -> None:
-    """Executions of the state machines, in the terminal (`order-saga console` draws them)."""
-
-
-@executions_group.command("list")
-@click.option("--status", type=click.Choice(["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]))
-@click.option("--limit", type=int, default=20, show_default=True)
-@reported
-def executions_list(status: str | None, limit: int) -> None:
-    """The latest executions, newest first."""
-    sfn = boto3.client("stepfunctions")
-    rows = executions.list_executions(sfn, status, limit)
-    for row in rows:
-        stop = row.get("stopDate")
-        took = f"{(stop - row['startDate']).total_seconds():.2f}s" if stop else "running"
-        machine = row["stateMachineArn"].rsplit(":", 1)[-1]
-        started = f"{row['startDate']:%Y-%m-%d %H:%M:%S}"
-        click.echo(f"{started}  {machine:<18} {row['name']:<40} {row['status']:<10} {took}")
-    if not rows:
-        click.echo("no executions")
-
-
-@executions_group.command("show")
-@click.argument("order_id")
-@reported
-def executions_show(order_id: str) -> None:
-    """The path of every execution about ORDER_ID: states, retries, errors, final status, duration."""
-    sfn = boto3.client("stepfunctions")
-    arns = executions.executions_of_order(sfn, order_id)
-    if not arns:
-        raise KeyError(f"no execution named {order_id}")
-    for arn in arns:
-        for line in executions.render_path(executions.path_of(sfn, arn)):
-            click.echo(line)
-
-
-@click.group(name="dlq")
-def dlq_group() -> None:
-    """The compensation DLQ: compensations that kept failing, with their full context."""
-
-
-@dlq_group.command("list")
-@reported
-def dlq_list() -> None:
-    """The messages waiting on the compensation DLQ (left in place)."""
-    messages = dlq.peek(boto3.client("sqs"), env_value("COMPENSATION_DLQ_URL"))
-    for message in messages:
-        click.echo(message.summary())
-    click.echo(f"{len(messages)} message(s)")
-
-
-@dlq_group.command("redrive")
-@click.option("--order-id", help="only this order's messages")
-@reported
-def dlq_redrive(order_id: str | None) -> None:
-    """Run the failed compensations again; a message is deleted once its compensation completes.
-    Exits 1 when a message is kept (its compensation failed again)."""
-    report = dlq.redrive_all(
-        boto3.client("lambda"),
-        boto3.client("sqs"),
-        env_value("COMPENSATION_DLQ_URL"),
-        env_value("NOTIFICATION_QUEUE_URL"),
-        order_id,
-    )
-    for line in report.lines or ["nothing to re-drive"]:
-        click.echo(line)
-    if report.kept:
-        click.echo(f"{report.kept} message(s) kept on the queue: their compensation failed again", err=True)
-        sys.exit(1)
-
-
-COMMANDS = (aws_group, faults_group, executions_group, dlq_group)
+COMMANDS = (aws_group, faults_group)

@@ -10,11 +10,11 @@ from pathlib import Path
 import boto3
 import click
 
+from order_ops.commands_audit import attention_queues, audit_books
 from order_saga.settings import Settings
 
 from .chaos import Campaign, ChaosStack
 from .chaos_plan import make_plan
-from .commands_audit import attention_queues, audit_books
 from .commands_aws import env_value, reported
 from .devtokens import mint_token
 from .paths import STATE_DIR

@@ -19,16 +19,17 @@ import grpc
 from grpc_edge.channel import open_channel
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
+from order_ops.executions import executions_of_order, path_of
 from order_saga.cache import create_redis
 from order_saga.catalog import set_product
 from order_saga.db import Database
+from order_saga.manifest import Step
 from order_saga.models import ReservationStatus
 from order_saga.repository import fetch_reservations
 from order_saga.settings import Settings
 
 from . import faults
 from .devtokens import mint_token
-from .executions import executions_of_order, path_of
 
 WATCH_SECONDS = 120
 TERMINAL = {
@@ -131,12 +132,12 @@ class Demo:
         of stock. ReserveStock is held until both orders are in (a hold fault of the local stack),
         so both always reach the race; whichever reserves first gets the lamp, never both."""
         self.set_stock("lamp", 1, "45.00")
-        hold = faults.make_fault(function="ReserveStock", kind="hold")
+        hold = faults.make_fault(function=Step.RESERVE_STOCK, kind="hold")
         faults.add_fault(hold)
         try:
             orders = [self.client.create({"lamp": 1}) for _ in range(2)]
         finally:
-            faults.clear_faults("ReserveStock")
+            faults.clear_faults(Step.RESERVE_STOCK)
         followed = [self.client.follow(Outcome("", order.order_id, "")) for order in orders]
         followed.sort(key=lambda outcome: outcome.status != "CONFIRMED")
         followed[0].scenario, followed[0].expected = "the last lamp, the buyer who reserved it", "CONFIRMED"

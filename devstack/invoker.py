@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from order_saga import manifest
 from order_saga.functions import FUNCTIONS
+from order_saga.manifest import LOCAL_ENVIRONMENT
 
 from . import faults
 from .paths import REPO_ROOT, STATE_DIR
@@ -60,6 +62,12 @@ class Invocation:
     environment: dict[str, str]
     memory_mb: int = 128
     arn: str = ""
+
+    @property
+    def step(self) -> str:
+        """The function's step (`RefundPayment` for `OrderSaga-local-RefundPayment`): what the
+        code folders, the fault plan and the log files are named by."""
+        return manifest.local_name(LOCAL_ENVIRONMENT, self.function_name) or self.function_name
 
     @property
     def configuration(self) -> tuple[Any, ...]:
@@ -116,7 +124,7 @@ class Worker:
             }
         )
         LOG_DIR.mkdir(parents=True, exist_ok=True)
-        with (LOG_DIR / f"{invocation.function_name}.log").open("ab") as log:
+        with (LOG_DIR / f"{invocation.step}.log").open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own runtime module
                 [sys.executable, "-m", "devstack.lambda_runtime", str(code_dir), invocation.handler],
                 cwd=code_dir,
@@ -202,12 +210,12 @@ class LocalInvoker:
 
     def invoke(self, invocation: Invocation, event: Any) -> Answer:
         request_id = str(uuid.uuid4())
-        code_dir = self.code_dirs.get(invocation.function_name)
+        code_dir = self.code_dirs.get(invocation.step)
         if code_dir is None or not code_dir.is_dir():
             reason = f"no code folder {code_dir}" if code_dir else "not in order_saga.functions.FUNCTIONS"
             message = f"Unable to import module of {invocation.function_name!r}: {reason}"
             return error_answer("Runtime.ImportModuleError", message, request_id), True, ""
-        fault = faults.take_fault(invocation.function_name, event, self.faults_file)
+        fault = faults.take_fault(invocation.step, event, self.faults_file)
         if fault is None:
             return self._run(code_dir, invocation, event, request_id, invocation.timeout_seconds)
         return self._run_with_fault(fault, code_dir, invocation, event, request_id)

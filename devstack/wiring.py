@@ -1,8 +1,9 @@
 """Create the saga's AWS resources in the local moto server, from the same sources CDK reads.
 
-Functions come from `order_saga.functions.FUNCTIONS` (name, handler, timeout, memory, needs,
-environment), the state machines from `statemachine/*.asl.json` with the same substitutions.
-Every call is idempotent: `aws up` on a running server updates what exists.
+The local stack is environment `local`: every function, state machine and queue carries the name
+CDK gives an environment (`OrderSaga-local-RefundPayment`, from `order_saga.manifest`). Functions
+come from `order_saga.functions.FUNCTIONS`, the state machines from `statemachine/*.asl.json` with
+the same substitutions. Every call is idempotent: `aws up` on a running server updates what exists.
 """
 
 import io
@@ -14,10 +15,18 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
-from order_saga.functions import FUNCTIONS, FunctionSpec, Needs, function
+from order_saga import manifest
+from order_saga.functions import FUNCTIONS, FunctionSpec, Needs
+from order_saga.manifest import (
+    COMPENSATION_DLQ,
+    LOCAL_ENVIRONMENT,
+    NOTIFICATION_DLQ,
+    NOTIFICATION_QUEUE,
+    Setting,
+)
 from order_saga.settings import Settings
 
-from .asl import COMPENSATION_DLQ_URL, NOTIFICATION_QUEUE_URL, STATE_MACHINES, render
+from .asl import render
 from .aws_settings import AwsStackSettings
 from .paths import REPO_ROOT
 
@@ -26,13 +35,9 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
-PREFIX = "order-saga"
-NOTIFICATION_QUEUE = f"{PREFIX}-notifications"
-NOTIFICATION_DLQ = f"{PREFIX}-notifications-dlq"
-COMPENSATION_DLQ = f"{PREFIX}-compensation-dlq"
-DB_SECRET = f"{PREFIX}/local/mysql"
-LAMBDA_ROLE = f"{PREFIX}-local-lambda"
-STATES_ROLE = f"{PREFIX}-local-states"
+DB_SECRET = manifest.secret_name(LOCAL_ENVIRONMENT, "mysql")
+LAMBDA_ROLE = manifest.resource_name(LOCAL_ENVIRONMENT, "Lambda")
+STATES_ROLE = manifest.resource_name(LOCAL_ENVIRONMENT, "States")
 RUNTIME = "python3.12"
 NOTIFICATION_MAX_RECEIVES = 5
 NOTIFICATION_BATCH_SIZE = 10
@@ -40,19 +45,17 @@ FOURTEEN_DAYS = 14 * 24 * 3600
 
 
 ENV_KEYS = (
-    "ORDER_SAGA_STATE_MACHINE_ARN",
-    "ORDER_CANCELLATION_STATE_MACHINE_ARN",
-    "NOTIFICATION_QUEUE_URL",
-    "NOTIFICATION_DLQ_URL",
-    "COMPENSATION_DLQ_URL",
+    *(machine.setting.value for machine in manifest.STATE_MACHINES),
+    *(queue.setting.value for queue in manifest.QUEUES),
+    Setting.DEPLOYMENT_ENVIRONMENT.value,
     "DEVSTACK_MYSQL_SECRET_ARN",
 )
 
 
 @dataclass(frozen=True)
 class Wiring:
-    function_arns: dict[str, str]
-    state_machine_arns: dict[str, str]  # by env key (ORDER_SAGA_STATE_MACHINE_ARN, ...)
+    function_arns: dict[str, str]  # by step
+    state_machine_arns: dict[str, str]  # by setting (ORDER_SAGA_STATE_MACHINE_ARN, ...)
     notification_queue_url: str
     notification_dlq_url: str
     compensation_dlq_url: str
@@ -61,9 +64,10 @@ class Wiring:
     def env(self) -> dict[str, str]:
         """What `.devstack/env` gets. Not MYSQL_SECRET_ARN: local tools keep working without moto."""
         return self.state_machine_arns | {
-            "NOTIFICATION_QUEUE_URL": self.notification_queue_url,
-            "NOTIFICATION_DLQ_URL": self.notification_dlq_url,
-            "COMPENSATION_DLQ_URL": self.compensation_dlq_url,
+            NOTIFICATION_QUEUE.setting: self.notification_queue_url,
+            NOTIFICATION_DLQ.setting: self.notification_dlq_url,
+            COMPENSATION_DLQ.setting: self.compensation_dlq_url,
+            Setting.DEPLOYMENT_ENVIRONMENT: LOCAL_ENVIRONMENT,
             "DEVSTACK_MYSQL_SECRET_ARN": self.db_secret_arn,
         }
 
@@ -73,6 +77,10 @@ class Wiring:
             *(f"state machine: {arn}" for arn in self.state_machine_arns.values()),
             f"queues: {self.notification_queue_url}, {self.compensation_dlq_url}",
         ]
+
+
+def queue_name(queue: manifest.Queue) -> str:
+    return manifest.resource_name(LOCAL_ENVIRONMENT, queue.name)
 
 
 def client(service: str, settings: AwsStackSettings) -> Any:
@@ -99,16 +107,16 @@ def function_environment(
         env |= saga_control or {}
     if Needs.DATABASE in spec.needs:
         env |= {
-            "MYSQL_HOST": database.mysql_host,
-            "MYSQL_PORT": str(database.mysql_port),
-            "MYSQL_SECRET_ARN": secret_arn,
+            Setting.MYSQL_HOST: database.mysql_host,
+            Setting.MYSQL_PORT: str(database.mysql_port),
+            Setting.MYSQL_SECRET_ARN: secret_arn,
         }
     if Needs.CACHE in spec.needs:
-        env["REDIS_URL"] = database.redis_url
+        env[Setting.REDIS_URL] = database.redis_url
     if Needs.PAYMENT_GATEWAY in spec.needs:
-        env["PAYMENT_GATEWAY"] = "simulated"
+        env[Setting.PAYMENT_GATEWAY] = "simulated"
     if Needs.EMAIL in spec.needs:
-        env["EMAIL_SENDER"] = settings.email_sender
+        env[Setting.EMAIL_SENDER] = settings.email_sender
     return env | spec.all_environment
 
 
@@ -169,8 +177,9 @@ def ensure_secret(settings: AwsStackSettings, database: Settings) -> str:
 
 
 def ensure_function(lam: "LambdaClient", spec: FunctionSpec, role: str, env: dict[str, str]) -> str:
+    name = spec.deployed_name(LOCAL_ENVIRONMENT)
     config: dict[str, Any] = {
-        "FunctionName": spec.name,
+        "FunctionName": name,
         "Role": role,
         "Handler": spec.handler,
         "Description": spec.description,
@@ -180,7 +189,7 @@ def ensure_function(lam: "LambdaClient", spec: FunctionSpec, role: str, env: dic
         "Runtime": RUNTIME,
     }
     try:
-        lam.get_function(FunctionName=spec.name)
+        lam.get_function(FunctionName=name)
     except ClientError:
         created = lam.create_function(**config, Code={"ZipFile": code_zip(spec)}, Architectures=["arm64"])
         return created["FunctionArn"]
@@ -218,10 +227,12 @@ def wire(settings: AwsStackSettings, database: Settings) -> Wiring:
     consumer_timeout = max(
         spec.timeout_seconds for spec in FUNCTIONS if Needs.NOTIFICATION_QUEUE in spec.needs
     )
-    dlq_url, dlq_arn = ensure_queue(sqs, NOTIFICATION_DLQ, {"MessageRetentionPeriod": str(FOURTEEN_DAYS)})
+    dlq_url, dlq_arn = ensure_queue(
+        sqs, queue_name(NOTIFICATION_DLQ), {"MessageRetentionPeriod": str(FOURTEEN_DAYS)}
+    )
     queue_url, queue_arn = ensure_queue(
         sqs,
-        NOTIFICATION_QUEUE,
+        queue_name(NOTIFICATION_QUEUE),
         {
             # AWS's advice for a Lambda event source: at least six times the function's timeout.
             "VisibilityTimeout": str(6 * consumer_timeout),
@@ -230,7 +241,9 @@ def wire(settings: AwsStackSettings, database: Settings) -> Wiring:
             ),
         },
     )
-    compensation_url, _ = ensure_queue(sqs, COMPENSATION_DLQ, {"MessageRetentionPeriod": str(FOURTEEN_DAYS)})
+    compensation_url, _ = ensure_queue(
+        sqs, queue_name(COMPENSATION_DLQ), {"MessageRetentionPeriod": str(FOURTEEN_DAYS)}
+    )
     client("ses", settings).verify_email_identity(EmailAddress=settings.email_sender)
     secret_arn = ensure_secret(settings, database)
 
@@ -243,19 +256,27 @@ def wire(settings: AwsStackSettings, database: Settings) -> Wiring:
     }
     for spec in FUNCTIONS:
         if Needs.NOTIFICATION_QUEUE in spec.needs:
-            ensure_event_source(lam, spec.name, queue_arn)
+            ensure_event_source(lam, spec.deployed_name(LOCAL_ENVIRONMENT), queue_arn)
 
-    substitutions = {function(name).arn_substitution: arn for name, arn in function_arns.items()}
-    substitutions |= {NOTIFICATION_QUEUE_URL: queue_url, COMPENSATION_DLQ_URL: compensation_url}
+    substitutions = {manifest.arn_substitution(name): arn for name, arn in function_arns.items()} | {
+        str(NOTIFICATION_QUEUE.substitution): queue_url,
+        str(COMPENSATION_DLQ.substitution): compensation_url,
+    }
     states_role = ensure_role(settings, STATES_ROLE, "states.amazonaws.com")
     machines = {
-        machine.env_key: ensure_state_machine(
-            settings, machine.name, render(machine, substitutions), states_role
+        machine.setting.value: ensure_state_machine(
+            settings,
+            manifest.resource_name(LOCAL_ENVIRONMENT, machine.name),
+            render(machine, substitutions),
+            states_role,
         )
-        for machine in STATE_MACHINES
+        for machine in manifest.STATE_MACHINES
     }
     # The watchdog reads the state machines, which need the functions first: configured last.
-    saga_control = machines | {"NOTIFICATION_QUEUE_URL": queue_url, "COMPENSATION_DLQ_URL": compensation_url}
+    saga_control = machines | {
+        NOTIFICATION_QUEUE.setting.value: queue_url,
+        COMPENSATION_DLQ.setting.value: compensation_url,
+    }
     for spec in FUNCTIONS:
         if Needs.SAGA_CONTROL in spec.needs:
             env = function_environment(spec, settings, database, secret_arn, saga_control)

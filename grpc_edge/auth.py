@@ -20,12 +20,13 @@ from typing import Any
 import jwt
 
 from order_saga.errors import ConfigurationError, NotAuthenticated, PermissionDenied, TransientDependencyError
+from order_saga.manifest import SCOPE_READ, SCOPE_WRITE
 
 ALGORITHM = "RS256"  # pinned: a token naming another algorithm (or "none") is refused
 LEEWAY_SECONDS = 30
 MAX_SUBJECT = 128  # orders.user_id: a longer subject could never own an order
-READ_SCOPE = "orders:read"
-WRITE_SCOPE = "orders:write"
+READ_SCOPE = SCOPE_READ
+WRITE_SCOPE = SCOPE_WRITE
 SCOPES = {
     "CreateOrder": WRITE_SCOPE,
     "CancelOrder": WRITE_SCOPE,

@@ -19,15 +19,12 @@ from google.protobuf.json_format import MessageToDict
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from devstack.devtokens import mint_token
-from grpc_edge.auth import READ_SCOPE, WRITE_SCOPE
 from grpc_edge.channel import open_channel
 from grpc_edge.convert import status_name
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
+from order_ops.output import json_option, render_table
 from order_saga.models import OrderStatus
-
-from .output import json_option, render_table
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 STATUS_CHOICES = [status.value for status in OrderStatus]
@@ -87,22 +84,8 @@ class EdgeClient:
 
 
 pass_client = click.make_pass_decorator(EdgeClient)
-
-
-@click.command()
-@click.option("--sub", required=True, help="The user the token speaks for (its subject).")
-@click.option(
-    "--scope",
-    "scopes",
-    multiple=True,
-    default=[READ_SCOPE, WRITE_SCOPE],
-    show_default=True,
-    help="Repeatable.",
-)
-@click.option("--ttl", default=3600, show_default=True, help="Seconds the token stays valid.")
-def token(sub: str, scopes: tuple[str, ...], ttl: int) -> None:
-    """Mint a dev access token that the local edge accepts."""
-    click.echo(mint_token(sub, scopes, ttl_seconds=ttl))
+# The `ctx.meta` key of a function that mints an access token for a user (the local issuer).
+TOKEN_ISSUER = "order_client.token_issuer"  # noqa: S105 - a key, not a secret
 
 
 @click.group()
@@ -135,7 +118,18 @@ def orders(
 ) -> None:
     """Create, read, list, cancel and watch orders through the gRPC edge."""
     channel = ctx.with_resource(open_channel(address, ca_file=ca, cert_file=cert, key_file=key))
-    ctx.obj = EdgeClient(orders_pb2_grpc.OrderServiceStub(channel), lambda: bearer or mint_token(user))
+    ctx.obj = EdgeClient(orders_pb2_grpc.OrderServiceStub(channel), _token_of(ctx, bearer, user))
+
+
+def _token_of(ctx: click.Context, bearer: str | None, user: str) -> Callable[[], str]:
+    """The caller's token: the one given, or one the command line's issuer mints for `user` (the
+    local stack's, set by whoever assembles the command line; a deployment has none)."""
+    if bearer:
+        return lambda: bearer
+    issuer: Callable[[str], str] | None = ctx.meta.get(TOKEN_ISSUER)
+    if issuer is None:
+        raise click.UsageError("no access token: pass --token or set ORDER_SAGA_TOKEN")
+    return lambda: issuer(user)
 
 
 def parse_item(value: str) -> pb.OrderItem:

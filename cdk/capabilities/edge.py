@@ -27,6 +27,7 @@ from cdk.capabilities.identity import Identity
 from cdk.capabilities.network import Network
 from cdk.capabilities.saga_function import database_environment
 from cdk.nag import acknowledge
+from order_saga.manifest import Setting
 
 TLS_DIR = "/run/tls"
 EDGE_UID = 10001  # the unprivileged user of grpc_edge/Dockerfile
@@ -201,21 +202,21 @@ class EdgeService(Construct):
             ],
             environment={
                 **database_environment(deps.database),
-                "REDIS_URL": deps.cache.url,
-                "REDIS_AUTH_SECRET_ARN": deps.cache.auth_secret.secret_arn,
-                "ORDER_SAGA_STATE_MACHINE_ARN": deps.order_saga.state_machine_arn,
-                "ORDER_CANCELLATION_STATE_MACHINE_ARN": deps.order_cancellation.state_machine_arn,
-                "JWT_ISSUER": identity.issuer,
+                Setting.REDIS_URL: deps.cache.url,
+                Setting.REDIS_AUTH_SECRET_ARN: deps.cache.auth_secret.secret_arn,
+                Setting.ORDER_SAGA_STATE_MACHINE_ARN: deps.order_saga.state_machine_arn,
+                Setting.ORDER_CANCELLATION_STATE_MACHINE_ARN: deps.order_cancellation.state_machine_arn,
+                Setting.JWT_ISSUER: identity.issuer,
                 # Cognito access tokens carry the app client's id in `client_id`, not in `aud`.
-                "JWT_AUDIENCE": identity.client.user_pool_client_id,
-                "JWT_JWKS_URL": identity.jwks_url,
-                "GRPC_PORT": str(c.GRPC_PORT),
-                "METRICS_PORT": str(c.METRICS_PORT),
-                "COMPENSATION_DLQ_URL": deps.compensation_dlq.queue_url,
-                "TLS_CERT_FILE": f"{TLS_DIR}/server.crt",
-                "TLS_KEY_FILE": f"{TLS_DIR}/server.key",
-                "TLS_CLIENT_CA_FILE": f"{TLS_DIR}/client-ca.crt",
-                "RATE_LIMIT_PER_MINUTE": "600",
+                Setting.JWT_AUDIENCE: identity.client.user_pool_client_id,
+                Setting.JWT_JWKS_URL: identity.jwks_url,
+                Setting.GRPC_PORT: str(c.GRPC_PORT),
+                Setting.METRICS_PORT: str(c.METRICS_PORT),
+                Setting.COMPENSATION_DLQ_URL: deps.compensation_dlq.queue_url,
+                Setting.TLS_CERT_FILE: f"{TLS_DIR}/server.crt",
+                Setting.TLS_KEY_FILE: f"{TLS_DIR}/server.key",
+                Setting.TLS_CLIENT_CA_FILE: f"{TLS_DIR}/client-ca.crt",
+                Setting.RATE_LIMIT_PER_MINUTE: "600",
                 "POWERTOOLS_SERVICE_NAME": "grpc-edge",
             },
         )

@@ -22,6 +22,7 @@ from cdk.capabilities.layers import PYTHON_JUNK, Layers
 from cdk.capabilities.network import Network
 from cdk.nag import acknowledge
 from order_saga.functions import FunctionSpec, Needs
+from order_saga.manifest import Setting
 
 # What Lambda does with the execution role of a function in a VPC: the network-interface half of
 # AWSLambdaVPCAccessExecutionRole, without its logs actions on every log group.
@@ -65,11 +66,11 @@ class SagaResources:
 
 def database_environment(database: Database) -> dict[str, str]:
     return {
-        "MYSQL_HOST": database.proxy.endpoint,
-        "MYSQL_PORT": str(c.MYSQL_PORT),
-        "MYSQL_DATABASE": c.DATABASE_NAME,
-        "MYSQL_SECRET_ARN": database.app_secret.secret_arn,  # the application user, never the master
-        "MYSQL_TLS": "true",
+        Setting.MYSQL_HOST: database.proxy.endpoint,
+        Setting.MYSQL_PORT: str(c.MYSQL_PORT),
+        Setting.MYSQL_DATABASE: c.DATABASE_NAME,
+        Setting.MYSQL_SECRET_ARN: database.app_secret.secret_arn,  # the application user, never the master
+        Setting.MYSQL_TLS: "true",
     }
 
 
@@ -80,22 +81,22 @@ def _database(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:
 
 def _cache(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:
     r.cache.auth_secret.grant_read(fn)
-    return {"REDIS_URL": r.cache.url, "REDIS_AUTH_SECRET_ARN": r.cache.auth_secret.secret_arn}
+    return {Setting.REDIS_URL: r.cache.url, Setting.REDIS_AUTH_SECRET_ARN: r.cache.auth_secret.secret_arn}
 
 
 def _payment_gateway(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:
     gateway = r.payment_gateway
     gateway.secret.grant_read(fn)
     return {
-        "PAYMENT_GATEWAY": gateway.kind,
-        "PAYMENT_GATEWAY_URL": gateway.url,
-        "PAYMENT_GATEWAY_SECRET_ARN": gateway.secret.secret_arn,
+        Setting.PAYMENT_GATEWAY: gateway.kind,
+        Setting.PAYMENT_GATEWAY_URL: gateway.url,
+        Setting.PAYMENT_GATEWAY_SECRET_ARN: gateway.secret.secret_arn,
     }
 
 
 def _email(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:
     r.email.grant_send_email(fn)
-    return {"EMAIL_SENDER": r.email_sender}
+    return {Setting.EMAIL_SENDER: r.email_sender}
 
 
 def _notification_queue(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:
@@ -157,7 +158,7 @@ class SagaFunction(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
-            function_name=f"{c.PROJECT}-{config.name}-{spec.name}",
+            function_name=spec.deployed_name(config.name),
             description=spec.description,
             runtime=lambda_.Runtime.PYTHON_3_12,
             architecture=lambda_.Architecture.ARM_64,

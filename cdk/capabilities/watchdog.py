@@ -23,6 +23,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
 from cdk.nag import acknowledge
+from order_saga.manifest import Setting
 
 CLOSED_WRONG = ["FAILED", "TIMED_OUT", "ABORTED"]
 SWEEP_EVERY = Duration.minutes(15)
@@ -51,10 +52,10 @@ class Watchdog(Construct):
         super().__init__(scope, construct_id)
         machines = [order_saga, order_cancellation]
         for key, value in {
-            "ORDER_SAGA_STATE_MACHINE_ARN": order_saga.state_machine_arn,
-            "ORDER_CANCELLATION_STATE_MACHINE_ARN": order_cancellation.state_machine_arn,
-            "NOTIFICATION_QUEUE_URL": notification_queue.queue_url,
-            "COMPENSATION_DLQ_URL": compensation_dlq.queue_url,
+            Setting.ORDER_SAGA_STATE_MACHINE_ARN: order_saga.state_machine_arn,
+            Setting.ORDER_CANCELLATION_STATE_MACHINE_ARN: order_cancellation.state_machine_arn,
+            Setting.NOTIFICATION_QUEUE_URL: notification_queue.queue_url,
+            Setting.COMPENSATION_DLQ_URL: compensation_dlq.queue_url,
         }.items():
             function.add_environment(key, value)
         stack = Stack.of(self)

@@ -4,7 +4,6 @@ Each file's `${...}` placeholders decide both its substitutions and its role: th
 exactly the functions the definition names and send to exactly the queues it names.
 """
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,7 @@ from constructs import Construct
 
 from cdk import constants as c
 from cdk.nag import acknowledge
-
-PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+from order_saga.manifest import SUBSTITUTION, resource_name
 
 
 class UnknownSubstitution(ValueError):
@@ -30,7 +28,7 @@ def placeholders(path: Path) -> list[str]:
     """The distinct `${Name}` placeholders of an ASL file, in order of appearance."""
     if not path.is_file():
         raise FileNotFoundError(f"the state machine definition {path} is missing")
-    return list(dict.fromkeys(PLACEHOLDER.findall(path.read_text(encoding="utf-8"))))
+    return list(dict.fromkeys(SUBSTITUTION.findall(path.read_text(encoding="utf-8"))))
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,7 @@ class Workflow(Construct):
         config: c.EnvironmentConfig,
     ) -> None:
         super().__init__(scope, construct_id)
-        name = f"{c.PROJECT}-{config.name}-{construct_id}"  # in the console: OrderSaga-<env>-<name>
+        name = resource_name(config.name, construct_id)  # in the console: OrderSaga-<env>-<name>
         self.log_group = logs.LogGroup(
             self,
             "Logs",

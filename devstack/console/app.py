@@ -31,11 +31,12 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from devstack import dlq, executions
-from devstack.asl import STATE_MACHINES, load
+from devstack.asl import load
+from order_ops import dlq, executions
 from order_saga.db import Database
 from order_saga.errors import OrderNotFound, OrderSagaError
 from order_saga.feeds import status_channel
+from order_saga.manifest import STATE_MACHINES
 from order_saga.models import ORDER_ID_PATTERN, OrderStatus
 from order_saga.settings import Settings
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from devstack.executions import ExecutionPath, StateVisit
+from order_ops.executions import ExecutionPath, StateVisit
 
 START, END = "__start__", "__end__"
 JOIN_SUFFIX = " (end)"  # the point where a Parallel's branches (or a Map's items) meet again

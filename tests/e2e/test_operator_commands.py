@@ -8,10 +8,10 @@ before the first step runs.
 
 import json
 
-from devstack.asl import substitution_names
-from devstack.executions import ExecutionPath
-from devstack.wiring import DB_SECRET, NOTIFICATION_DLQ, NOTIFICATION_QUEUE
-from order_saga.functions import FUNCTIONS
+from devstack.wiring import DB_SECRET, queue_name
+from order_ops.executions import ExecutionPath
+from order_saga.functions import FUNCTIONS, function, substitution_names
+from order_saga.manifest import LOCAL_ENVIRONMENT, NOTIFICATION_DLQ, NOTIFICATION_QUEUE
 from tests.support.stack import Customer, LocalStack
 
 
@@ -32,7 +32,7 @@ def redriven(order_id: str, end: str, notice: str) -> list[str]:
 
 def test_everything_is_wired_from_the_function_definitions(stack: LocalStack) -> None:
     for spec in FUNCTIONS:
-        config = stack.lam.get_function_configuration(FunctionName=spec.name)
+        config = stack.lam.get_function_configuration(FunctionName=spec.deployed_name(LOCAL_ENVIRONMENT))
         assert (config["Handler"], config["Timeout"], config["MemorySize"]) == (
             spec.handler,
             spec.timeout_seconds,
@@ -46,11 +46,13 @@ def test_everything_is_wired_from_the_function_definitions(stack: LocalStack) ->
     assert set(secret) == {"engine", "host", "port", "username", "password", "dbname"}
     assert secret["dbname"] == stack.database.credentials.database
     # The notification queue feeds SendNotification and sends poison messages to its DLQ
-    queue_url = stack.sqs.get_queue_url(QueueName=NOTIFICATION_QUEUE)["QueueUrl"]
+    queue_url = stack.sqs.get_queue_url(QueueName=queue_name(NOTIFICATION_QUEUE))["QueueUrl"]
     attributes = stack.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
     redrive = json.loads(attributes["RedrivePolicy"])
-    assert redrive["deadLetterTargetArn"].endswith(f":{NOTIFICATION_DLQ}")
-    [mapping] = stack.lam.list_event_source_mappings(FunctionName="SendNotification")["EventSourceMappings"]
+    assert redrive["deadLetterTargetArn"].endswith(f":{queue_name(NOTIFICATION_DLQ)}")
+    [mapping] = stack.lam.list_event_source_mappings(
+        FunctionName=function("SendNotification").deployed_name(LOCAL_ENVIRONMENT)
+    )["EventSourceMappings"]
     assert mapping["EventSourceArn"] == attributes["QueueArn"]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     identities = stack.client("ses").list_identities()["Identities"]

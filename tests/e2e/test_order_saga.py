@@ -16,8 +16,8 @@ from typing import Any
 import grpc
 import pytest
 
-from devstack.executions import ExecutionPath
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
+from order_ops.executions import ExecutionPath
 from tests.support.data import CATALOG
 from tests.support.stack import (
     CANCELLED_PATH,
@@ -246,7 +246,7 @@ def test_direct_start_a_compensation_that_keeps_failing_goes_to_the_dlq_and_flag
     # and the DLQ message carries the full context: what failed first, and what could not be undone
     [message] = stack.dlq_messages()
     assert message["order_id"] == order_id
-    assert message["state_machine"] == "OrderSaga"
+    assert (message["state_machine"], message["machine_role"]) == ("OrderSaga-local-OrderSaga", "saga")
     assert message["execution_arn"].endswith(f":{order_id}")
     assert message["context"]["error"]["Error"] == "OutOfStock"
     assert message["context"]["compensations"]["RefundPayment"]["error"]["Error"] == "InjectedFault"
@@ -359,4 +359,5 @@ def test_a_cancellation_that_cannot_refund_flags_the_order(stack: LocalStack, cu
     # the units went back to stock all the same: only the refund is owed
     assert stack.stock()["sku-1"] == (20, 0)
     [message] = stack.dlq_messages()
-    assert (message["order_id"], message["state_machine"]) == (order_id, "OrderCancellation")
+    assert (message["order_id"], message["machine_role"]) == (order_id, "cancellation")
+    assert message["state_machine"] == "OrderSaga-local-OrderCancellation"

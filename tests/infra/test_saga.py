@@ -8,6 +8,7 @@ from cdk import constants as c
 from cdk.capabilities.saga_function import VPC_NETWORK_INTERFACE_ACTIONS
 from cdk.capabilities.workflow import placeholders
 from order_saga.functions import FUNCTIONS, Needs
+from order_saga.manifest import ORDER_SAGA
 from tests.support.synth import Synthesized, dump, lambda_function, refs, role_policy, state_machine
 
 ASL = c.STATE_MACHINES
@@ -127,7 +128,7 @@ def test_state_machine_role_invokes_exactly_the_named_functions_and_queues(
 
 
 def test_order_saga_carries_catch_and_compensation_states() -> None:
-    states = json.loads(c.ORDER_SAGA_ASL.read_text())["States"]
+    states = json.loads(ORDER_SAGA.path.read_text())["States"]
     # Every forward step catches into the compensation path
     for step in ("ProcessPayment", "ReserveStock", "ConfirmOrder"):
         assert states[step].get("Catch"), step

@@ -13,8 +13,8 @@ import pytest
 import redis
 from moto import mock_aws
 
-from order_saga.audit import AuditReport, QueueAttention, SimulatedLedger, StepFunctionsExecutions, run_audit
-from order_saga.audit.sources import OwedInMySql
+from order_ops.audit import AuditReport, QueueAttention, SimulatedLedger, StepFunctionsExecutions, run_audit
+from order_ops.audit.sources import OwedInMySql
 from order_saga.db import Database
 from order_saga.errors import PaymentDeclined
 from order_saga.payment_gateway import SimulatedGateway

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from devstack import dlq
+from order_ops import dlq
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import pytest
 import redis
 
-from order_saga.audit import SimulatedLedger
+from order_ops.audit import SimulatedLedger
 from order_saga.db import Database
 from order_saga.errors import (
     OrderCancelled,

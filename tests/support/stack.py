@@ -22,16 +22,17 @@ import grpc
 import redis
 from dotenv import dotenv_values
 
-from devstack import dlq, executions, faults
-from devstack.asl import STATE_MACHINES
+from devstack import faults
 from devstack.aws_settings import AwsStackSettings
 from devstack.devtokens import mint_token
-from devstack.executions import ExecutionPath
-from devstack.wiring import COMPENSATION_DLQ, NOTIFICATION_QUEUE
+from devstack.wiring import queue_name
 from grpc_edge.channel import open_channel
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
+from order_ops import dlq, executions
+from order_ops.executions import ExecutionPath
 from order_saga.db import Database
+from order_saga.manifest import COMPENSATION_DLQ, NOTIFICATION_QUEUE, ORDER_CANCELLATION, ORDER_SAGA
 from order_saga.payment_gateway import SimulatedGateway
 from order_saga.settings import Settings
 from order_saga.watchdog import execution_arn_for
@@ -159,10 +160,12 @@ class LocalStack:
         self.sqs = self.client("sqs")
         self.lam = self.client("lambda")
         machines = executions.machine_arns(self.sfn)
-        self.saga_arn = machines[STATE_MACHINES[0].name]
-        self.cancellation_arn = machines[STATE_MACHINES[1].name]
-        self.dlq_url = self.sqs.get_queue_url(QueueName=COMPENSATION_DLQ)["QueueUrl"]
-        self.notification_queue_url = self.sqs.get_queue_url(QueueName=NOTIFICATION_QUEUE)["QueueUrl"]
+        self.saga_arn = machines[ORDER_SAGA.name]
+        self.cancellation_arn = machines[ORDER_CANCELLATION.name]
+        self.dlq_url = self.sqs.get_queue_url(QueueName=queue_name(COMPENSATION_DLQ))["QueueUrl"]
+        self.notification_queue_url = self.sqs.get_queue_url(QueueName=queue_name(NOTIFICATION_QUEUE))[
+            "QueueUrl"
+        ]
         self.channel = open_channel(self.grpc_address)
 
     @classmethod

@@ -2,11 +2,12 @@
 
 from typing import Any
 
-from devstack.asl import STATE_MACHINES, load
+from devstack.asl import load
 from devstack.chaos_plan import CANCEL_MOMENTS, GATEWAY_TROUBLE, INFRA_KINDS, make_plan
 from devstack.faults import Fault
-from order_saga.audit.invariants import FAILED_LEAVES, SUCCEEDED_LEAVES
+from order_ops.audit.invariants import FAILED_LEAVES, SUCCEEDED_LEAVES
 from order_saga.functions import FUNCTIONS
+from order_saga.manifest import STATE_MACHINES
 
 EVERY_KIND = {
     *GATEWAY_TROUBLE,

@@ -5,10 +5,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from devstack.asl import STATE_MACHINES, StateMachineSpec, load
+from devstack.asl import load
 from devstack.console import graph
 from devstack.console.graph import END, START, Edge, Visit
-from devstack.executions import ExecutionPath, StateVisit
+from order_ops.executions import ExecutionPath, StateVisit
+from order_saga.manifest import STATE_MACHINES
+from order_saga.manifest import StateMachine as StateMachineSpec
 
 T0 = datetime(2026, 11, 24, tzinfo=UTC)
 

@@ -9,16 +9,11 @@ import pytest
 from cfnlint.api import lint
 from cfnlint.config import ManualArgs
 
-from devstack.asl import (
-    STATE_MACHINES,
-    StateMachineSpec,
-    load,
-    render,
-    substitution_names,
-    substitutions_used,
-)
+from devstack.asl import load, render, substitutions_used
 from order_saga import errors
-from order_saga.functions import FUNCTIONS, function
+from order_saga.functions import FUNCTIONS, function, substitution_names
+from order_saga.manifest import STATE_MACHINES
+from order_saga.manifest import StateMachine as StateMachineSpec
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 SQS_SEND = "arn:aws:states:::sqs:sendMessage"

@@ -7,10 +7,10 @@ from functools import partial
 import pytest
 
 from devstack.chaos import ChaosStack
-from devstack.commands_audit import audit_books
 from devstack.devtokens import mint_token
 from devstack.services import MariaDB, Redis
 from devstack.stack import EdgeServer
+from order_ops.commands_audit import audit_books
 from tests.support.stack import LocalStack
 
 

@@ -1,13 +1,16 @@
 """The one description of every Lambda function: the CDK stacks and the local stack both read it.
 
-A function's `name` is the saga step it performs, the same word in the seed, the state machine
-(`${ProcessPaymentFunctionArn}`), the console and the fault plan. Its code is the folder
+A function's `name` is the saga step it performs (`manifest.Step`), the same word in the seed,
+the state machine (`${ProcessPaymentFunctionArn}`), the console and the fault plan; deployed, it is
+`OrderSaga-<env>-<name>` (`manifest.resource_name`). Its code is the folder
 `functions/<service>/` and its entry point `handler` is `module.function` inside that folder,
 exactly as the Lambda runtime resolves it.
 """
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from order_saga.manifest import PROJECT, QUEUES, Step, arn_substitution, resource_name
 
 
 class Needs(StrEnum):
@@ -23,7 +26,7 @@ class Needs(StrEnum):
 
 @dataclass(frozen=True)
 class FunctionSpec:
-    name: str
+    name: str  # a Step's value
     service: str
     handler: str
     description: str
@@ -40,12 +43,16 @@ class FunctionSpec:
     @property
     def arn_substitution(self) -> str:
         """The `${...}` name under which the state machines refer to this function's ARN."""
-        return f"{self.name}FunctionArn"
+        return arn_substitution(self.name)
+
+    def deployed_name(self, environment: str) -> str:
+        """The function's name in `environment`: `OrderSaga-<env>-<name>`."""
+        return resource_name(environment, self.name)
 
     @property
     def all_environment(self) -> dict[str, str]:
         """Environment common to every function, then the function's own."""
-        return {"POWERTOOLS_SERVICE_NAME": self.service, "POWERTOOLS_METRICS_NAMESPACE": "OrderSaga"} | (
+        return {"POWERTOOLS_SERVICE_NAME": self.service, "POWERTOOLS_METRICS_NAMESPACE": PROJECT} | (
             self.environment
         )
 
@@ -55,33 +62,48 @@ _PAYMENT = _STEP | {Needs.PAYMENT_GATEWAY}
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
-        "ProcessPayment", "payment", "handler.process_payment", "Charge the order's total", _PAYMENT, 20
+        Step.PROCESS_PAYMENT, "payment", "handler.process_payment", "Charge the order's total", _PAYMENT, 20
     ),
     FunctionSpec(
-        "RefundPayment", "payment", "handler.refund_payment", "Refund the charge (compensation)", _PAYMENT, 20
-    ),
-    FunctionSpec("ReserveStock", "inventory", "handler.reserve_stock", "Reserve every line's units", _STEP),
-    FunctionSpec(
-        "ReleaseStock", "inventory", "handler.release_stock", "Release the reservation (compensation)", _STEP
-    ),
-    FunctionSpec(
-        "ConfirmOrder", "orders", "handler.confirm_order", "Confirm the order, commit its stock", _STEP
+        Step.REFUND_PAYMENT,
+        "payment",
+        "handler.refund_payment",
+        "Refund the charge (compensation)",
+        _PAYMENT,
+        20,
     ),
     FunctionSpec(
-        "MarkOrderFailed", "orders", "handler.mark_order_failed", "End a compensated order FAILED", _STEP
+        Step.RESERVE_STOCK, "inventory", "handler.reserve_stock", "Reserve every line's units", _STEP
     ),
     FunctionSpec(
-        "MarkOrderCancelled",
+        Step.RELEASE_STOCK,
+        "inventory",
+        "handler.release_stock",
+        "Release the reservation (compensation)",
+        _STEP,
+    ),
+    FunctionSpec(
+        Step.CONFIRM_ORDER, "orders", "handler.confirm_order", "Confirm the order, commit its stock", _STEP
+    ),
+    FunctionSpec(
+        Step.MARK_ORDER_FAILED, "orders", "handler.mark_order_failed", "End a compensated order FAILED", _STEP
+    ),
+    FunctionSpec(
+        Step.MARK_ORDER_CANCELLED,
         "orders",
         "handler.mark_order_cancelled",
         "End a compensated order CANCELLED",
         _STEP,
     ),
     FunctionSpec(
-        "MarkNeedsAttention", "orders", "handler.mark_needs_attention", "Flag a failed compensation", _STEP
+        Step.MARK_NEEDS_ATTENTION,
+        "orders",
+        "handler.mark_needs_attention",
+        "Flag a failed compensation",
+        _STEP,
     ),
     FunctionSpec(
-        "SendNotification",
+        Step.SEND_NOTIFICATION,
         "notification",
         "handler.send_notification",
         "Send the e-mails the saga queued (SQS consumer)",
@@ -89,7 +111,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_seconds=30,
     ),
     FunctionSpec(
-        "SagaWatchdog",
+        Step.SAGA_WATCHDOG,
         "watchdog",
         "handler.settle_execution",
         "Finish or flag the order of an execution that failed, timed out or was aborted",
@@ -102,3 +124,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
 def function(name: str) -> FunctionSpec:
     """The definition of the function called `name` (KeyError for an unknown one)."""
     return {spec.name: spec for spec in FUNCTIONS}[name]
+
+
+def substitution_names() -> set[str]:
+    """Every `${...}` the ASL files may use: each function's ARN and the queues' URLs."""
+    return {spec.arn_substitution for spec in FUNCTIONS} | {q.substitution for q in QUEUES if q.substitution}

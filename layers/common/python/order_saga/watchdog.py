@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from .db import Database
 from .errors import InvalidStateTransition, OrderCancelled, OrderSagaError, WorkflowUnavailable
+from .manifest import ORDER_CANCELLATION, ORDER_SAGA, Step
 from .models import Order, OrderStatus
 from .observability import logger
 from .payment_gateway import PaymentGateway, create_gateway
@@ -244,8 +245,8 @@ class SagaWatchdog:
     def _compensate(self, order_id: str, owed: list[str]) -> dict[str, str]:
         """Run each owed compensation on its own; the failures, by compensation."""
         steps: dict[str, Callable[[], object]] = {
-            "RefundPayment": lambda: refund_payment(self._db, self._gateway, order_id),
-            "ReleaseStock": lambda: release_stock(self._db, self._cache, order_id),
+            Step.REFUND_PAYMENT: lambda: refund_payment(self._db, self._gateway, order_id),
+            Step.RELEASE_STOCK: lambda: release_stock(self._db, self._cache, order_id),
         }
         failures = {}
         for name in owed:
@@ -290,9 +291,11 @@ class SagaWatchdog:
         cause = "; ".join(f"{name}: {failure}" for name, failure in sorted(failures.items()))
         error = StepError(error="CompensationFailed", cause=cause)
         outcome = mark_needs_attention(self._db, self._cache, order.order_id, error)
+        machine = ORDER_CANCELLATION if order.status is OrderStatus.CANCELLING else ORDER_SAGA
         body = {
             "order_id": order.order_id,
-            "state_machine": "OrderCancellation" if order.status is OrderStatus.CANCELLING else "OrderSaga",
+            "state_machine": machine.name,
+            "machine_role": "cancellation" if machine is ORDER_CANCELLATION else "saga",
             "execution_arn": execution_arn,
             "source": ERROR_NAME,
             "context": {

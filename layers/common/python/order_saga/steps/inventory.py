@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from ..db import Cursor, Database
 from ..errors import InvalidStateTransition, OutOfStock, StepAlreadyCompensated
 from ..feeds import write_availability
+from ..manifest import Step
 from ..models import Order, OrderItem, OrderStatus, Reservation, ReservationStatus
 from ..repository import fetch_order, fetch_reservations, lock_order, log_step
 
@@ -100,7 +101,7 @@ def _reserve(cursor: Cursor, order_id: str, items: list[OrderItem]) -> list[Rese
         "INSERT INTO inventory_reservations (order_id, product_id, quantity, status) VALUES (%s, %s, %s, %s)",
         [(r.order_id, r.product_id, r.quantity, r.status) for r in reservations],
     )
-    log_step(cursor, order_id, "ReserveStock", "RESERVED", _lines(items))
+    log_step(cursor, order_id, Step.RESERVE_STOCK, "RESERVED", _lines(items))
     for item in items:  # in product_id order, so concurrent sagas lock rows in the same order
         cursor.execute(
             "UPDATE inventory SET reserved = reserved + %s WHERE product_id = %s AND stock - reserved >= %s",
@@ -121,9 +122,9 @@ def release_stock(db: Database, cache: "redis.Redis", order_id: str) -> StockOut
                 " VALUES (%s, %s, 0, 'RELEASED')",
                 [(order_id, item.product_id) for item in order.items],
             )
-            log_step(cursor, order_id, "ReleaseStock", "NOTHING_TO_UNDO")
+            log_step(cursor, order_id, Step.RELEASE_STOCK, "NOTHING_TO_UNDO")
         elif _release(cursor, order, reservations):
-            log_step(cursor, order_id, "ReleaseStock", "RELEASED", _lines(reservations))
+            log_step(cursor, order_id, Step.RELEASE_STOCK, "RELEASED", _lines(reservations))
         reservations = fetch_reservations(cursor, order_id)
         available = _available(cursor, [item.product_id for item in order.items])
     write_availability(cache, available)

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ..db import Database
+from ..manifest import Step
 from ..models import Order, OrderId, OrderStatus
 from ..observability import logger
 from ..repository import fetch_order, log_step
@@ -24,9 +25,9 @@ class NotificationKind(StrEnum):
 
 # The state of the machines that queues each notice.
 STEP_NAMES = {
-    NotificationKind.ORDER_CONFIRMATION: "SendOrderConfirmation",
-    NotificationKind.FAILURE_ALERT: "SendFailureAlert",
-    NotificationKind.CANCELLATION_NOTICE: "SendCancellationNotice",
+    NotificationKind.ORDER_CONFIRMATION: Step.SEND_ORDER_CONFIRMATION,
+    NotificationKind.FAILURE_ALERT: Step.SEND_FAILURE_ALERT,
+    NotificationKind.CANCELLATION_NOTICE: Step.SEND_CANCELLATION_NOTICE,
 }
 
 # The notice each final status owes its customer (when the order has an e-mail address).

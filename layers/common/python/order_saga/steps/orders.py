@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..db import Cursor, Database
 from ..errors import InvalidStateTransition, OrderCancelled
 from ..feeds import publish_status
+from ..manifest import Step
 from ..models import Order, OrderStatus, PaymentStatus, ReservationStatus
 from ..reasons import ReasonCode, reason_code, sentence
 from ..repository import fetch_order, fetch_payment, fetch_reservations, log_step
@@ -58,19 +59,16 @@ class OrderOutcome(BaseModel):
         )
 
 
-COMPENSATIONS = ("RefundPayment", "ReleaseStock")
-
-
 def owed_compensations(cursor: Cursor, order: Order) -> set[str]:
     """The compensations not done yet, read from the data (payments row, reservations), not from
     what an execution believes: no refund or decline recorded, or units still held."""
     payment = fetch_payment(cursor, order.order_id)
     reservations = fetch_reservations(cursor, order.order_id)
-    owed = set()
+    owed: set[str] = set()
     if payment is None or payment.status in {PaymentStatus.SUCCESS, PaymentStatus.CHARGING}:
-        owed.add("RefundPayment")
+        owed.add(Step.REFUND_PAYMENT)
     if not reservations or any(r.status is not ReservationStatus.RELEASED for r in reservations):
-        owed.add("ReleaseStock")
+        owed.add(Step.RELEASE_STOCK)
     return owed
 
 
@@ -144,7 +142,7 @@ def confirm_order(db: Database, cache: "redis.Redis", order_id: str) -> OrderOut
             raise InvalidStateTransition(f"order {order_id}: no successful payment to confirm")
         if not reservations or any(r.status is not ReservationStatus.RESERVED for r in reservations):
             raise InvalidStateTransition(f"order {order_id}: its stock is not reserved")
-        _set_status(cursor, order, OrderStatus.CONFIRMED, "ConfirmOrder")
+        _set_status(cursor, order, OrderStatus.CONFIRMED, Step.CONFIRM_ORDER)
         confirmed = fetch_order(cursor, order_id)
         commit_stock(cursor, reservations)  # last: the inventory rows stay locked until COMMIT only
     publish_status(cache, order_id, OrderStatus.CONFIRMED)
@@ -158,7 +156,7 @@ def mark_order_failed(
         db,
         cache,
         order_id,
-        step="MarkOrderFailed",
+        step=Step.MARK_ORDER_FAILED,
         target=OrderStatus.FAILED,
         allowed_from={OrderStatus.PENDING, OrderStatus.NEEDS_ATTENTION},  # a re-driven compensation ends
         code=reason_code(error.error if error else None),
@@ -171,7 +169,7 @@ def mark_order_cancelled(db: Database, cache: "redis.Redis", order_id: str) -> O
         db,
         cache,
         order_id,
-        step="MarkOrderCancelled",
+        step=Step.MARK_ORDER_CANCELLED,
         target=OrderStatus.CANCELLED,
         allowed_from={OrderStatus.PENDING, OrderStatus.CANCELLING, OrderStatus.NEEDS_ATTENTION},
         code=ReasonCode.CANCELLED_BY_CUSTOMER,
@@ -185,7 +183,7 @@ def mark_needs_attention(
         db,
         cache,
         order_id,
-        step="MarkNeedsAttention",
+        step=Step.MARK_NEEDS_ATTENTION,
         target=OrderStatus.NEEDS_ATTENTION,
         # FAILED or CANCELLED too: the saga watchdog flags a finished order still holding money or stock.
         allowed_from={OrderStatus.PENDING, OrderStatus.CANCELLING, OrderStatus.FAILED, OrderStatus.CANCELLED},

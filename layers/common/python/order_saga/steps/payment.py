@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from ..db import Cursor, Database
 from ..errors import InvalidStateTransition, OrderCancelled, PaymentDeclined, StepAlreadyCompensated
+from ..manifest import Step
 from ..models import Order, OrderStatus, Payment, PaymentStatus
 from ..observability import logger
 from ..payment_gateway import GatewayResult, PaymentGateway
@@ -89,7 +90,7 @@ def _insert_intent(cursor: Cursor, order: Order) -> None:
         " VALUES (%s, %s, %s, %s, %s, 'CHARGING')",
         (str(uuid.uuid4()), order.order_id, order.total, order.currency, order.order_id),
     )
-    log_step(cursor, order.order_id, "ProcessPayment", PaymentStatus.CHARGING)
+    log_step(cursor, order.order_id, Step.PROCESS_PAYMENT, PaymentStatus.CHARGING)
 
 
 def _record_charge(db: Database, order_id: str, result: GatewayResult) -> Payment:
@@ -105,7 +106,7 @@ def _record_charge(db: Database, order_id: str, result: GatewayResult) -> Paymen
         if cursor.rowcount:
             detail = result.reference or result.response.get("decline_code")
             log_step(
-                cursor, order_id, "ProcessPayment", "SUCCEEDED" if result.approved else "DECLINED", detail
+                cursor, order_id, Step.PROCESS_PAYMENT, "SUCCEEDED" if result.approved else "DECLINED", detail
             )
         recorded = fetch_payment(cursor, order_id)
     assert recorded is not None
@@ -121,7 +122,7 @@ def _record_late_charge(db: Database, order_id: str, result: GatewayResult) -> N
             (order.total, result.response_text, result.reference, order_id),
         )
         if cursor.rowcount:
-            log_step(cursor, order_id, "ProcessPayment", "LATE_CHARGE", result.reference)
+            log_step(cursor, order_id, Step.PROCESS_PAYMENT, "LATE_CHARGE", result.reference)
     logger.warning("a charge landed after its compensation; refunding it", extra={"order_id": order_id})
 
 
@@ -135,7 +136,7 @@ def refund_payment(db: Database, gateway: PaymentGateway, order_id: str) -> Paym
                 " gateway_response) VALUES (%s, %s, 0, %s, %s, 'REFUNDED', %s)",
                 (str(uuid.uuid4()), order_id, order.currency, order_id, NOTHING_CHARGED),
             )
-            log_step(cursor, order_id, "RefundPayment", "NOTHING_TO_UNDO")
+            log_step(cursor, order_id, Step.REFUND_PAYMENT, "NOTHING_TO_UNDO")
         elif payment.status in {PaymentStatus.REFUNDED, PaymentStatus.FAILED}:
             return PaymentOutcome.of(payment)  # already refunded, or declined: no money to give back
         elif order.status is OrderStatus.CONFIRMED:
@@ -163,4 +164,4 @@ def _record_refund(cursor: Cursor, order: Order, result: GatewayResult) -> None:
     )
     if cursor.rowcount:
         status = "NOTHING_TO_REFUND" if result.nothing_to_refund else "REFUNDED"
-        log_step(cursor, order.order_id, "RefundPayment", status, result.reference)
+        log_step(cursor, order.order_id, Step.REFUND_PAYMENT, status, result.reference)

@@ -14,7 +14,7 @@ from order_saga.repository import fetch_order, fetch_payment, fetch_reservations
 from order_saga.settings import Settings
 from order_saga.watchdog import create_watchdog
 
-from .commands_aws import reported
+from .reporting import reported
 
 LOG_LINES = 8
 

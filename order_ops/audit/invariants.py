@@ -11,8 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from ..models import OrderStatus
-from ..steps.notification import NOTICE_OF, STEP_NAMES, NotificationKind
+from order_saga.manifest import Step
+from order_saga.models import OrderStatus
+from order_saga.steps.notification import NOTICE_OF, STEP_NAMES, NotificationKind
+
 from .books import Books, OrderRow, PaymentRow
 from .sources import AttentionRecord, Execution, LedgerEntry
 
@@ -149,7 +151,7 @@ def money_matches_outcome(ctx: AuditContext) -> InvariantResult:
         result.checked += 1
         net = ctx.entry(order.order_id).net
         if order.status is OrderStatus.NEEDS_ATTENTION:
-            if net and not ctx.recorded(order.order_id, "RefundPayment"):
+            if net and not ctx.recorded(order.order_id, Step.REFUND_PAYMENT):
                 result.flag(order.order_id, f"NEEDS_ATTENTION holds {net} with no record owing the refund")
             continue
         expected = order.total if order.status is OrderStatus.CONFIRMED else Decimal(0)
@@ -232,7 +234,7 @@ def no_stock_held_for_settled_orders(ctx: AuditContext) -> InvariantResult:
             if reserved or held != order.lines:
                 result.flag(order.order_id, f"CONFIRMED with {order.lines} but holds {held}")
         elif order.status is OrderStatus.NEEDS_ATTENTION:
-            if held and not ctx.recorded(order.order_id, "ReleaseStock"):
+            if held and not ctx.recorded(order.order_id, Step.RELEASE_STOCK):
                 result.flag(order.order_id, f"NEEDS_ATTENTION holds {held} with no record owing the release")
         elif held:
             result.flag(order.order_id, f"{order.status} but holds {held}")
@@ -308,7 +310,7 @@ def notices_sent_once(ctx: AuditContext) -> InvariantResult:
         for kind, count in sent.items():
             if count > 1:
                 result.flag(order.order_id, f"{kind} sent {count} times")
-        confirmed_once = ("ConfirmOrder", "CONFIRMED") in ctx.books.saga_log.get(order.order_id, [])
+        confirmed_once = (Step.CONFIRM_ORDER, "CONFIRMED") in ctx.books.saga_log.get(order.order_id, [])
         if "ORDER_CONFIRMATION" in sent and not confirmed_once:
             result.flag(order.order_id, "ORDER_CONFIRMATION for an order never confirmed")
         wrong = {"FAILURE_ALERT", "CANCELLATION_NOTICE"} & set(sent) - {NOTICE_OF.get(order.status)}
@@ -353,18 +355,18 @@ def _expected_entries(ctx: AuditContext, order: OrderRow) -> list[tuple[tuple[st
     expected: list[tuple[tuple[str, str], ...]] = []
     payment = ctx.books.payments.get(order.order_id)
     if payment and payment.status == "SUCCESS":
-        expected.append((("ProcessPayment", "SUCCEEDED"), ("ProcessPayment", "LATE_CHARGE")))
+        expected.append(((Step.PROCESS_PAYMENT, "SUCCEEDED"), (Step.PROCESS_PAYMENT, "LATE_CHARGE")))
     if payment and payment.status == "REFUNDED" and payment.amount:
-        expected.append((("RefundPayment", "REFUNDED"),))
+        expected.append(((Step.REFUND_PAYMENT, "REFUNDED"),))
     if payment and payment.status == "FAILED":
-        expected.append((("ProcessPayment", "DECLINED"),))
+        expected.append(((Step.PROCESS_PAYMENT, "DECLINED"),))
     rows = [row for row in ctx.books.reservations.get(order.order_id, []) if row.quantity]
     if rows:
-        expected.append((("ReserveStock", "RESERVED"),))
+        expected.append(((Step.RESERVE_STOCK, "RESERVED"),))
     if any(row.status == "RELEASED" for row in rows):
-        expected.append((("ReleaseStock", "RELEASED"),))
+        expected.append(((Step.RELEASE_STOCK, "RELEASED"),))
     if any(row.status == "COMMITTED" for row in rows):
-        expected.append((("ConfirmOrder", "CONFIRMED"),))
+        expected.append(((Step.CONFIRM_ORDER, "CONFIRMED"),))
     sent = ctx.books.notifications.get(order.order_id, {})
     expected += [((STEP_NAMES[NotificationKind(kind)], "SENT"),) for kind in sent]
     return expected

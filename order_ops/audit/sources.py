@@ -7,12 +7,13 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import redis
+from order_saga.db import Database
+from order_saga.payment_gateway import SimulatedGateway
 
-from ..db import Database
-from ..payment_gateway import SimulatedGateway
+if TYPE_CHECKING:
+    import redis
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from order_client.output import json_option, render_table
+from order_ops.output import json_option, render_table
 from order_saga.cache import create_redis
 from order_saga.catalog import list_products, set_product
 from order_saga.db import Database

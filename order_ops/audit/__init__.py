@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from ..db import Database
+from order_saga.db import Database
+
 from .books import Books, read_books
 from .invariants import INVARIANTS, AuditContext, InvariantResult, Owed, owed_by_attention_orders
 from .sources import (

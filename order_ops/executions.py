@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .asl import STATE_MACHINES
+from order_saga import manifest
 
 FAILED_EVENTS = {"TaskFailed", "TaskTimedOut", "LambdaFunctionFailed", "LambdaFunctionTimedOut"}
 
@@ -101,7 +101,7 @@ def path_of(sfn: Any, execution_arn: str) -> ExecutionPath:
             visit.exited = event["timestamp"]
     return ExecutionPath(
         name=described["name"],
-        machine=described["stateMachineArn"].rsplit(":", 1)[-1],
+        machine=machine_role(described["stateMachineArn"].rsplit(":", 1)[-1]),
         arn=execution_arn,
         status=described["status"],
         started=described["startDate"],
@@ -154,14 +154,22 @@ def history_rows(path: ExecutionPath) -> list[HistoryRow]:
     return rows
 
 
-def machine_arns(sfn: Any) -> dict[str, str]:
-    """The project's state machines that exist on the endpoint, by name."""
-    names = {machine.name for machine in STATE_MACHINES}
-    return {
-        m["name"]: m["stateMachineArn"]
-        for m in sfn.list_state_machines()["stateMachines"]
-        if m["name"] in names
-    }
+def machine_role(deployed: str) -> str:
+    """`OrderSaga` for `OrderSaga-<env>-OrderSaga`: the name the ASL files and the auditor use."""
+    machine = manifest.state_machine_named(deployed)
+    return machine.name if machine else deployed
+
+
+def machine_arns(sfn: Any, environment: str | None = None) -> dict[str, str]:
+    """The environment's state machines that exist on the endpoint, by role (OrderSaga, ...)."""
+    environment = environment or manifest.deployment_environment()
+    deployed = {manifest.resource_name(environment, m.name): m.name for m in manifest.STATE_MACHINES}
+    found: dict[str, str] = {}
+    for page in sfn.get_paginator("list_state_machines").paginate():
+        for listed in page["stateMachines"]:
+            if listed["name"] in deployed:
+                found[deployed[listed["name"]]] = listed["stateMachineArn"]
+    return found
 
 
 def list_executions(sfn: Any, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:

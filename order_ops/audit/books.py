@@ -11,8 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ..db import Database
-from ..models import OrderStatus
+from order_saga.db import Database
+from order_saga.models import OrderStatus
 
 
 @dataclass(frozen=True)

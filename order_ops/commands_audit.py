@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import click
 
-from order_saga.audit import (
+from order_ops.audit import (
     AuditReport,
     QueueAttention,
     SimulatedLedger,
@@ -23,15 +23,15 @@ from order_saga.audit import (
     read_books,
     run_audit,
 )
-from order_saga.audit.sources import AttentionSource, OwedInMySql
+from order_ops.audit.sources import AttentionSource, OwedInMySql
 from order_saga.cache import create_redis
 from order_saga.db import Database
 from order_saga.errors import ConfigurationError
 from order_saga.settings import Settings
 
 from . import dlq
-from .commands_aws import reported
 from .executions import machine_arns
+from .reporting import reported
 
 # The queues whose messages are records of what an order still owes (a DLQ is read, never the
 # live notification queue: peeking it would count against each message's receive limit).

@@ -11,8 +11,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from order_saga.errors import OrderCancelled
+from order_saga.db import Database
+from order_saga.errors import OrderCancelled, OrderNotFound
+from order_saga.manifest import COMPENSATIONS, Step, resource_name
+from order_saga.models import Order, OrderStatus
+from order_saga.repository import fetch_order
 
+# An order in one of these is done; a re-drive only deletes its message when it owes nothing.
+SETTLED = {OrderStatus.FAILED, OrderStatus.CANCELLED}
 # How long a re-driven message stays hidden from a concurrent re-drive (one run takes seconds).
 REDRIVE_VISIBILITY_SECONDS = 300
 # How long a message read by `peek` stays hidden at most (it is made visible again at once).
@@ -36,19 +42,21 @@ class DlqMessage:
 
     @property
     def cancelled(self) -> bool:
-        """Whether the compensation ends the order CANCELLED (a cancellation) rather than FAILED."""
+        """Whether the compensation ends the order CANCELLED (a cancellation) rather than FAILED:
+        the message says which machine's role it came from (the cancellation machine, or a saga
+        whose customer cancelled), never which name that machine has in an environment."""
         error = self.context.get("error") or {}
         return (
-            self.body.get("state_machine") == "OrderCancellation"
-            or error.get("Error") == OrderCancelled.__name__
+            self.body.get("machine_role") == "cancellation" or error.get("Error") == OrderCancelled.__name__
         )
 
-    def steps(self) -> list[str]:
-        return [
-            "RefundPayment",
-            "ReleaseStock",
-            "MarkOrderCancelled" if self.cancelled else "MarkOrderFailed",
-        ]
+    @property
+    def outcome(self) -> OrderStatus:
+        """The status the order ends in once its compensation completes."""
+        return OrderStatus.CANCELLED if self.cancelled else OrderStatus.FAILED
+
+    def steps(self) -> list[Step]:
+        return [*COMPENSATIONS, Step.MARK_ORDER_CANCELLED if self.cancelled else Step.MARK_ORDER_FAILED]
 
     def notice(self) -> str:
         return "CANCELLATION_NOTICE" if self.cancelled else "FAILURE_ALERT"
@@ -107,9 +115,10 @@ class RedriveReport:
 
 
 def redrive_all(
-    lam: Any, sqs: Any, queue_url: str, notification_queue_url: str, order_id: str | None = None
+    target: "RedriveTarget", queue_url: str, notification_queue_url: str, order_id: str | None = None
 ) -> RedriveReport:
     """Re-drive every message (or those of one order)."""
+    sqs = target.sqs
     messages: dict[str, DlqMessage] = {}
     while True:  # take them all, hidden from a concurrent re-drive while this one works
         batch = sqs.receive_message(
@@ -121,40 +130,72 @@ def redrive_all(
     report = RedriveReport()
     for message in messages.values():
         if order_id and message.order_id != order_id:
-            sqs.change_message_visibility(
-                QueueUrl=queue_url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=0
-            )
+            target.release(queue_url, message)
             continue
-        lines, completed = redrive(message, lam, sqs, queue_url, notification_queue_url)
+        lines, completed = redrive(message, target, queue_url, notification_queue_url)
         report.lines += [f"{message.order_id}:", *(f"  {line}" for line in lines)]
         report.kept += not completed
     return report
 
 
+@dataclass(frozen=True)
+class RedriveTarget:
+    """Where a re-drive acts: the environment's functions (by their deployed names), its queues,
+    and its database (to check what the compensation left)."""
+
+    lam: Any
+    sqs: Any
+    database: Database
+    environment: str
+
+    def invoke(self, step: Step, payload: dict[str, Any]) -> tuple[bool, str]:
+        reply = self.lam.invoke(
+            FunctionName=resource_name(self.environment, step), Payload=json.dumps(payload).encode()
+        )
+        return not reply.get("FunctionError"), reply["Payload"].read().decode()
+
+    def order(self, order_id: str) -> Order | None:
+        with self.database.transaction() as cursor:
+            try:
+                return fetch_order(cursor, order_id)
+            except OrderNotFound:
+                return None
+
+    def release(self, queue_url: str, message: DlqMessage) -> None:
+        self.sqs.change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=0
+        )
+
+
 def redrive(
-    message: DlqMessage, lam: Any, sqs: Any, queue_url: str, notification_queue_url: str
+    message: DlqMessage, target: RedriveTarget, queue_url: str, notification_queue_url: str
 ) -> tuple[list[str], bool]:
-    """Run the message's compensation again; delete the message if it completes. The steps'
-    report, and whether it completed."""
-    report = []
+    """Run the message's compensation again; delete the message once the order is in the state
+    the compensation owes it. The steps' report, and whether it completed."""
+    order = target.order(message.order_id)
+    if order is not None and order.status in SETTLED and not order.owed_compensations:
+        # Settled and owing nothing (the watchdog or a re-drive got there first): nothing to run,
+        # and running a Mark step would turn a cancelled order into a failed one.
+        target.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message.receipt_handle)
+        return [f"already {order.status.value}, owing nothing", "message deleted"], True
+    report: list[str] = []
     error = message.context.get("error")
     for step in message.steps():
-        payload = {"order_id": message.order_id} | ({"error": error} if error else {})
-        reply = lam.invoke(FunctionName=step, Payload=json.dumps(payload).encode())
-        answer = reply["Payload"].read().decode()
-        if reply.get("FunctionError"):
-            report.append(f"{step}: failed again: {answer[:300]}")
-            report.append("message kept on the queue")
-            sqs.change_message_visibility(
-                QueueUrl=queue_url, ReceiptHandle=message.receipt_handle, VisibilityTimeout=0
-            )
-            return report, False
+        ok, answer = target.invoke(step, {"order_id": message.order_id} | ({"error": error} if error else {}))
+        if not ok:
+            target.release(queue_url, message)
+            return [*report, f"{step}: failed again: {answer[:300]}", "message kept on the queue"], False
         report.append(f"{step}: ok")
-    sqs.send_message(
+    order = target.order(message.order_id)
+    if order is None or order.status is not message.outcome or order.owed_compensations:
+        target.release(queue_url, message)
+        found = "no such order" if order is None else f"order {order.status.value}"
+        return [*report, f"{found}, not {message.outcome.value}: message kept on the queue"], False
+    target.sqs.send_message(
         QueueUrl=notification_queue_url,
         MessageBody=json.dumps({"order_id": message.order_id, "kind": message.notice()}),
     )
     report.append(f"{message.notice()} queued")
-    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message.receipt_handle)
+    target.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message.receipt_handle)
     report.append("message deleted")
     return report, True
