@@ -7,6 +7,7 @@ network (rarely changes) → data (stateful, protected in prod) → saga (code, 
 from dataclasses import dataclass
 
 from aws_cdk import CfnOutput, Environment, Stack
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -19,6 +20,7 @@ from cdk.capabilities.identity import Identity
 from cdk.capabilities.layers import Layers
 from cdk.capabilities.monitoring import Monitored, Monitoring
 from cdk.capabilities.network import Network
+from cdk.capabilities.operator_task import OperatorTargets, OperatorTask
 from cdk.capabilities.queues import Queues
 from cdk.capabilities.saga_function import PaymentGateway, SagaFunction, SagaResources
 from cdk.capabilities.schema_migration import SchemaMigration
@@ -27,6 +29,7 @@ from cdk.capabilities.workflow import Workflow, WorkflowTargets
 from cdk.nag import acknowledge
 from order_saga import manifest
 from order_saga.functions import FUNCTIONS
+from order_saga.manifest import REDRIVEN_STEPS
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,10 @@ class NetworkStack(OrderSagaStack):
     def __init__(self, scope: Construct, construct_id: str, *, options: DeploymentOptions) -> None:
         super().__init__(scope, construct_id, options, "VPC, endpoints, security groups")
         self.network = Network(self, "Network", config=options.config)
+        # Where the operator task runs (docs/deploy.md): beside the functions, reaching what they reach.
+        private = self.network.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+        CfnOutput(self, "OperatorSubnetIds", value=",".join(private.subnet_ids))
+        CfnOutput(self, "OperatorSecurityGroupId", value=self.network.functions_sg.security_group_id)
 
 
 class DataStack(OrderSagaStack):
@@ -126,6 +133,19 @@ class SagaStack(OrderSagaStack):
             order_cancellation=self.order_cancellation.state_machine,
             notification_queue=self.queues.notification_queue,
             compensation_dlq=self.queues.compensation_dlq,
+        )
+        self.operator = OperatorTask(
+            self,
+            "Operator",
+            resources=resources,
+            targets=OperatorTargets(
+                redriven=[self.functions[step].function for step in REDRIVEN_STEPS],
+                order_saga=self.order_saga.state_machine,
+                order_cancellation=self.order_cancellation.state_machine,
+                compensation_dlq=self.queues.compensation_dlq,
+                notification_dlq=self.queues.notification_dlq,
+                notification_queue=self.queues.notification_queue,
+            ),
         )
         self.migration = SchemaMigration(
             self,

@@ -12,6 +12,8 @@ monitoring stack pages on that DLQ (WatchdogDlqNotEmpty) and on the function's e
 the alarm topic like every other alarm.
 """
 
+from collections.abc import Sequence
+
 from aws_cdk import ArnFormat, CfnElement, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -28,6 +30,36 @@ from order_saga.manifest import Setting
 CLOSED_WRONG = ["FAILED", "TIMED_OUT", "ABORTED"]
 SWEEP_EVERY = Duration.minutes(15)
 SWEEP_GRACE = Duration.minutes(10)  # untouched this long: no execution is still working on it
+
+
+def grant_execution_reads(role: iam.IRole, machines: Sequence[sfn.StateMachine], reader: str) -> None:
+    """DescribeExecution and GetExecutionHistory on any execution of these state machines."""
+    stack = Stack.of(role)
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["states:DescribeExecution", "states:GetExecutionHistory"],
+            resources=[
+                stack.format_arn(
+                    service="states",
+                    resource="execution",
+                    resource_name=f"{machine.state_machine_name}:*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+                for machine in machines
+            ],
+        )
+    )
+    partition = stack.resolve(stack.partition)  # "aws" when the region is known, else a reference
+    partition = partition if isinstance(partition, str) else "<AWS::Partition>"
+    for machine in machines:
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::arn:{partition}:states:{stack.region}:<AWS::AccountId>:"
+            f"execution:<{logical_id(machine)}.Name>:*]",
+            f"DescribeExecution and GetExecutionHistory name an execution; {reader} reads any "
+            "execution of this one state machine (each is named after its order), so the name is "
+            "the only wildcard.",
+        )
 
 
 def logical_id(construct: IConstruct) -> str:
@@ -58,7 +90,6 @@ class Watchdog(Construct):
             Setting.COMPENSATION_DLQ_URL: compensation_dlq.queue_url,
         }.items():
             function.add_environment(key, value)
-        stack = Stack.of(self)
         self.sweep = events.Rule(
             self,
             "Sweep",
@@ -73,33 +104,9 @@ class Watchdog(Construct):
                 ),
             )
         )
-        function.add_to_role_policy(
-            iam.PolicyStatement(
-                # Its status, and the end of its history: whether the notify state ran.
-                actions=["states:DescribeExecution", "states:GetExecutionHistory"],
-                resources=[
-                    stack.format_arn(
-                        service="states",
-                        resource="execution",
-                        resource_name=f"{machine.state_machine_name}:*",
-                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                    for machine in machines
-                ],
-            )
-        )
-        partition = stack.resolve(stack.partition)  # "aws" when the region is known, else a reference
-        partition = partition if isinstance(partition, str) else "<AWS::Partition>"
-        for machine in machines:
-            assert function.role is not None
-            acknowledge(
-                function.role,
-                f"AwsSolutions-IAM5[Resource::arn:{partition}:states:{stack.region}:<AWS::AccountId>:"
-                f"execution:<{logical_id(machine)}.Name>:*]",
-                "DescribeExecution and GetExecutionHistory name an execution; the watchdog reads any "
-                "execution of this one "
-                "state machine (each is named after its order), so the name is the only wildcard.",
-            )
+        assert function.role is not None
+        # Its status, and the end of its history: whether the notify state ran.
+        grant_execution_reads(function.role, machines, "the watchdog")
         notification_queue.grant_send_messages(function)
         compensation_dlq.grant_send_messages(function)
 

@@ -45,6 +45,8 @@ class Step(StrEnum):
 # The compensations, in the order a re-drive runs them (also the members of the
 # `orders.owed_compensations` SET column).
 COMPENSATIONS = (Step.REFUND_PAYMENT, Step.RELEASE_STOCK)
+# What a re-drive from the compensation DLQ may invoke: the compensations, then the Mark step.
+REDRIVEN_STEPS = (*COMPENSATIONS, Step.MARK_ORDER_FAILED, Step.MARK_ORDER_CANCELLED)
 
 
 class Setting(StrEnum):
