@@ -11,11 +11,13 @@ order is a minute old, and its subject here is what one pass does, not the edge'
 """
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
 import boto3
+import grpc
 import pytest
 import redis
 from botocore.config import Config
@@ -27,7 +29,15 @@ from order_saga.errors import WorkflowUnavailable
 from order_saga.order_service import OrderService
 from order_saga.payment_gateway import HttpGateway, PaymentGateway, SimulatedGateway
 from order_saga.watchdog import SagaWatchdog
-from tests.support.stack import INITIAL, WAIT_SECONDS, Customer, LocalStack, states, transient_retries
+from tests.support.stack import (
+    INITIAL,
+    WAIT_SECONDS,
+    Customer,
+    LocalStack,
+    states,
+    transient_retries,
+    wait_until,
+)
 
 COMPENSATE = ["Compensate", "RefundPayment", "ReleaseStock", "CompensationOutcome"]
 FAILED_PATH = [*COMPENSATE, "MarkOrderFailed", "SendFailureAlert", "OrderFailed"]
@@ -114,6 +124,18 @@ def database_server(stack: LocalStack) -> Iterator[MariaDB]:
     server = MariaDB(int(stack.env["DEVSTACK_MYSQL_PORT"]), stack.state_dir)
     yield server
     server.start()
+    stack.database.close()  # its connection died with the server
+    customer = stack.customer()
+    wait_until(lambda: edge_reads_orders(customer), "the edge to read orders from the restarted database")
+
+
+def edge_reads_orders(customer: Customer) -> bool:
+    """Whether the edge answers GetOrder from the database (NOT_FOUND for an order of nobody's)."""
+    try:
+        customer.get(str(uuid.uuid4()))
+    except grpc.RpcError as exc:
+        return exc.code() is not grpc.StatusCode.UNAVAILABLE
+    return True
 
 
 def test_a_charge_whose_answer_is_lost_is_refunded_exactly_once(

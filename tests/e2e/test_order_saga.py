@@ -127,6 +127,7 @@ def test_a_declined_card_fails_the_order_without_charging_or_reserving(
 def test_direct_start_out_of_stock_refunds_and_fails(stack: LocalStack) -> None:
     # Given an order for 2 units of a product with 1 in stock, past the edge (which refuses the
     # obvious case itself), as when the last unit went between the edge's check and the saga
+    assert stack.stock()["sku-3"] == (1, 0)
     order_id = stack.new_order({"sku-3": 2})
     path = stack.run(order_id)
     assert (path.status, path.error) == ("FAILED", "OutOfStock")
@@ -221,7 +222,8 @@ def test_direct_start_a_compensation_that_keeps_failing_goes_to_the_dlq_and_flag
     stack: LocalStack,
 ) -> None:
     # Given an out-of-stock order whose refund fails with an error no Retry covers (a transient one
-    # is retried for hours: docs/state-transitions.md)
+    # is retried for hours: docs/state-transitions.md); sku-3 has 1 unit
+    assert stack.stock()["sku-3"] == (1, 0)
     order_id = stack.new_order({"sku-3": 2})
     stack.fault("RefundPayment", "error", order_id, error_type="InjectedFault")
     # When the saga runs
@@ -309,6 +311,7 @@ def test_cancelling_a_confirmed_order_runs_the_cancellation_machine(
 
 def test_concurrent_orders_on_the_last_units_never_oversell(stack: LocalStack, customer: Customer) -> None:
     # Given five customers ordering 2 of the 5 units of sku-2 at once, through the edge
+    assert stack.stock()["sku-2"] == (5, 0)
     barrier = threading.Barrier(5)
 
     def order() -> str | grpc.StatusCode:
