@@ -91,10 +91,9 @@ def test_a_notice_whose_delivery_fails_is_received_again_and_sent_once(
     stack: LocalStack, customer: Customer
 ) -> None:
     # Given an order whose confirmation's first delivery to SendNotification will fail
-    stack.fault("ProcessPayment", "hold")
-    order_id = customer.create({"sku-1": 1}).order_id
-    stack.fault("SendNotification", "error", order_id, error_type="SESUnavailable", times=1)
-    stack.clear_faults("ProcessPayment")
+    with stack.held("ProcessPayment"):
+        order_id = customer.create({"sku-1": 1}).order_id
+        stack.fault("SendNotification", "error", order_id, error_type="SESUnavailable", times=1)
     # When the saga confirms it and queues the notice
     assert stack.finish(order_id).status == "SUCCEEDED"
     # Then the queue gives the message again after its visibility timeout, and one mail goes out
@@ -259,13 +258,12 @@ def test_a_cancel_racing_the_running_saga_ends_the_order_cancelled_and_refunded(
     stack: LocalStack, customer: Customer, held_step: str
 ) -> None:
     # Given a saga held at one of its forward steps (the race made deterministic: hold, act, release)
-    stack.fault(held_step, "hold")
-    order_id = customer.create({"sku-1": 3}).order_id
-    stack.wait_for_state(order_id, held_step)
-    # When the customer cancels through the edge (CancelOrder takes the order's row lock)
-    cancelled = customer.cancel(order_id)
-    assert (cancelled.status, cancelled.cancel_requested) == (pb.ORDER_STATUS_PENDING, True)
-    stack.clear_faults(held_step)
+    with stack.held(held_step):
+        order_id = customer.create({"sku-1": 3}).order_id
+        stack.wait_for_state(order_id, held_step)
+        # When the customer cancels through the edge (CancelOrder takes the order's row lock)
+        cancelled = customer.cancel(order_id)
+        assert (cancelled.status, cancelled.cancel_requested) == (pb.ORDER_STATUS_PENDING, True)
     path = stack.finish(order_id)
     # Then the saga saw the flag: nothing charged is kept, the stock is back, the order CANCELLED
     assert (path.status, path.error) == ("FAILED", "OrderCancelled")
