@@ -313,6 +313,12 @@ def test_the_watchdogs_sweep_refunds_a_late_charge_on_a_failed_order_whose_refun
     late = ChargesAfterNothingToRefund(redis_client, Database(settings), refund_fails=True, order_fails=True)
     with pytest.raises(PaymentGatewayUnavailable):
         process_payment(database, late, order_id)
+    # and whose customer was told (so only the sweep's part over orders holding money finds it)
+    with database.transaction() as cursor:
+        cursor.execute(
+            "INSERT INTO notifications (order_id, kind, message_id) VALUES (%s, 'FAILURE_ALERT', 'sent')",
+            (order_id,),
+        )
     assert query(database, "SELECT status FROM orders WHERE order_id = %s", order_id) == [
         {"status": "FAILED"}
     ]
