@@ -109,7 +109,8 @@ def test_an_execution_that_timed_out_fails_its_pending_order_and_tells_the_custo
     assert stack.payment(order_id) is None
     # When EventBridge invokes the SagaWatchdog function with the execution's status change
     settled = invoke_watchdog(stack, status_change(stack, execution))
-    # Then the order is FAILED, saying its execution timed out, and the customer is told
+    # Then the watchdog read the execution TIMED_OUT and ended the order FAILED, and the customer
+    # is told
     assert settled == [
         {
             "order_id": order_id,
