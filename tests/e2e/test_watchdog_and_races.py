@@ -210,11 +210,6 @@ def test_a_cancel_after_the_confirmation_committed_but_before_the_saga_ended_can
     assert invoke_watchdog(stack, {"sweep_older_than_seconds": 0.001}) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product defect, reported to the lead: the saga that lost the race still queues its"
-    " SendOrderConfirmation, and the consumer mails 'is confirmed' after 'is cancelled'",
-)
 def test_a_customer_told_the_order_is_cancelled_is_not_told_afterwards_that_it_is_confirmed(
     stack: LocalStack, customer: Customer
 ) -> None:
