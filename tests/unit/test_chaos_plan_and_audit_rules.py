@@ -3,7 +3,7 @@
 from typing import Any
 
 from devstack.asl import STATE_MACHINES, load
-from devstack.chaos_plan import CANCEL_MOMENTS, GATEWAY_TROUBLE, INFRA_KINDS, make_plan
+from devstack.chaos_plan import AIMED, CANCEL_MOMENTS, GATEWAY_TROUBLE, INFRA_KINDS, make_plan
 from devstack.faults import Fault
 from order_saga.audit.invariants import FAILED_LEAVES, SUCCEEDED_LEAVES
 from order_saga.functions import FUNCTIONS
@@ -18,6 +18,7 @@ EVERY_KIND = {
     "client:stop-execution",
     *(f"client:cancel-{moment}" for moment in CANCEL_MOMENTS),
     *(f"infra:{kind}" for kind in INFRA_KINDS),
+    *(f"lambda-aimed:{kind}" for kind in AIMED),
 }
 
 
