@@ -8,6 +8,12 @@ flushed). Then it clears its faults, waits (bounded) until nothing is in flight,
 books auditor over its own orders. The stack is left as it was found: running, with the fault
 plan it had.
 
+The Lambda faults aimed at one order and the operator's stops happen however fast the machine is:
+the order is created while every saga's first step is held, and its fault is aimed (or its
+execution stopped) before the hold is released. The report counts them by what happened to the
+saga: an aimed fault used up by its order (an aimed error also retried in its execution), a stop
+whose execution was RUNNING, ended ABORTED, and whose order the watchdog ended FAILED.
+
 The simulated gateway keeps its ledger in the stack's Redis; a real gateway's ledger would not
 live there. So "Redis restarted" keeps the gateway's keys (saved as the server shuts down, loaded
 before the new one listens) and "Redis flushed" deletes every key but the gateway's: the outage is
@@ -36,6 +42,7 @@ from grpc_edge.channel import open_channel
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
 from order_ops.audit import AuditReport, read_books
+from order_ops.executions import path_of
 from order_saga.cache import create_redis
 from order_saga.catalog import set_product
 from order_saga.db import Database
@@ -44,7 +51,18 @@ from order_saga.settings import Settings
 from order_saga.watchdog import execution_arn_for
 
 from . import faults
-from .chaos_plan import HOT, PLENTY_STOCK, PRICES, CampaignPlan, InfraEvent, OrderPlan, hot_stock, unit_price
+from .chaos_plan import (
+    FIRST_STEP,
+    HOT,
+    PLENTY_STOCK,
+    PRICES,
+    CampaignPlan,
+    InfraEvent,
+    OrderPlan,
+    aimed_fault,
+    hot_stock,
+    unit_price,
+)
 from .services import LocalServer, Redis, ServiceError, port_in_use
 
 RETRYABLE = {
@@ -162,6 +180,8 @@ class Campaign:
         self.injections: Counter[str] = Counter()
         self.violations: list[str] = []
         self.order_ids: list[str] = []
+        self._aimed: dict[str, tuple[str, faults.Fault]] = {}  # order id -> its aimed kind and fault
+        self._stopped: dict[str, str] = {}  # order id -> its execution's status when it was stopped
         self._lock = threading.Lock()
 
     # -- the run ----------------------------------------------------------------------------
@@ -186,13 +206,15 @@ class Campaign:
             for thread in threads:
                 thread.join()
         finally:
-            self._count_fired_faults()
+            left = faults.read_plan(self.stack.faults_file).faults
+            self._count_fired_faults(left)
             faults.replace_plan(previous_plan, "the fault plan before the campaign", self.stack.faults_file)
             if self.plan.infra:  # what an infrastructure fault stopped is running again
                 self._ensure_running()
         clients_done = time.monotonic()
         settled = self._settle(settle_timeout)
         settle_seconds = time.monotonic() - clients_done
+        self._count_what_happened_to_the_sagas(left)
         report = self.stack.audit(deadline_seconds=0.0, stock_baseline=baseline, since=since)
         return CampaignResult(
             self.plan,
@@ -271,7 +293,7 @@ class Campaign:
             payment_token=line.token,
             email=f"{user}@example.com",
         )
-        created = self._call(stub.CreateOrder, request, user, f"order {line.index} CreateOrder")
+        created = self._create(stub, request, user, line)
         if created is None:
             return  # refused (sold out at the edge, for instance): a business outcome
         order_id = created.order.order_id
@@ -285,9 +307,7 @@ class Campaign:
                     f"order {order_id}: the same key created a second order {again.order.order_id}"
                 )
         if line.stop_execution:
-            time.sleep(line.stop_delay)
-            self._stop_execution(order_id)
-            return  # nothing moves it on until a watchdog does: the client does not wait
+            return  # stopped as it was created; nothing moves it on until a watchdog does
         if line.cancel == "pending":
             self._cancel(stub, user, order_id)
         elif line.cancel == "mid-flight":
@@ -301,9 +321,42 @@ class Campaign:
         # The client follows its order to its end, so the faults switched on meanwhile hit it.
         self._wait_settled(stub, user, order_id)
 
+    def _create(self, stub: Any, request: Any, user: str, line: OrderPlan) -> Any:
+        """CreateOrder; for an order whose saga a fault is aimed at or an operator stops, while
+        every saga's first step is held, so that its saga cannot get past that step before the
+        fault is aimed at it or the saga is stopped."""
+        what = f"order {line.index} CreateOrder"
+        if not (line.aimed_fault or line.stop_execution):
+            return self._call(stub.CreateOrder, request, user, what)
+        hold = faults.make_fault(function=FIRST_STEP, kind=faults.FaultKind.HOLD)
+        faults.add_fault(hold, self.stack.faults_file, first=True)
+        try:
+            created = self._call(stub.CreateOrder, request, user, what)
+            if created is not None:
+                self._aim(created.order.order_id, line)
+            return created
+        finally:
+            faults.remove_fault(hold, self.stack.faults_file)
+
+    def _aim(self, order_id: str, line: OrderPlan) -> None:
+        """Aim the order's fault at its held first step; or stop its saga, whose held step then
+        does nothing (it neither charges nor reports to the stopped execution)."""
+        if line.stop_execution:
+            self._stop_execution(order_id)
+            fields = {"function": FIRST_STEP, "kind": "skip", "times": 1, "order_id": order_id}
+        else:
+            assert line.aimed_fault is not None  # one of the two, or it was not held
+            fields = aimed_fault(order_id, line.aimed_fault)
+        fault = faults.make_fault(**fields)
+        faults.add_fault(fault, self.stack.faults_file, first=True)
+        if line.aimed_fault:
+            with self._lock:
+                self._aimed[order_id] = (line.aimed_fault, fault)
+
     def _count_line(self, line: OrderPlan) -> None:
         for kind in line.kinds():
-            if kind != "client:stop-execution":  # counted once the operator's call went through
+            # An aimed fault or a stop counts once the saga shows it happened.
+            if not kind.startswith(("lambda-aimed:", "client:stop-execution")):
                 self._count(kind)
 
     def _call(self, method: Any, request: Any, user: str, what: str) -> Any:
@@ -350,14 +403,16 @@ class Campaign:
         return pb.ORDER_STATUS_UNSPECIFIED
 
     def _stop_execution(self, order_id: str) -> None:
-        """What an operator does from the console: stop the order's saga where it is."""
+        """What an operator does from the console: stop the order's saga where it is. Its status
+        just before is kept (StopExecution answers for a finished execution too)."""
+        arn = execution_arn_for(self.stack.saga_arn, order_id)
         try:
-            self.stack.sfn.stop_execution(
-                executionArn=execution_arn_for(self.stack.saga_arn, order_id), error="Operator", cause="chaos"
-            )
-            self._count("client:stop-execution")
-        except ClientError:
-            self._count("client:stop-execution-too-late")
+            status = self.stack.sfn.describe_execution(executionArn=arn)["status"]
+            self.stack.sfn.stop_execution(executionArn=arn, error="Operator", cause="chaos")
+        except ClientError as exc:  # not started: the reconciler starts it later
+            status = f"not stopped: {exc}"
+        with self._lock:
+            self._stopped[order_id] = status
 
     # -- infrastructure ---------------------------------------------------------------------
 
@@ -401,11 +456,12 @@ class Campaign:
 
     # -- the end ----------------------------------------------------------------------------
 
-    def _count_fired_faults(self) -> None:
+    def _count_fired_faults(self, plan_left: list[faults.Fault]) -> None:
         """A fault's `times` counts down as it fires: what is left of the campaign's did not fire."""
         left: Counter[str] = Counter()
-        for fault in faults.read_plan(self.stack.faults_file).faults:
-            left[f"{fault.function}:{fault.kind.value}"] += fault.times or 0
+        for fault in plan_left:
+            if fault.order_id is None:  # the aimed ones are counted by their orders
+                left[f"{fault.function}:{fault.kind.value}"] += fault.times or 0
         for key, planned in list(self.injections.items()):
             if key.startswith("lambda-planned:"):
                 name = key.removeprefix("lambda-planned:")
@@ -414,6 +470,32 @@ class Campaign:
                 del self.injections[key]
                 if fired:
                     self.injections[f"lambda:{name}"] += fired
+
+    def _count_what_happened_to_the_sagas(self, plan_left: list[faults.Fault]) -> None:
+        """An aimed fault counts when its order used it up (an aimed error also when its execution
+        met it and retried the step); a stop when the execution was RUNNING, is ABORTED, and its
+        order ended FAILED (by the watchdog: the saga never got past its first step)."""
+        outcome = self._statuses()
+        for order_id, (kind, fault) in sorted(self._aimed.items()):
+            if fault not in plan_left and (kind != "error" or self._retried_first_step(order_id, fault)):
+                self._count(f"lambda-aimed:{kind}")
+        for order_id, before in sorted(self._stopped.items()):
+            arn = execution_arn_for(self.stack.saga_arn, order_id)
+            now = self.stack.sfn.describe_execution(executionArn=arn)["status"]
+            if (before, now, outcome.get(order_id)) == ("RUNNING", "ABORTED", "FAILED"):
+                self._count("client:stop-execution")
+            else:
+                self._count("client:stop-execution-not-seen")
+                self.echo(f"  order {order_id}: stopped while {before}, now {now}, {outcome.get(order_id)}")
+
+    def _retried_first_step(self, order_id: str, fault: faults.Fault) -> bool:
+        path = path_of(self.stack.sfn, execution_arn_for(self.stack.saga_arn, order_id))
+        return any(
+            visit.name == FIRST_STEP
+            and visit.retries
+            and any(e.startswith(f"{fault.error_type}:") for e in visit.errors)
+            for visit in path.visits
+        )
 
     def _settle(self, timeout: float) -> bool:
         """Wait until no execution of the campaign's orders runs, every order is settled (one
@@ -466,14 +548,17 @@ class Campaign:
         )
 
     def _outcomes(self) -> dict[str, int]:
+        return dict(Counter(self._statuses().values()))
+
+    def _statuses(self) -> dict[str, str]:
+        """Each of the campaign's orders' status."""
         database = Database(self.stack.settings)
         try:
             with database.transaction() as cursor:
                 cursor.execute(
-                    "SELECT status, COUNT(*) AS n FROM orders WHERE order_id IN %s GROUP BY status",
-                    (self.order_ids or [""],),
+                    "SELECT order_id, status FROM orders WHERE order_id IN %s", (self.order_ids or [""],)
                 )
-                return {row["status"]: int(row["n"]) for row in cursor.fetchall()}
+                return {row["order_id"]: row["status"] for row in cursor.fetchall()}
         finally:
             database.close()
 

@@ -1,8 +1,10 @@
 """The chaos campaign's plan: a pure function of (seed, orders, clients), so a seed replays.
 
 What an order does (its lines, its card, whether its client repeats, cancels or an operator stops
-it), which Lambda faults are switched on before which order, and which infrastructure fault
-happens before which order. Outcomes still depend on timing; the plan does not.
+it, whether a Lambda fault is aimed at its saga's first step), which Lambda faults are switched on
+before which order, and which infrastructure fault happens before which order. Outcomes still
+depend on timing; the plan does not. What must happen in every campaign does not depend on it
+either: an aimed fault or an operator's stop meets its saga held at its first step.
 """
 
 import random
@@ -44,6 +46,16 @@ GATEWAY_TROUBLE: dict[str, Callable[[random.Random], str]] = {
 ERROR_TYPES = ("DatabaseUnavailable", "Lambda.ServiceException", "InjectedFailure")
 INFRA_KINDS = ("edge-kill", "mariadb-restart", "redis-restart", "redis-flush")
 CANCEL_MOMENTS = ("pending", "mid-flight", "after-confirmation")
+# Every saga's first step, which every order's saga certainly calls: an aimed fault or an
+# operator's stop meets the saga there (the campaign holds it while it creates the order).
+FIRST_STEP = "ProcessPayment"
+# The Lambda faults aimed at one order's first step, one order each in every campaign: the error is
+# a transient one, so its saga retries the step.
+AIMED: dict[str, dict[str, Any]] = {
+    "error": {"kind": "error", "error_type": "DatabaseUnavailable"},
+    "delay": {"kind": "delay", "delay_seconds": 0.5},
+    "duplicate": {"kind": "duplicate"},
+}
 DECLINED = "tok_chargeDeclined"  # the simulated gateway's always-declined card
 
 
@@ -57,8 +69,8 @@ class OrderPlan:
     duplicate_create: bool
     cancel: str | None  # one of CANCEL_MOMENTS
     cancel_delay: float  # seconds after the create, for a mid-flight cancel
-    stop_execution: bool
-    stop_delay: float
+    stop_execution: bool  # an operator stops its saga, held at its first step
+    aimed_fault: str | None = None  # one of AIMED, aimed at its saga's first step
 
     def kinds(self) -> list[str]:
         """What this order stands for in the injection counts."""
@@ -75,6 +87,8 @@ class OrderPlan:
             kinds.append(f"client:cancel-{self.cancel}")
         if self.stop_execution:
             kinds.append("client:stop-execution")
+        if self.aimed_fault:
+            kinds.append(f"lambda-aimed:{self.aimed_fault}")
         return kinds
 
 
@@ -150,8 +164,12 @@ def _order(rng: random.Random, index: int, clients: int) -> OrderPlan:
         cancel=cancel,
         cancel_delay=round(rng.uniform(0.1, 3.0), 2),
         stop_execution=cancel is None and rng.random() < 0.015,
-        stop_delay=round(rng.uniform(0.1, 2.0), 2),
     )
+
+
+def aimed_fault(order_id: str, kind: str) -> dict[str, Any]:
+    """The fields of a fault of this kind (of AIMED) for the order's first step, once."""
+    return {"function": FIRST_STEP, "order_id": order_id, "times": 1, **AIMED[kind]}
 
 
 def _lambda_fault(rng: random.Random, function: str, kind: FaultKind) -> dict[str, Any]:
@@ -204,9 +222,9 @@ def _infra(rng: random.Random, orders: int, clients: int) -> list[InfraEvent]:
 
 
 def _ensure_one_of_each(rng: random.Random, plan: CampaignPlan) -> None:
-    """A campaign of any size has at least one of each business outcome, gateway trouble and
-    client action (the seeded draw may miss one on a short run): a missing one is set on an order
-    chosen by the same generator, until none is missing."""
+    """A campaign of any size has at least one of each business outcome, gateway trouble, client
+    action and aimed Lambda fault (the seeded draw may miss one on a short run): a missing one is
+    set on an order chosen by the same generator, until none is missing."""
     for _ in range(50):
         fix = _missing(rng, plan.planned())
         if fix is None or not plan.lines:
@@ -230,7 +248,11 @@ def _missing(rng: random.Random, planned: dict[str, int]) -> dict[str, Any] | No
             (f"client:cancel-{moment}", lambda moment=moment: {"cancel": moment, "stop_execution": False})
             for moment in CANCEL_MOMENTS
         ),
-        ("client:stop-execution", lambda: {"stop_execution": True, "cancel": None}),
+        ("client:stop-execution", lambda: {"stop_execution": True, "cancel": None, "aimed_fault": None}),
+        *(
+            (f"lambda-aimed:{kind}", lambda kind=kind: {"aimed_fault": kind, "stop_execution": False})
+            for kind in AIMED
+        ),
     ]
     for kind, fix in fixes:
         if not planned.get(kind):

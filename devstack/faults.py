@@ -18,7 +18,9 @@ Kinds:
 
 - `hold`: the invocation waits, before its handler runs, for as long as the fault stays in the
   plan (until `order-saga faults clear` or a test removes it), at most the function's timeout
-  (then Sandbox.Timedout). It makes a race deterministic: hold a step, act, release.
+  (then Sandbox.Timedout). Released, it meets the plan as it is then, like a call arriving at that
+  moment: a fault added while it waited hits it. It makes a race deterministic: hold a step, act,
+  release.
 A fault fires always, for the next `times` matching calls, and/or with a `probability`.
 """
 
@@ -173,9 +175,21 @@ def read_plan(path: Path | None = None) -> FaultPlan:
     return parse_plan(path.read_text(), str(path))
 
 
-def add_fault(fault: Fault, path: Path | None = None) -> None:
+def add_fault(fault: Fault, path: Path | None = None, *, first: bool = False) -> None:
+    """Add the fault at the end of the plan, or with `first` ahead of every other (a call takes
+    the first fault that matches it)."""
     with _locked_plan(path or FAULTS_FILE) as plan:
-        plan.faults.append(fault)
+        plan.faults.insert(0 if first else len(plan.faults), fault)
+
+
+def remove_fault(fault: Fault, path: Path | None = None) -> bool:
+    """Remove one fault equal to this one (an identical one added by someone else stays); whether
+    there was one."""
+    with _locked_plan(path or FAULTS_FILE) as plan:
+        if fault not in plan.faults:
+            return False
+        plan.faults.remove(fault)
+        return True
 
 
 def replace_plan(text: str, source: str, path: Path | None = None) -> FaultPlan:

@@ -215,22 +215,38 @@ class LocalInvoker:
             reason = f"no code folder {code_dir}" if code_dir else "not in order_saga.functions.FUNCTIONS"
             message = f"Unable to import module of {invocation.function_name!r}: {reason}"
             return error_answer("Runtime.ImportModuleError", message, request_id), True, ""
+        return self._meet_the_plan(
+            code_dir, invocation, event, request_id, timeout=invocation.timeout_seconds
+        )
+
+    def _meet_the_plan(
+        self, code_dir: Path, invocation: Invocation, event: Any, request_id: str, *, timeout: float
+    ) -> Answer:
+        """Run the call, with the fault that hits it if any, within `timeout` seconds."""
         fault = faults.take_fault(invocation.step, event, self.faults_file)
         if fault is None:
-            return self._run(code_dir, invocation, event, request_id, invocation.timeout_seconds)
-        return self._run_with_fault(fault, code_dir, invocation, event, request_id)
+            return self._run(code_dir, invocation, event, request_id, timeout)
+        return self._run_with_fault(fault, code_dir, invocation, event, request_id, timeout=timeout)
 
     def _run_with_fault(
-        self, fault: faults.Fault, code_dir: Path, invocation: Invocation, event: Any, request_id: str
+        self,
+        fault: faults.Fault,
+        code_dir: Path,
+        invocation: Invocation,
+        event: Any,
+        request_id: str,
+        *,
+        timeout: float,
     ) -> Answer:
-        timeout = invocation.timeout_seconds
         match fault.kind:
             case faults.FaultKind.ERROR:
                 assert fault.error_type is not None  # the model guarantees it
                 return error_answer(fault.error_type, fault.message, request_id), True, ""
             case faults.FaultKind.DELAY:
                 assert fault.delay_seconds is not None  # the model guarantees it
-                return self._run_late(fault.delay_seconds, code_dir, invocation, event, request_id)
+                return self._run_late(
+                    fault.delay_seconds, code_dir, invocation, event, request_id, timeout=timeout
+                )
             case faults.FaultKind.TIMEOUT:
                 started = time.monotonic()
                 self._run(code_dir, invocation, event, request_id, timeout)
@@ -242,13 +258,21 @@ class LocalInvoker:
             case faults.FaultKind.SKIP:
                 return "{}", False, ""
             case faults.FaultKind.HOLD:
-                return self._run_when_released(fault, code_dir, invocation, event, request_id)
+                return self._run_when_released(
+                    fault, code_dir, invocation, event, request_id, timeout=timeout
+                )
 
     def _run_late(
-        self, delay: float, code_dir: Path, invocation: Invocation, event: Any, request_id: str
+        self,
+        delay: float,
+        code_dir: Path,
+        invocation: Invocation,
+        event: Any,
+        request_id: str,
+        *,
+        timeout: float,
     ) -> Answer:
         """Start the handler `delay` seconds late; the delay counts against the timeout."""
-        timeout = invocation.timeout_seconds
         if delay >= timeout:
             self.sleep(timeout)
             return timed_out(request_id, timeout)
@@ -256,15 +280,24 @@ class LocalInvoker:
         return self._run(code_dir, invocation, event, request_id, timeout - delay)
 
     def _run_when_released(
-        self, hold: faults.Fault, code_dir: Path, invocation: Invocation, event: Any, request_id: str
+        self,
+        hold: faults.Fault,
+        code_dir: Path,
+        invocation: Invocation,
+        event: Any,
+        request_id: str,
+        *,
+        timeout: float,
     ) -> Answer:
-        """Wait while the hold is in the plan (it counts against the timeout), then run the handler."""
-        timeout, started = invocation.timeout_seconds, time.monotonic()
+        """Wait while the hold is in the plan (it counts against the timeout), then meet the plan as
+        it is now: a fault added while the call waited hits it."""
+        started = time.monotonic()
         while faults.still_planned(hold, self.faults_file):
             if time.monotonic() - started >= timeout:
                 return timed_out(request_id, timeout)
             self.sleep(HOLD_POLL_SECONDS)
-        return self._run(code_dir, invocation, event, request_id, timeout - (time.monotonic() - started))
+        left = timeout - (time.monotonic() - started)
+        return self._meet_the_plan(code_dir, invocation, event, request_id, timeout=left)
 
     def _run(
         self, code_dir: Path, invocation: Invocation, event: Any, request_id: str, timeout: float

@@ -1,6 +1,6 @@
 """`order-saga audit`: check the books of the running stack (or of AWS, given its settings).
 
-The domain lives in `order_saga.audit`; this module only finds the sources: MySQL and Redis from
+The domain lives in `order_ops.audit`; this module only finds the sources: MySQL and Redis from
 the settings, the executions and DLQs from the AWS endpoint of `.devstack/env` (or AWS itself).
 """
 

@@ -2,6 +2,7 @@
 keys, never the simulated gateway's ledger (a real gateway's books are not in our cache)."""
 
 import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +20,8 @@ from tests.support.processes import free_port
 CHARGE = f"{SimulatedGateway.PREFIX}:charge:o-1"
 OURS = "order-saga:status:o-1"  # a key of our cache
 NO_RETRY = Retry(NoBackoff(), 0)
+LOOK_SECONDS = 60.0  # for the restarted server to answer (the integration tier allows 300 s)
+LOOK_AGAIN_SECONDS = 0.005  # between looks: short, so the first look at the new server is early
 
 
 @pytest.fixture
@@ -43,30 +46,38 @@ def test_a_restart_serves_the_ledger_from_its_first_connection_and_loses_our_key
     # restarted server listens (as a saga step retrying a refund does)
     client = charged_and_cached(server)
     old_pid = server.pid()
-    first_look: list[int] = []
-    done = threading.Event()
+    first_look: list[int | str] = []
+    restart_failed = threading.Event()
 
     def look_as_soon_as_it_listens() -> None:
         reader = redis.Redis(port=server.port, retry=NO_RETRY, socket_connect_timeout=1)
-        while not done.is_set():
+        deadline = time.monotonic() + LOOK_SECONDS
+        while not restart_failed.is_set():
+            if time.monotonic() > deadline:
+                first_look.append(f"no answer from a new Redis server within {LOOK_SECONDS:.0f}s")
+                return
             try:
                 with reader.pipeline(transaction=True) as both:  # one atomic look
                     both.info("server")
                     both.exists(CHARGE)
                     pid, charged = both.execute()
             except redis.ConnectionError:
-                continue  # the outage
-            if pid["process_id"] != old_pid:
-                first_look.append(charged)
-                return
+                pass  # the outage: no server answers yet
+            else:
+                if pid["process_id"] != old_pid:
+                    first_look.append(charged)
+                    return
+            time.sleep(LOOK_AGAIN_SECONDS)  # then look again for the new server
 
     looker = threading.Thread(target=look_as_soon_as_it_listens)
     looker.start()
     # When the campaign restarts Redis
     try:
         restart_redis(server, client)
+    except BaseException:
+        restart_failed.set()
+        raise
     finally:
-        done.set()
         looker.join()
     # Then it is a new server, whose first answer already held the charge (not restored later)
     assert server.pid() not in (None, old_pid)

@@ -267,6 +267,26 @@ def test_a_hold_fault_keeps_the_call_waiting_until_it_is_cleared(
     assert (errored, answer, seen_while_held) == (False, {"calls": 1}, [False])
 
 
+def test_a_released_call_meets_the_faults_added_while_it_was_held(
+    invoker: LocalInvoker, tmp_path: Path
+) -> None:
+    # Given a held call, released by replacing its hold with an error aimed at its order
+    marker = tmp_path / "calls"
+    hold = faults.make_fault(function="ProcessPayment", kind="hold")
+    faults.add_fault(hold, invoker.faults_file)
+
+    def aim_and_release(_seconds: float) -> None:
+        add_fault(invoker, kind="error", error_type="DatabaseUnavailable", times=1, order_id="o-1")
+        assert faults.remove_fault(hold, invoker.faults_file)
+
+    invoker.sleep = aim_and_release
+    # When the call is made, then the error hits it, its handler never ran, and the fault is used up
+    answer, errored = call(invoker, "record", {"marker": str(marker), "order_id": "o-1"})
+    assert (errored, answer["errorType"]) == (True, "DatabaseUnavailable")
+    assert not marker.exists()
+    assert faults.read_plan(invoker.faults_file).faults == []
+
+
 def test_a_hold_never_cleared_times_out_without_running_the_handler(
     invoker: LocalInvoker, tmp_path: Path
 ) -> None:

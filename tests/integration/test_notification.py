@@ -108,3 +108,23 @@ def test_the_confirmation_lists_the_lines_and_total(database: Database, new_orde
     assert order_id in subject
     assert "2 x sku-1 at 9.99 EUR" in body
     assert "Total: 24.48 EUR" in body
+
+
+@pytest.mark.parametrize("status", ["CANCELLING", "CANCELLED", "FAILED"])
+def test_a_confirmation_for_an_order_that_moved_on_is_never_mailed(
+    ses: SESClient, database: Database, new_order: OrderFactory, status: str
+) -> None:
+    # Given an order the customer cancelled (or that failed) after its saga queued the confirmation
+    order_id = new_order()
+    with database.transaction() as cursor:
+        cursor.execute("UPDATE orders SET status = %s WHERE order_id = %s", (status, order_id))
+    event = batch(order_id, order_id)
+    event["Records"] = [event["Records"][0]]  # the ORDER_CONFIRMATION
+    # When the consumer takes the confirmation
+    response = invoke(function("SendNotification"), event)
+    # Then it is handled, nothing is mailed or recorded as sent, and saga_log says why
+    assert response == {"batchItemFailures": []}
+    assert sent(ses) == 0
+    assert query(database, "SELECT * FROM notifications WHERE order_id = %s", order_id) == []
+    [entry] = query(database, "SELECT step, status, detail FROM saga_log WHERE saga_id = %s", order_id)
+    assert entry == {"step": "SendOrderConfirmation", "status": "STALE", "detail": status}

@@ -1,7 +1,9 @@
 """ProcessPayment and RefundPayment against MariaDB, with the simulated gateway's ledger in Redis."""
 
+import boto3
 import pytest
 import redis
+from moto import mock_aws
 
 from order_ops.audit import SimulatedLedger
 from order_saga.db import Database
@@ -14,7 +16,10 @@ from order_saga.errors import (
 from order_saga.models import PaymentStatus
 from order_saga.payment_gateway import SimulatedGateway
 from order_saga.settings import Settings
+from order_saga.steps.inventory import release_stock
+from order_saga.steps.orders import mark_order_failed
 from order_saga.steps.payment import process_payment, refund_payment
+from order_saga.watchdog import SagaWatchdog
 from tests.support.data import OrderFactory, query
 
 
@@ -241,13 +246,24 @@ class ChargesAfterNothingToRefund(SimulatedGateway):
     """A gateway that does not void a key: its charge lands after RefundPayment was told "nothing
     to refund" (the compensation runs while the charge is on its way)."""
 
-    def __init__(self, client: "redis.Redis", database: Database, *, refund_fails: bool = False) -> None:
+    def __init__(
+        self,
+        client: "redis.Redis",
+        database: Database,
+        *,
+        refund_fails: bool = False,
+        order_fails: bool = False,
+    ) -> None:
         super().__init__(client)
         self.database = database
         self.refund_fails = refund_fails
+        self.order_fails = order_fails  # the saga also releases the stock and ends the order FAILED
 
     def charge(self, **kwargs):  # type: ignore[no-untyped-def]
         refund_payment(self.database, SimulatedGateway(self._redis), kwargs["order_id"])
+        if self.order_fails:
+            release_stock(self.database, self._redis, kwargs["order_id"])
+            mark_order_failed(self.database, self._redis, kwargs["order_id"], None)
         self._redis.delete(f"{self.PREFIX}:void:{kwargs['order_id']}")  # this gateway does not void
         return super().charge(**kwargs)
 
@@ -286,3 +302,46 @@ def test_a_late_charge_whose_refund_fails_stays_recorded_as_money_taken(
     # Then the row says the money is held (SUCCESS): the saga watchdog's sweep refunds it later
     [row] = payments(database, order_id)
     assert (row["status"], str(row["amount"])) == ("SUCCESS", "19.98")
+
+
+def test_the_watchdogs_sweep_refunds_a_late_charge_on_a_failed_order_whose_refund_failed(
+    database: Database, redis_client: "redis.Redis", settings: Settings, new_order: OrderFactory
+) -> None:
+    # Given an order the saga compensated and ended FAILED while its charge was on its way, and
+    # the late charge's refund failed: a settled order holding money
+    order_id = new_order()
+    late = ChargesAfterNothingToRefund(redis_client, Database(settings), refund_fails=True, order_fails=True)
+    with pytest.raises(PaymentGatewayUnavailable):
+        process_payment(database, late, order_id)
+    # and whose customer was told (so only the sweep's part over orders holding money finds it)
+    with database.transaction() as cursor:
+        cursor.execute(
+            "INSERT INTO notifications (order_id, kind, message_id) VALUES (%s, 'FAILURE_ALERT', 'sent')",
+            (order_id,),
+        )
+    assert query(database, "SELECT status FROM orders WHERE order_id = %s", order_id) == [
+        {"status": "FAILED"}
+    ]
+    assert payments(database, order_id)[0]["status"] == "SUCCESS"
+    # When the saga watchdog's sweep runs, the gateway answering again (AWS: moto in-process)
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        watchdog = SagaWatchdog(
+            Database(settings),
+            redis_client,
+            SimulatedGateway(redis_client),
+            boto3.client("stepfunctions", region_name="eu-west-1"),
+            sqs,
+            cancellation_arn="arn:aws:states:eu-west-1:123456789012:stateMachine:OrderCancellation",
+            notification_queue_url=sqs.create_queue(QueueName="notifications")["QueueUrl"],
+            compensation_dlq_url=sqs.create_queue(QueueName="compensation-dlq")["QueueUrl"],
+        )
+        outcomes = watchdog.settle_stuck(grace_seconds=0.001)
+    # Then the charge is refunded once and the order stays FAILED
+    assert [(o.order_id, o.action, o.status) for o in outcomes] == [(order_id, "settled", "FAILED")]
+    assert (late.charges(order_id), late.refunds(order_id)) == (1, 1)
+    [row] = payments(database, order_id)
+    assert (row["status"], str(row["amount"])) == ("REFUNDED", "19.98")
+    # and the next sweep finds nothing left to do
+    with mock_aws():
+        assert watchdog.settle_stuck(grace_seconds=0.001) == []

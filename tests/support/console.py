@@ -1,6 +1,7 @@
 """The console tests' stack as they read it (a stack of their own on which `make demo` ran), and
 screenshots of the pages they open."""
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from devstack.paths import REPO_ROOT
 from order_saga.db import Database
 from order_saga.settings import Settings
 from tests.support.processes import cli
+from tests.support.stack import held
 
 SCREENSHOTS = REPO_ROOT / "build" / "screenshots"
 
@@ -49,6 +51,10 @@ class ConsoleStack:
         done = cli(*args, env=self.env, timeout=timeout)
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
+
+    def held(self, function: str) -> AbstractContextManager[None]:
+        """Every call of `function` held (a `hold` fault in the stack's plan) while the block runs."""
+        return held(Path(self.env["DEVSTACK_DIR"]) / "faults.json", function)
 
     def database(self) -> Database:
         return Database(self.settings)

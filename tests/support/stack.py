@@ -12,7 +12,9 @@ import subprocess
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import redis
 from dotenv import dotenv_values
 
 from devstack import faults
+from devstack.asl import load
 from devstack.aws_settings import AwsStackSettings
 from devstack.devtokens import mint_token
 from devstack.wiring import queue_name
@@ -32,7 +35,13 @@ from grpc_edge.generated.orders.v1 import orders_pb2_grpc
 from order_ops import dlq, executions
 from order_ops.executions import ExecutionPath
 from order_saga.db import Database
-from order_saga.manifest import COMPENSATION_DLQ, NOTIFICATION_QUEUE, ORDER_CANCELLATION, ORDER_SAGA
+from order_saga.manifest import (
+    COMPENSATION_DLQ,
+    NOTIFICATION_QUEUE,
+    ORDER_CANCELLATION,
+    ORDER_SAGA,
+    STATE_MACHINES,
+)
 from order_saga.payment_gateway import SimulatedGateway
 from order_saga.settings import Settings
 from order_saga.watchdog import execution_arn_for
@@ -91,6 +100,47 @@ def states(path: ExecutionPath) -> list[str]:
         return names
     start, end = names.index("Compensate") + 1, names.index("CompensationOutcome")
     return [*names[:start], *sorted(names[start:end]), *names[end:]]
+
+
+def _retriers(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield from node.get("Retry", [])
+        for value in node.values():
+            yield from _retriers(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _retriers(value)
+
+
+# The errors some Retry of the state machines absorbs: transient ones (a deadlock, a throttled
+# invocation, a step slowed past its timeout on a loaded machine).
+TRANSIENT_ERRORS = {
+    name for spec in STATE_MACHINES for retrier in _retriers(load(spec)) for name in retrier["ErrorEquals"]
+}
+
+
+def transient_retries(path: ExecutionPath, *caused: str) -> int:
+    """The path's retries that the test did not cause, asserting each was of a transient error.
+
+    `caused` names the error of each retry the test made happen (once per retry); each must be in
+    the path. Any other retry is a transient error the Retry absorbed: it adds one transition
+    without changing the path, so a transition count is the path's figure plus these."""
+    retried = Counter(error.split(":")[0] for visit in path.visits for error in visit.errors[: visit.retries])
+    missing, unplanned = Counter(caused) - retried, retried - Counter(caused)
+    assert not missing, f"retries the test caused are not in the path: {dict(missing)}"
+    assert set(unplanned) <= TRANSIENT_ERRORS, f"a retry of a non-transient error: {dict(unplanned)}"
+    return sum(unplanned.values())
+
+
+@contextmanager
+def held(faults_file: Path, function: str) -> Iterator[None]:
+    """A `hold` fault on every call of `function` in a stack's fault plan while the block runs;
+    the function's faults are cleared when it ends, and a held call goes on."""
+    faults.add_fault(faults.make_fault(function=function, kind="hold"), path=faults_file)
+    try:
+        yield
+    finally:
+        faults.clear_faults(function, path=faults_file)
 
 
 def status_name(status: int) -> str:
@@ -255,6 +305,12 @@ class LocalStack:
         """Remove the faults (of one function): a held call goes on."""
         faults.clear_faults(function, path=self.faults_file)
 
+    def held(self, function: str) -> AbstractContextManager[None]:
+        """Every call of `function` held while the block runs: an order created through the edge
+        in the block can have faults aimed at it before its saga goes on, or be acted on while its
+        saga waits in that step."""
+        return held(self.faults_file, function)
+
     def wait_for_state(self, order_id: str, state: str) -> None:
         """Until the order's saga has entered `state` (where a held step waits)."""
 
@@ -269,6 +325,12 @@ class LocalStack:
     def charges(self, order_id: str) -> int:
         """How many charges the simulated gateway's ledger holds for the order."""
         return SimulatedGateway(redis.Redis.from_url(self.settings.redis_url)).charges(order_id)
+
+    def books(self, order_id: str) -> tuple[int, int]:
+        """(charges, refunds) the simulated gateway's ledger holds for the order: where the money
+        is. Each is 0 or 1 (one key each); (1, 0) is money kept, (1, 1) a charge refunded once."""
+        gateway = SimulatedGateway(redis.Redis.from_url(self.settings.redis_url))
+        return gateway.charges(order_id), gateway.refunds(order_id)
 
     # -- the database ---------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from typing import Any
 
 from devstack.asl import load
-from devstack.chaos_plan import CANCEL_MOMENTS, GATEWAY_TROUBLE, INFRA_KINDS, make_plan
+from devstack.chaos_plan import AIMED, CANCEL_MOMENTS, GATEWAY_TROUBLE, INFRA_KINDS, make_plan
 from devstack.faults import Fault
 from order_ops.audit.invariants import FAILED_LEAVES, SUCCEEDED_LEAVES
 from order_saga.functions import FUNCTIONS
@@ -19,6 +19,7 @@ EVERY_KIND = {
     "client:stop-execution",
     *(f"client:cancel-{moment}" for moment in CANCEL_MOMENTS),
     *(f"infra:{kind}" for kind in INFRA_KINDS),
+    *(f"lambda-aimed:{kind}" for kind in AIMED),
 }
 
 
@@ -58,7 +59,7 @@ def final_states(definition: dict[str, Any]) -> dict[str, str]:
 
 
 def test_the_auditor_knows_every_end_of_both_state_machines() -> None:
-    # A renamed or new Succeed/Fail state must be taught to the auditor (order_saga.audit.invariants).
+    # A renamed or new Succeed/Fail state must be taught to the auditor (order_ops.audit.invariants).
     for spec in STATE_MACHINES:
         for state, kind in final_states(load(spec)).items():
             if kind == "Succeed":

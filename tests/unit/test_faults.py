@@ -127,3 +127,20 @@ def test_describe_reads_like_the_command_that_set_it() -> None:
         "ProcessPayment: error PaymentGatewayUnavailable: injected by the local fault plan, "
         "next 2 call(s) for order o-1"
     )
+
+
+def test_a_fault_added_first_is_taken_before_the_others_and_one_is_removed_by_value(
+    plan_file: Path,
+) -> None:
+    # Given an error for every call, then one aimed at order o added ahead of it, and a hold twice
+    anyone = faults.make_fault(function="ProcessPayment", kind="error", error_type="InjectedFailure")
+    aimed = faults.make_fault(function="ProcessPayment", kind="duplicate", times=1, order_id="o")
+    hold = faults.make_fault(function="ReserveStock", kind="hold")
+    for fault, first in ((anyone, False), (aimed, True), (hold, False), (hold, False)):
+        faults.add_fault(fault, plan_file, first=first)
+    # Then o's next call takes the aimed one, and the next the other
+    assert faults.take_fault("ProcessPayment", {"order_id": "o"}, plan_file) == aimed
+    assert faults.take_fault("ProcessPayment", {"order_id": "o"}, plan_file) == anyone
+    # and removing the hold removes one of the two, then the other, then nothing
+    assert [faults.remove_fault(hold, plan_file) for _ in range(3)] == [True, True, False]
+    assert faults.read_plan(plan_file).faults == [anyone]

@@ -79,6 +79,7 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleS
         flagged = _flag_an_unrelated_order(database)
         database.close()
         demo = cli("demo", env=env, timeout=300)
+        assert demo.returncode == 0, f"the demo failed:\n{demo.stdout}{demo.stderr}"
         orders = {}
         for line in demo.stdout.splitlines():
             match = ORDER_LINE.match(line)
@@ -92,7 +93,7 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleS
             metrics_url=values["EDGE_METRICS_URL"],
             orders=orders,
             flagged_order=flagged,
-            demo_output=demo.stdout + demo.stderr + f"\n(exit {demo.returncode})",
+            demo_output=demo.stdout + demo.stderr,
             aws={
                 key: value for key, value in values.items() if key.startswith("AWS_") or key.endswith("_URL")
             },

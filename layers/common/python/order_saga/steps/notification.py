@@ -75,9 +75,16 @@ def render(order: Order, kind: NotificationKind) -> tuple[str, str]:
     )
 
 
+# The notice an order in this status may still be sent; any other is stale. A cancellation in
+# flight already owes its own notice.
+CURRENT_NOTICE = NOTICE_OF | {OrderStatus.CANCELLING: NotificationKind.CANCELLATION_NOTICE}
+
+
 def send_notification(
     db: Database, ses: Any, sender: str, message: NotificationMessage
 ) -> NotificationOutcome:
+    """Send the notice once per order and kind, unless the order has moved on to another ending
+    (a saga's confirmation that arrives after the customer cancelled is never mailed)."""
     with db.transaction() as cursor:
         order = fetch_order(cursor, message.order_id)
         cursor.execute(
@@ -89,6 +96,11 @@ def send_notification(
         return NotificationOutcome(**message.model_dump(), message_id=already["message_id"], sent=False)
     if not order.email:
         logger.info("order has no e-mail address; nothing sent", extra={"kind": message.kind})
+        return NotificationOutcome(**message.model_dump(), message_id=None, sent=False)
+    if CURRENT_NOTICE.get(order.status, message.kind) is not message.kind:
+        logger.info("stale notice; nothing sent", extra={"kind": message.kind, "status": order.status})
+        with db.transaction() as cursor:
+            log_step(cursor, message.order_id, STEP_NAMES[message.kind], "STALE", order.status)
         return NotificationOutcome(**message.model_dump(), message_id=None, sent=False)
     subject, body = render(order, message.kind)
     response = ses.send_email(
