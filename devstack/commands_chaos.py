@@ -11,6 +11,7 @@ import boto3
 import click
 
 from order_ops.commands_audit import attention_queues, audit_books
+from order_saga.manifest import Setting
 from order_saga.settings import Settings
 
 from .chaos import Campaign, ChaosStack
@@ -31,13 +32,13 @@ def local_chaos_stack() -> ChaosStack:
         settings=settings,
         sfn=sfn,
         sqs=sqs,
-        saga_arn=env_value("ORDER_SAGA_STATE_MACHINE_ARN"),
-        notification_queue_url=env_value("NOTIFICATION_QUEUE_URL"),
+        saga_arn=env_value(Setting.ORDER_SAGA_STATE_MACHINE_ARN),
+        notification_queue_url=env_value(Setting.NOTIFICATION_QUEUE_URL),
         edge=edge_server(),
         mariadb=MariaDB(int(os.environ.get("DEVSTACK_MYSQL_PORT", "33306"))),
         redis_server=Redis(int(os.environ.get("DEVSTACK_REDIS_PORT", "36379"))),
         mint_token=mint_token,
-        audit=partial(audit_books, settings, sfn, sqs, attention_queues()),
+        audit=partial(audit_books, settings, sfn, sqs, attention_queues(sqs)),
     )
 
 

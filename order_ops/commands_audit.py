@@ -5,7 +5,6 @@ the settings, the executions and DLQs from the AWS endpoint of `.devstack/env` (
 """
 
 import json
-import os
 import sys
 from datetime import datetime
 from functools import partial
@@ -24,18 +23,23 @@ from order_ops.audit import (
     run_audit,
 )
 from order_ops.audit.sources import AttentionSource, OwedInMySql
+from order_saga import manifest
 from order_saga.cache import create_redis
 from order_saga.db import Database
 from order_saga.errors import ConfigurationError
 from order_saga.settings import Settings
 
 from . import dlq
+from .environment import queue_url
 from .executions import machine_arns
 from .reporting import reported
 
 # The queues whose messages are records of what an order still owes (a DLQ is read, never the
 # live notification queue: peeking it would count against each message's receive limit).
-ATTENTION_QUEUES = {"compensation-dlq": "COMPENSATION_DLQ_URL", "notification-dlq": "NOTIFICATION_DLQ_URL"}
+ATTENTION_QUEUES = {
+    "compensation-dlq": manifest.COMPENSATION_DLQ,
+    "notification-dlq": manifest.NOTIFICATION_DLQ,
+}
 
 
 def attention_sources(sqs: Any, queue_urls: dict[str, str]) -> list[AttentionSource]:
@@ -46,11 +50,9 @@ def _bodies(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
     return [message.body for message in dlq.peek(sqs, queue_url)]
 
 
-def attention_queues() -> dict[str, str]:
-    """The attention queues the environment names (.devstack/env locally)."""
-    return {
-        name: os.environ[setting] for name, setting in ATTENTION_QUEUES.items() if os.environ.get(setting)
-    }
+def attention_queues(sqs: Any) -> dict[str, str]:
+    """The environment's attention queues, found by their manifest names."""
+    return {name: queue_url(sqs, queue) for name, queue in ATTENTION_QUEUES.items()}
 
 
 def audit_books(
@@ -122,11 +124,12 @@ def audit(
         click.echo(f"stock baseline of {len(saved)} product(s) written to {save_baseline}")
         return
     stock_baseline = json.loads(baseline.read_text()) if baseline else None
+    sqs = boto3.client("sqs")
     report = audit_books(
         settings,
         boto3.client("stepfunctions"),
-        boto3.client("sqs"),
-        attention_queues(),
+        sqs,
+        attention_queues(sqs),
         deadline_seconds=deadline_seconds,
         stock_baseline=stock_baseline,
     )

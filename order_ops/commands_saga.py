@@ -2,7 +2,6 @@
 environment (`ORDER_SAGA_ENVIRONMENT`, `local` by default), found by their manifest names."""
 
 import sys
-from typing import Any
 
 import boto3
 import click
@@ -12,6 +11,7 @@ from order_saga.db import Database
 from order_saga.settings import Settings
 
 from . import dlq, executions
+from .environment import queue_url
 from .reporting import reported
 
 
@@ -55,17 +55,6 @@ def executions_show(order_id: str) -> None:
 @click.group(name="dlq")
 def dlq_group() -> None:
     """The compensation DLQ: compensations that kept failing, with their full context."""
-
-
-def queue_url(sqs: Any, queue: manifest.Queue) -> str:
-    """The environment's queue, found by its deployed name (locally and in AWS alike); a queue
-    prod retains carries its stack's UUID after that name."""
-    name = manifest.resource_name(manifest.deployment_environment(), queue.name)
-    for url in sqs.list_queues(QueueNamePrefix=name).get("QueueUrls", []):
-        found = url.rsplit("/", 1)[-1]
-        if found == name or found.startswith(f"{name}-"):
-            return str(url)
-    raise KeyError(f"no queue {name}: is the environment deployed (or the local stack up)?")
 
 
 @dlq_group.command("list")

@@ -120,7 +120,7 @@ def test_direct_start_dlq_list_and_redrive_complete_a_stuck_compensation(stack: 
     assert stack.order(order_id)["status"] == "PENDING"
     code, listed = stack.operator("dlq", "list")
     assert code == 0
-    assert f"{order_id}  OrderSaga  InjectedFault" in listed
+    assert f"{order_id}  OrderSaga-local-OrderSaga  InjectedFault" in listed
     # When the operator re-drives it (the database is back)
     code, report = stack.operator("dlq", "redrive", "--order-id", order_id)
     # Then the compensation completes, the customer is told, and the message is gone
@@ -175,7 +175,7 @@ def test_a_cancellation_redriven_from_the_dlq_ends_the_order_cancelled(
     assert stack.order(order_id)["status"] == "NEEDS_ATTENTION"
     code, listed = stack.operator("dlq", "list")
     assert code == 0, listed
-    assert f"{order_id}  OrderCancellation  InjectedFault" in listed
+    assert f"{order_id}  OrderSaga-local-OrderCancellation  InjectedFault" in listed
     # When the operator re-drives it
     code, report = stack.operator("dlq", "redrive", "--order-id", order_id)
     # Then the cancellation completes: refunded, restocked, CANCELLED, the customer told
@@ -186,3 +186,31 @@ def test_a_cancellation_redriven_from_the_dlq_ends_the_order_cancelled(
     assert stack.books(order_id) == (1, 1)
     assert stack.stock()["sku-1"] == (20, 0)
     assert stack.dlq_messages() == []
+    mails = stack.wait_for_emails(order_id, count=2)  # the confirmation, then the cancellation
+    assert sorted(mail["subject"] for mail in mails) == [
+        f"Your order {order_id} is cancelled",
+        f"Your order {order_id} is confirmed",
+    ]
+
+
+def test_direct_start_a_message_whose_order_is_already_settled_is_deleted_and_nothing_runs(
+    stack: LocalStack,
+) -> None:
+    # Given a declined order whose refund kept failing, flagged with its context on the DLQ, then
+    # resolved by an operator (FAILED, the customer told, nothing owed) while the message stayed
+    order_id = stack.new_order({"sku-1": 1}, token="tok_chargeDeclined")
+    stack.fault("RefundPayment", "error", order_id, error_type="InjectedFault", times=1)
+    stack.run(order_id)
+    assert stack.order(order_id)["status"] == "NEEDS_ATTENTION"
+    code, report = stack.operator("attention", "resolve", order_id)
+    assert code == 0, report
+    assert stack.order(order_id)["status"] == "FAILED"
+    stack.wait_for_emails(order_id)
+    # When the operator re-drives the DLQ
+    code, report = stack.operator("dlq", "redrive", "--order-id", order_id)
+    # Then the message goes without running a step: the order stays FAILED, with one alert
+    assert code == 0, report
+    assert report.splitlines() == [f"{order_id}:", "  already FAILED, owing nothing", "  message deleted"]
+    assert stack.order(order_id)["status"] == "FAILED"
+    assert stack.dlq_messages() == []
+    assert len(stack.emails_about(order_id)) == 1

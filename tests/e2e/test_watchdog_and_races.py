@@ -16,6 +16,8 @@ import pytest
 
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from order_ops import executions
+from order_saga.functions import function
+from order_saga.manifest import LOCAL_ENVIRONMENT
 from tests.support.stack import HAPPY_PATH, INITIAL, Customer, LocalStack, wait_until
 
 # Seconds an OrderSaga execution may run in the tests that make one time out: far less than a
@@ -51,7 +53,8 @@ def status_change(stack: LocalStack, execution_arn: str) -> dict[str, Any]:
 
 def invoke_watchdog(stack: LocalStack, event: dict[str, Any]) -> list[dict[str, Any]]:
     """What the SagaWatchdog function settled, invoked as EventBridge or the schedule invokes it."""
-    reply = stack.lam.invoke(FunctionName="SagaWatchdog", Payload=json.dumps(event).encode())
+    name = function("SagaWatchdog").deployed_name(LOCAL_ENVIRONMENT)  # as EventBridge's target names it
+    reply = stack.lam.invoke(FunctionName=name, Payload=json.dumps(event).encode())
     answer = json.loads(reply["Payload"].read())
     assert "FunctionError" not in reply, answer
     settled: list[dict[str, Any]] = answer["settled"]

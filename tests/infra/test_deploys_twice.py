@@ -1,5 +1,5 @@
 """What blocks a deployment, or a second one: physical names, prerequisites, feature flags, and
-a migration that must run again when it changes (issue 11, "Blocks a deploy")."""
+a migration that must run again when it changes (what blocked a second deploy)."""
 
 import json
 import os

@@ -1,5 +1,5 @@
-"""What was wrong at run time in a real account (issue 11, "Wrong at runtime"), asserted on the
-synthesized templates of dev and prod."""
+"""What was wrong at run time in a real account, asserted on the synthesized templates of dev
+and prod."""
 
 import json
 from typing import Any

@@ -55,6 +55,22 @@ def test_a_connection_lost_while_busy_fails_once_as_transient(settings: Settings
     database.close()
 
 
+def test_one_lost_connection_makes_the_other_handles_check_theirs(settings: Settings) -> None:
+    # Given two busy handles of one process (an edge's worker threads), both connections killed
+    # at once, as a restart or a failover kills them
+    first, second = Database(settings, ping_after_idle=3600), Database(settings, ping_after_idle=3600)
+    ids = select_one(first), select_one(second)
+    for connection_id in ids:
+        kill(settings, connection_id)
+    # When the first fails on its lost connection
+    with pytest.raises(DatabaseUnavailable):
+        select_one(first)
+    # Then the second checks its own before using it: it works at once, on a new connection
+    assert select_one(second) not in ids
+    first.close()
+    second.close()
+
+
 def test_a_failed_transaction_is_rolled_back(database: Database) -> None:
     with pytest.raises(RuntimeError), database.transaction() as cursor:
         cursor.execute(

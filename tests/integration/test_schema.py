@@ -1,4 +1,5 @@
-"""The database itself enforces the invariants of design §4, whatever the code above it does."""
+"""The database itself enforces the invariants of its tables (docs/architecture.md), whatever
+the code above it does."""
 
 import uuid
 

@@ -1,4 +1,4 @@
-"""Bad input and abuse at the edge (issue 9): whole-string matching, undecodable requests, token
+"""Bad input and abuse at the edge : whole-string matching, undecodable requests, token
 subjects that could never own an order, and WatchOrder streams capped per user and in time."""
 
 import uuid

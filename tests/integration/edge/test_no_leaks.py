@@ -1,4 +1,4 @@
-"""No client-visible text carries internals, on every error path of the edge (issue 9).
+"""No client-visible text carries internals, on every error path of the edge.
 
 A status message, its google.rpc details, an order's failure_reason and reason code never name a
 host, a port, an ARN, an account id, SQL, a setting, or a gateway or Lambda payload. Operators

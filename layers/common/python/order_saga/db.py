@@ -111,11 +111,19 @@ def translate_error(exc: pymysql.err.MySQLError, creds: Credentials) -> Exceptio
     return exc  # not ours to rename: integrity errors and the like are the caller's to interpret
 
 
+class _Losses:
+    """How many lost connections this process has seen. A restart or a failover drops every
+    connection at once, so one loss makes every connection opened before it suspect."""
+
+    seen = 0
+
+
 class Database:
     """One connection, opened lazily, re-opened when lost.
 
     It is checked with a ping only after it sat idle for `ping_after_idle` seconds (when a proxy or
-    server timeout may have closed it); a busy connection saves that round trip on every
+    server timeout may have closed it), or when another handle of the process lost its connection
+    since (an outage closes them all); a busy connection saves that round trip on every
     transaction. A connection lost in between fails its transaction with DatabaseUnavailable,
     which the state machine retries, and is dropped so the retry connects afresh.
     """
@@ -126,6 +134,7 @@ class Database:
         self._connection: pymysql.connections.Connection[Any] | None = None
         self._credentials: Credentials | None = None
         self._last_used = 0.0
+        self._losses_seen = _Losses.seen
 
     @property
     def credentials(self) -> Credentials:
@@ -162,11 +171,15 @@ class Database:
         )
 
     def connection(self) -> "pymysql.connections.Connection[Any]":
-        idle = time.monotonic() - self._last_used
-        if self._connection is None or (
-            idle >= self._ping_after_idle and not self._is_alive(self._connection)
-        ):
+        suspect = time.monotonic() - self._last_used >= self._ping_after_idle or (
+            self._losses_seen < _Losses.seen
+        )
+        if self._connection is not None and suspect and not self._is_alive(self._connection):
+            _Losses.seen += 1
+            self._connection = None
+        if self._connection is None:
             self._connection = self.connect()
+        self._losses_seen = _Losses.seen
         return self._connection
 
     @staticmethod
@@ -189,6 +202,7 @@ class Database:
         except pymysql.err.MySQLError as exc:
             self._rollback_quietly(connection)
             if exc.args and exc.args[0] in LOST_CONNECTION_CODES:
+                _Losses.seen += 1
                 self._connection = None
             translated = translate_error(exc, self.credentials)
             if translated is exc:

@@ -123,8 +123,9 @@ class OrderService:
         return OrderPage(orders[:limit], next_token)
 
     def cancel_order(self, user_id: str, order_id: str, reason: str) -> Order:
-        """Design §5: PENDING → flag for the saga; CONFIRMED → CANCELLING and the cancellation
-        saga; CANCELLED → unchanged; FAILED or NEEDS_ATTENTION → InvalidStateTransition."""
+        """The cancellation rule (docs/architecture.md): PENDING → flag for the saga; CONFIRMED →
+        CANCELLING and the cancellation saga; CANCELLED → unchanged; FAILED or NEEDS_ATTENTION →
+        InvalidStateTransition."""
         validate_order_id(order_id)
         validate_reason(reason)
         with self._database().transaction() as cursor:
