@@ -21,6 +21,7 @@ from grpc_edge.reconciler import Reconciler
 from grpc_edge.server import build_order_service
 from order_saga.db import Database
 from order_saga.watchdog import create_watchdog
+from tests.support.clock import Clock
 from tests.support.edge import Edge, EdgeFactory, dead_redis, insert_orphan, status_of
 from tests.support.processes import free_port
 
@@ -28,21 +29,29 @@ Catalog = dict[str, tuple[int, Decimal]]
 
 
 def test_more_requests_than_the_limit_are_resource_exhausted_per_user(edge_factory: EdgeFactory) -> None:
-    edge = edge_factory(rate_limit_per_minute=3)
+    # Given: a limit of 3 requests a minute, and a clock held 15 s into a minute (the minute that
+    # starts at 1,700,000,040 s since the epoch), so no real minute ends between the calls
+    clock = Clock(1_700_000_040 + 15)
+    edge = edge_factory(rate_limit_per_minute=3, clock=clock)
     for _ in range(3):
         edge.stub.ListOrders(pb.ListOrdersRequest(), metadata=edge.auth("alice"))
 
+    # When: alice sends a fourth in that minute
     with pytest.raises(grpc.RpcError) as error:
         edge.stub.ListOrders(pb.ListOrdersRequest(), metadata=edge.auth("alice"))
 
+    # Then: it is refused, and told to come back when the minute ends (45 s on, rounded up)
     assert status_of(error.value) == grpc.StatusCode.RESOURCE_EXHAUSTED
     status = rpc_status.from_call(error.value)
     retry = error_details_pb2.RetryInfo()
     assert status is not None
     assert status.details[0].Unpack(retry)
-    assert 0 < retry.retry_delay.seconds <= 61
+    assert retry.retry_delay.seconds == 46
     # another user has an allowance of their own
     edge.stub.ListOrders(pb.ListOrdersRequest(), metadata=edge.auth("bob"))
+    # and when the next minute starts, alice has a new one
+    clock.now = 1_700_000_040 + 60
+    edge.stub.ListOrders(pb.ListOrdersRequest(), metadata=edge.auth("alice"))
 
 
 def test_the_rate_limit_fails_open_when_redis_is_down(edge_factory: EdgeFactory) -> None:
