@@ -69,7 +69,7 @@ def test_a_warm_worker_is_reused_and_concurrent_calls_get_their_own(
     events = [{"mine": str(m), "theirs": str(o), "seconds": 60} for m, o in (markers, markers[::-1])]
     with ThreadPoolExecutor(max_workers=2) as pool:
         answers = list(pool.map(lambda event: call(invoker, "rendezvous", event, timeout=120)[0], events))
-    assert [answer["met"] for answer in answers] == [True, True]
+    assert [answer["met"] for answer in answers] == [True, True], "a call waited 60 s for the other's marker"
     assert answers[0]["pid"] != answers[1]["pid"]  # each on a worker of its own
 
 

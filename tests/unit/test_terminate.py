@@ -65,7 +65,8 @@ def test_a_run_terminated_mid_test_tears_its_fixtures_down(tmp_path: Path) -> No
         try:
             output, _ = run.communicate(timeout=deadline.left("the terminated run to end"))
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"the run went on for {BUDGET_SECONDS}s in all after SIGTERM") from None
+            ended = f"the run had not ended after SIGTERM when the test's {BUDGET_SECONDS}s were up"
+            raise AssertionError(ended) from None
     finally:
         run.kill()
 
