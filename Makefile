@@ -75,12 +75,17 @@ test-integration: migrate ## Only the integration tests (MariaDB, Redis, moto)
 bench: migrate ## Run every benchmark briefly and print one table (figure, baseline, ratio, goal)
 	$(BIN)/python benchmarks/bench.py
 
+# `make test` runs the fuzzer derandomized (the same inputs every run); `make fuzz` picks a random
+# seed and prints it, and FUZZ_SEED=<seed> runs those inputs again.
 .PHONY: fuzz
 FUZZ_REQUESTS ?= 2000
+FUZZ_SEED ?=
 fuzz: migrate ## The edge fuzzer's long run: FUZZ_REQUESTS per property (5 x 2000 = 10,000 requests), counts by code
-	FUZZ_REQUESTS=$(FUZZ_REQUESTS) FUZZ_REPORT=$(CURDIR)/.devstack/fuzz-report.txt \
+	@seed=$(FUZZ_SEED); seed=$${seed:-$$(python3 -c 'import secrets; print(secrets.randbelow(2**32))')}; \
+	replay="fuzz seed: $$seed (replay: make fuzz FUZZ_SEED=$$seed)"; echo "$$replay"; \
+	FUZZ_SEED=$$seed FUZZ_REQUESTS=$(FUZZ_REQUESTS) FUZZ_REPORT=$(CURDIR)/.devstack/fuzz-report.txt \
 		$(BIN)/pytest tests/integration/edge/test_fuzz.py -q -p no:cacheprovider -o timeout=0 \
-		> .devstack/fuzz.log 2>&1 || { tail -40 .devstack/fuzz.log; exit 1; }
+		> .devstack/fuzz.log 2>&1 || { tail -40 .devstack/fuzz.log; echo "$$replay"; exit 1; }
 	@cat .devstack/fuzz-report.txt
 
 lint: install protos-check ## ruff (lint + format check) and mypy --strict

@@ -236,11 +236,13 @@ class AuthStage(RpcStage):
 
 class RateLimitStage(RpcStage):
     """A fixed one-minute window per user in Redis, shared by every edge task. When Redis cannot
-    answer, requests pass (a warning is logged): the limit protects, it must not take the API down."""
+    answer, requests pass (a warning is logged): the limit protects, it must not take the API down.
+    `clock` (seconds since the epoch) places each request in its window."""
 
-    def __init__(self, cache: redis.Redis, per_minute: int) -> None:
+    def __init__(self, cache: redis.Redis, per_minute: int, clock: Callable[[], float] = time.time) -> None:
         self.cache = cache
         self.per_minute = per_minute
+        self._clock = clock
 
     @contextmanager
     def around(self, call: RpcCall) -> Iterator[None]:
@@ -249,7 +251,7 @@ class RateLimitStage(RpcStage):
         yield
 
     def _count(self, user: str) -> None:
-        now = time.time()
+        now = self._clock()
         window = int(now // RATE_WINDOW_SECONDS)
         key = RATE_LIMIT_KEY.format(user=user, window=window)
         try:

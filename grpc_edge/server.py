@@ -2,6 +2,8 @@
 
 import signal
 import threading
+import time
+from collections.abc import Callable
 from concurrent import futures
 from types import FrameType
 
@@ -99,16 +101,18 @@ def create_server(
     registry: CollectorRegistry,
     health_servicer: health.HealthServicer | None = None,
     address: str | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> tuple[grpc.Server, int]:
     """A server with OrderService, health and reflection, not started yet; `address` defaults to
-    GRPC_HOST:GRPC_PORT (tests pass port 0 and get the bound port back)."""
+    GRPC_HOST:GRPC_PORT (tests pass port 0 and get the bound port back); `clock` (seconds since
+    the epoch) places each request in its rate-limit window."""
     chain = StageChain(
         [
             MetricsStage(registry),
             AccessLogStage(),
             ErrorMappingStage(),
             AuthStage(verifier),
-            RateLimitStage(cache, settings.rate_limit_per_minute),
+            RateLimitStage(cache, settings.rate_limit_per_minute, clock),
         ]
     )
     server = grpc.server(

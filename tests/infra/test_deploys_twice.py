@@ -42,12 +42,20 @@ def test_no_retained_resource_has_a_fixed_name(synthesized: Synthesized) -> None
     # A RETAINed resource outlives its stack; a fixed name would make the next deploy fail with
     # "already exists". Every name of one is left to CloudFormation or derived from the stack id.
     retained = {k: v for k, v in all_resources(synthesized).items() if v.get("DeletionPolicy") == "Retain"}
+    names = {
+        f"{key}.{prop}": value
+        for key, resource in retained.items()
+        for prop, value in resource.get("Properties", {}).items()
+        if prop.endswith("Name") and prop not in {"DBName"}
+    }
     if synthesized.env == "prod":
-        assert retained
-    for key, resource in retained.items():
-        for prop, value in resource.get("Properties", {}).items():
-            if prop.endswith("Name") and prop not in {"DBName"}:
-                assert "AWS::StackId" in json.dumps(value), f"{key}.{prop} = {value}"
+        # prod keeps its logs, secrets and the compensation DLQ, and names some of them
+        assert names, sorted(retained)
+    else:
+        # dev's kept removal is DESTROY: whatever it still retains carries no name of its own
+        assert not names, names
+    fixed = {name: value for name, value in names.items() if "AWS::StackId" not in json.dumps(value)}
+    assert not fixed
 
 
 def test_state_machine_log_groups_are_unique_to_the_stack_instance(synthesized: Synthesized) -> None:

@@ -3,7 +3,6 @@ gateway's ledger in Redis, SES, SQS and Step Functions from moto), then broken o
 each break is reported by the invariant that owns it, and clean books pass."""
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from order_saga.steps.notification import NotificationKind, NotificationMessage,
 from order_saga.steps.orders import confirm_order, mark_needs_attention, mark_order_failed
 from order_saga.steps.payment import process_payment, refund_payment
 from tests.support.data import OrderFactory
+from tests.support.waiting import Deadline
 
 SENDER = "orders@example.com"
 ROLE = "arn:aws:iam::123456789012:role/audit-test"
@@ -56,6 +56,7 @@ class World:
     ses: Any
     saga_arn: str
     dlq_url: str
+    deadline: Deadline  # of the test's waits for moto's executions to end
 
     @property
     def gateway(self) -> SimulatedGateway:
@@ -72,8 +73,12 @@ class World:
         arn = self.sfn.start_execution(
             stateMachineArn=self.saga_arn, name=order_id, input=json.dumps({"end": end})
         )["executionArn"]
-        while end != "StillRunning" and self.sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
-            time.sleep(0.01)  # moto runs the execution on a thread of its own
+        if end != "StillRunning":  # moto runs the execution on a thread of its own
+            self.deadline.wait_for(
+                lambda: self.sfn.describe_execution(executionArn=arn)["status"] != "RUNNING",
+                f"the execution of {order_id} to reach {end}",
+                every=0.01,
+            )
 
     def confirmed(self, items: dict[str, int] | None = None) -> str:
         order_id = self.new_order(items or {"sku-1": 2})
@@ -165,7 +170,8 @@ def world(
             "stateMachineArn"
         ]
         dlq_url = sqs.create_queue(QueueName="compensation-dlq")["QueueUrl"]
-        yield World(database, redis_client, new_order, sfn, sqs, ses, saga_arn, dlq_url)
+        # every wait of a test together stays below the integration tier's limit
+        yield World(database, redis_client, new_order, sfn, sqs, ses, saga_arn, dlq_url, Deadline(240))
 
 
 def offenders(report: AuditReport) -> dict[str, set[str]]:

@@ -94,7 +94,7 @@ def test_fifty_sagas_on_twenty_units_never_oversell(
 ) -> None:
     # Given 50 orders of one unit each on a product with 20 in stock
     orders = [new_order({"sku-1": 1}) for _ in range(50)]
-    start = threading.Barrier(50)
+    start = threading.Barrier(50, timeout=60)  # a saga that never arrives breaks it, saying so
     oversold = threading.Event()
 
     def reserve(order_id: str) -> str:

@@ -10,16 +10,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from grpc_edge.auth import Principal, TokenVerifier
+from tests.support.clock import Clock
 
 ISSUER, AUDIENCE = "issuer-test", "audience-test"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -56,7 +49,7 @@ def test_a_verified_token_is_remembered_until_it_expires(
     key_and_file: tuple[rsa.RSAPrivateKey, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key, public = key_and_file
-    clock = Clock()
+    clock = Clock(time.time())  # the real now: PyJWT checks the token's expiry against it
     verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, public_key_file=public, clock=clock)
     decodes = counting_decodes(monkeypatch)
     alice = token(key, "alice", clock.now + 300)

@@ -1,6 +1,7 @@
 """The edge through a real gRPC channel: a server on port 0 over the private MariaDB and Redis,
 Step Functions from moto in-process (executions are recorded, not run), real RS256 tokens."""
 
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -76,9 +77,11 @@ def edge_factory(
     def start(
         channel_factory: Callable[[int], grpc.Channel] | None = None,
         cache: "redis.Redis | None" = None,
+        clock: Callable[[], float] = time.time,
         **overrides: Any,
     ) -> Edge:
-        """An edge with these settings; `cache` replaces the test Redis (e.g. one that is down)."""
+        """An edge with these settings; `cache` replaces the test Redis (e.g. one that is down),
+        `clock` places each request in its rate-limit window."""
         cache = cache or redis_client
         edge_settings = make_edge_settings(
             settings, state_machines, signing_key, **({"grpc_max_workers": 8} | overrides)
@@ -91,6 +94,7 @@ def edge_factory(
             verifier=build_verifier(edge_settings),
             registry=registry,
             address="127.0.0.1:0",
+            clock=clock,
         )
         server.start()
         channel = channel_factory(port) if channel_factory else grpc.insecure_channel(f"127.0.0.1:{port}")

@@ -4,7 +4,6 @@ import base64
 import hashlib
 import hmac
 import json
-import socket
 import threading
 import time
 import uuid
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from tests.support.edge import AUDIENCE, ISSUER, Edge, EdgeFactory, make_token, status_of
+from tests.support.processes import free_port
 
 
 def get_order(edge: Edge, metadata: tuple[tuple[str, str], ...]) -> None:
@@ -226,10 +226,8 @@ def test_unknown_kids_refetch_the_jwks_at_most_once_per_cool_down(
 
 
 def test_an_unreachable_jwks_is_unavailable_not_unauthenticated(edge_factory: EdgeFactory) -> None:
-    with socket.socket() as sock:  # a port that was free: nothing listens there
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    edge = edge_factory(jwt_jwks_url=f"http://127.0.0.1:{port}/.well-known/jwks.json")
+    # a port this run holds and nothing listens on (a released kernel-chosen one could be reused)
+    edge = edge_factory(jwt_jwks_url=f"http://127.0.0.1:{free_port()}/.well-known/jwks.json")
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "exp": now + 300, "scope": "orders:read"}
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

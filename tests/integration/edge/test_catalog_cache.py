@@ -15,17 +15,10 @@ from order_saga.errors import UnknownProduct
 from order_saga.order_requests import NewOrder
 from order_saga.order_service import OrderService
 from order_saga.settings import Settings
+from tests.support.clock import Clock
 
 SAGA = "arn:aws:states:us-east-1:123456789012:stateMachine:OrderSaga"
 TTL = 5.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -46,7 +39,7 @@ def test_a_price_change_reaches_new_orders_after_the_ttl_and_a_new_product_at_on
     shop: dict[str, tuple[int, Decimal]],
     endpoint: StepFunctionsEndpoint,
 ) -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     sfn = boto3.client(
         "stepfunctions", endpoint_url=endpoint.url, region_name="us-east-1",
         aws_access_key_id="test", aws_secret_access_key="test",

@@ -1,6 +1,7 @@
 """CreateOrder: pricing from the catalog, the stored order, the started saga, idempotency, bad input."""
 
 import json
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -209,9 +210,19 @@ def test_products_in_two_currencies_cannot_share_an_order(
 def test_concurrent_requests_with_one_key_make_one_order(
     edge: Edge, shop: dict[str, tuple[int, Decimal]]
 ) -> None:
+    # Given six clients with one idempotency key, released together by a barrier (a client that
+    # started late would find the order made, and test nothing)
     key = str(uuid.uuid4())
+    start = threading.Barrier(6, timeout=60)
+
+    def create(_: int) -> pb.Order:
+        start.wait()
+        return edge.create([("pen", 3)], idempotency_key=key)
+
+    # When they all send CreateOrder at once
     with ThreadPoolExecutor(6) as pool:
-        orders = list(pool.map(lambda _: edge.create([("pen", 3)], idempotency_key=key), range(6)))
+        orders = list(pool.map(create, range(6)))
+    # Then all get the one order, and one saga started
     assert len({order.order_id for order in orders}) == 1
     assert edge.count("orders") == 1
     assert len(edge.machines.executions(edge.machines.saga_arn)) == 1

@@ -6,8 +6,9 @@ bytes go where a message should be. For every request: no INTERNAL or UNKNOWN, n
 a request that failed, and the server still healthy afterwards. The responses are counted by code
 and printed at the end of the module (run with -s to see them).
 
-`make test` runs a short run (FUZZ_REQUESTS examples per test, 40 by default); the long run is
-`make fuzz` (FUZZ_REQUESTS=10000 split across the tests, see the Makefile).
+`make test` runs a short run (FUZZ_REQUESTS examples per test, 40 by default) on the same inputs
+every time (derandomized); the long run is `make fuzz` (FUZZ_REQUESTS=10000 split across the
+tests, see the Makefile), on a seed it picks at random and prints: FUZZ_SEED=<seed> replays it.
 """
 
 import os
@@ -22,7 +23,7 @@ import grpc
 import jwt
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
@@ -30,22 +31,30 @@ from tests.support.edge import AUDIENCE, ISSUER, Edge, SigningKey, make_token
 
 REQUESTS = int(os.environ.get("FUZZ_REQUESTS", "40"))
 REPORT = os.environ.get("FUZZ_REPORT")  # a file that gets the counts too
+SEED = os.environ.get("FUZZ_SEED") or None  # unset: derandomized, the same examples on every run
 NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 METHODS = ("CreateOrder", "GetOrder", "CancelOrder", "ListOrders", "WatchOrder")
 USERS = ("alice", "bob")
 PRODUCTS = ("book", "lamp", "pen")
 CODES: Counter[str] = Counter()
 
-fuzz = settings(
+FUZZ_SETTINGS = settings(
     max_examples=REQUESTS,
     deadline=None,
     database=None,
+    derandomize=SEED is None,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,
         HealthCheck.too_slow,
         HealthCheck.data_too_large,
     ],
 )
+
+
+def fuzz(test: Callable[..., None]) -> Callable[..., None]:
+    """The fuzzer's settings, and FUZZ_SEED's seed when there is one."""
+    return FUZZ_SETTINGS(seed(int(SEED))(test) if SEED else test)
+
 
 # -- values ---------------------------------------------------------------------------------------
 
@@ -222,6 +231,7 @@ def _print_counts() -> Iterator[None]:
             + ", ".join(f"{c}={n}" for c, n in by_code.most_common())
         )
         lines += [f"    {key.split(maxsplit=1)[1]}: {n}" for key, n in sorted(mine.items())]
+    lines.insert(0, f"seed: {SEED}" if SEED else "seed: none (derandomized)")
     print("\nfuzz counts by code\n" + "\n".join(lines))
     if REPORT:
         Path(REPORT).write_text("\n".join(lines) + "\n")

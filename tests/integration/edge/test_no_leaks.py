@@ -16,6 +16,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
+from tests.support.clock import Clock
 from tests.support.edge import ALL_SCOPES, Edge, EdgeFactory, make_token
 from tests.support.processes import free_port
 
@@ -104,7 +105,8 @@ def test_no_error_path_of_the_edge_shows_internals(edge_factory: EdgeFactory, sh
             lambda: stub.CreateOrder(create(idempotency_key=key, payment_token="tok_other"), metadata=auth),
         ],
     }
-    limited = edge_factory(rate_limit_per_minute=1)
+    # one request a minute, on a clock held inside one minute: no real minute ends between the calls
+    limited = edge_factory(rate_limit_per_minute=1, clock=Clock(1_700_000_040))
     limited.stub.ListOrders(pb.ListOrdersRequest(), metadata=limited.auth("carol"))
     paths[grpc.StatusCode.RESOURCE_EXHAUSTED] = [
         lambda: limited.stub.ListOrders(pb.ListOrdersRequest(), metadata=limited.auth("carol"))

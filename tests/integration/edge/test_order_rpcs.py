@@ -1,6 +1,5 @@
 """GetOrder, ListOrders, CancelOrder and WatchOrder through a real channel."""
 
-import time
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -11,6 +10,7 @@ import redis
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from order_saga.feeds import status_channel
 from tests.support.edge import Edge, EdgeFactory, dead_redis, field_violations, insert_orphan, status_of
+from tests.support.waiting import Deadline
 
 Catalog = dict[str, tuple[int, Decimal]]
 
@@ -280,7 +280,7 @@ def test_watch_order_honours_the_deadline_and_frees_its_subscription(
     with pytest.raises(grpc.RpcError) as error:
         next(stream)
     assert status_of(error.value) == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert wait_until_unsubscribed(redis_client, status_channel(order.order_id))
+    wait_until_unsubscribed(redis_client, status_channel(order.order_id))
 
 
 def test_a_cancelled_watch_frees_its_subscription(
@@ -291,7 +291,7 @@ def test_a_cancelled_watch_frees_its_subscription(
     next(stream)
     assert redis_client.pubsub_numsub(status_channel(order.order_id))[0][1] == 1
     stream.cancel()
-    assert wait_until_unsubscribed(redis_client, status_channel(order.order_id))
+    wait_until_unsubscribed(redis_client, status_channel(order.order_id))
 
 
 def test_watching_another_users_order_is_not_found(edge: Edge, shop: Catalog) -> None:
@@ -303,23 +303,24 @@ def test_watching_another_users_order_is_not_found(edge: Edge, shop: Catalog) ->
     assert status_of(error.value) == grpc.StatusCode.NOT_FOUND
 
 
-def next_message(feed: "redis.client.PubSub", seconds: float = 60) -> str | None:
-    """The next published message (subscription confirmations are skipped)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+def next_message(feed: "redis.client.PubSub", seconds: float = 60) -> str:
+    """The next published message (subscription confirmations are skipped); fails after `seconds`."""
+    messages: list[str] = []
+
+    def received() -> bool:
         message = feed.get_message(timeout=0.2)
         if message is not None:
-            return str(message["data"])
-    return None
+            messages.append(str(message["data"]))
+        return bool(messages)
+
+    Deadline(seconds).wait_for(received, "a message on the order's status channel", every=0)
+    return messages[0]
 
 
-def wait_until_unsubscribed(client: "redis.Redis", channel: str, seconds: float = 60) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if client.pubsub_numsub(channel)[0][1] == 0:
-            return True
-        time.sleep(0.1)
-    return False
+def wait_until_unsubscribed(client: "redis.Redis", channel: str, seconds: float = 60) -> None:
+    Deadline(seconds).wait_for(
+        lambda: client.pubsub_numsub(channel)[0][1] == 0, f"no subscriber left on {channel}"
+    )
 
 
 def test_watch_streams_may_hold_at_most_half_the_server_threads(
@@ -341,12 +342,13 @@ def test_watch_streams_may_hold_at_most_half_the_server_threads(
 
     # ... and a closed stream frees its slot
     open_streams[0].cancel()
-    deadline = time.monotonic() + 60
-    while True:
+
+    def watch_admitted() -> bool:
         try:
             next(edge.stub.WatchOrder(request, metadata=edge.auth(), timeout=10))
-            break
         except grpc.RpcError:
-            assert time.monotonic() < deadline, "no watch slot freed after 60s"
-            time.sleep(0.2)
+            return False
+        return True
+
+    Deadline(60).wait_for(watch_admitted, "a watch slot to be freed", every=0.2)
     open_streams[1].cancel()

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +40,10 @@ from tests.support.edge import (
     status_of,
 )
 from tests.support.processes import free_port
+from tests.support.waiting import Deadline
+
+# The budget of each process test's waits, below the integration tier's limit.
+BUDGET_SECONDS = 240
 
 
 @dataclass(frozen=True)
@@ -221,21 +224,24 @@ def test_the_edge_process_serves_reconciles_and_stops_on_sigterm(
         reconcile_interval_seconds=0.3,
     )
     log = tmp_path / "edge.log"
+    deadline = Deadline(BUDGET_SECONDS)
     with edge_process(edge_settings, log) as process:
         # Then: its own health check says SERVING ...
-        wait_for(lambda: probe(edge_settings), process, log)
+        wait_for(deadline, "its health check to say SERVING", lambda: probe(edge_settings), process, log)
         # ... its metrics endpoint answers ...
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{edge_settings.metrics_port}/metrics", timeout=5)
         assert "grpc_server_handled_total" in metrics.read().decode()
         # ... and its reconciler starts the orphan's saga
         wait_for(
+            deadline,
+            "the reconciler to start the orphan's saga",
             lambda: [e["name"] for e in moto_server.executions(moto_server.saga_arn)] == [orphan],
             process,
             log,
         )
         # When: the orchestrator stops the task, then: it exits cleanly
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0, log.read_text()
+        assert exit_code(deadline, process, log) == 0, log.read_text()
     assert "edge stopped" in log.read_text()
     with database.transaction() as cursor:
         cursor.execute("SELECT execution_arn FROM orders WHERE order_id = %s", (orphan,))
@@ -278,31 +284,48 @@ def test_sigterm_drains_the_in_flight_rpc_refuses_new_ones_and_says_not_serving(
     log = tmp_path / "edge.log"
     address = f"127.0.0.1:{edge_settings.grpc_port}"
     auth = (("authorization", f"Bearer {make_token(signing_key, 'alice')}"),)
+    deadline = Deadline(BUDGET_SECONDS)
     with edge_process(edge_settings, log) as process, grpc.insecure_channel(address) as channel:
-        wait_for(lambda: probe(edge_settings), process, log)
+        wait_for(deadline, "its health check to say SERVING", lambda: probe(edge_settings), process, log)
         health_stub = health_pb2_grpc.HealthStub(channel)
-        watch = health_stub.Watch(health_pb2.HealthCheckRequest(service=""), timeout=60)
+        watch = health_stub.Watch(
+            health_pb2.HealthCheckRequest(service=""), timeout=deadline.left("the health watch")
+        )
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
         stub = orders_pb2_grpc.OrderServiceStub(channel)
         holder = Database(settings)
         with holder.transaction() as cursor:
             cursor.execute("SELECT order_id FROM orders WHERE order_id = %s FOR UPDATE", (order_id,))
             in_flight = stub.CancelOrder.future(
-                pb.CancelOrderRequest(order_id=order_id, reason="drain"), metadata=auth, timeout=300
+                pb.CancelOrderRequest(order_id=order_id, reason="drain"),
+                metadata=auth,
+                timeout=deadline.left("the CancelOrder"),
             )
-            wait_for(lambda: lock_waits(database) == 1, process, log)
+            wait_for(
+                deadline,
+                "the CancelOrder to wait on the row",
+                lambda: lock_waits(database) == 1,
+                process,
+                log,
+            )
             # When: the orchestrator stops the task
             process.send_signal(signal.SIGTERM)
             # Then: health says NOT_SERVING at once (load balancers stop sending) ...
             assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
             watch.cancel()  # the watch is an RPC too: it would hold the drain to the grace's end
             # ... and a new call is refused, while the in-flight one still waits for its row
-            wait_for(lambda: refused(address, auth), process, log)
+            wait_for(deadline, "a new call to be refused", lambda: refused(address, auth), process, log)
             assert not in_flight.done()
         # When: the row is released, then: the in-flight call completes within the grace ...
-        assert in_flight.result(timeout=120).cancel_requested
+        try:
+            drained = in_flight.result(timeout=deadline.left("the in-flight CancelOrder"))
+        except grpc.FutureTimeoutError:
+            raise AssertionError(
+                f"the in-flight CancelOrder never ended; the edge's log:\n{log.read_text()}"
+            ) from None
+        assert drained.cancel_requested
         # ... and the process exits cleanly
-        assert process.wait(timeout=120) == 0, log.read_text()
+        assert exit_code(deadline, process, log) == 0, log.read_text()
     holder.close()
     assert "edge stopped" in log.read_text()
 
@@ -320,12 +343,25 @@ def refused(address: str, auth: tuple[tuple[str, str]]) -> bool:
 
 
 def wait_for(
-    condition: Callable[[], bool], process: "subprocess.Popen[bytes]", log: Path, seconds: float = 120
+    deadline: Deadline,
+    what: str,
+    condition: Callable[[], bool],
+    process: "subprocess.Popen[bytes]",
+    log: Path,
 ) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, (
-            f"condition not met after {seconds}s; the edge's log:\n{log.read_text()}"
-        )
-        time.sleep(0.1)
+    """Poll `condition()` while the edge process runs; fail with the edge's log if it exits first
+    or the test's deadline passes."""
+    deadline.wait_for(
+        lambda: process.poll() is not None or condition(),
+        what,
+        details=lambda: f"the edge's log:\n{log.read_text()}",
+    )
+    assert process.poll() is None, f"the edge exited while waiting for {what}; its log:\n{log.read_text()}"
+
+
+def exit_code(deadline: Deadline, process: "subprocess.Popen[bytes]", log: Path) -> int:
+    """The edge's exit code, once it has exited within the test's deadline."""
+    try:
+        return process.wait(timeout=deadline.left("the edge to exit"))
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the edge never exited; its log:\n{log.read_text()}") from None

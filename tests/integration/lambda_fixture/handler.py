@@ -13,7 +13,6 @@ class PaymentDeclined(Exception):
 
 def echo(event: Any, context: Any) -> dict[str, Any]:
     print("a line on stdout must not disturb the answer")
-    time.sleep(event.get("seconds", 0))
     return {
         "event": event,
         "setting": os.environ.get("FIXTURE_SETTING"),
@@ -32,8 +31,7 @@ def decline(event: Any, context: Any) -> None:
 
 
 def record(event: Any, context: Any) -> dict[str, Any]:
-    """Leave a trace of the call, after an optional pause: the side effect a step would have."""
-    time.sleep(event.get("seconds", 0))
+    """Leave a trace of the call: the side effect a step would have."""
     marker = Path(event["marker"])
     with marker.open("a") as handle:
         handle.write(context.aws_request_id + "\n")
@@ -58,12 +56,17 @@ def crash(event: Any, context: Any) -> None:
     os._exit(3)
 
 
-def hold(event: Any, context: Any) -> None:
-    """Say it started, then keep its worker busy until the test releases it."""
+def hold(event: Any, context: Any) -> dict[str, Any]:
+    """Say it started, then keep its worker busy until the test releases it (`release` appears),
+    at the most for `seconds` (60 unless told); answers with the worker's pid."""
     Path(event["started"]).touch()
     release = Path(event["release"])
+    deadline = time.monotonic() + event.get("seconds", 60)
     while not release.exists():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"held and never released: {release} did not appear")
         time.sleep(0.01)
+    return {"pid": os.getpid()}
 
 
 def consume(event: Any, context: Any) -> dict[str, Any]:
