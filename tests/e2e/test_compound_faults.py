@@ -10,9 +10,8 @@ here as the edge builds it and run once, with no grace period: the edge's own pa
 order is a minute old, and its subject here is what one pass does, not the edge's timer.
 """
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -100,14 +99,6 @@ def cancelled_without_a_start(stack: LocalStack) -> str:
     return order_id
 
 
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"still waiting for {what}"
-        time.sleep(0.1)
-    return value
-
-
 def reservations(stack: LocalStack, order_id: str) -> list[str]:
     rows = stack.query("SELECT status FROM inventory_reservations WHERE order_id = %s", order_id)
     return [row["status"] for row in rows]
@@ -170,18 +161,20 @@ def test_a_charge_recorded_while_the_database_is_down_is_refunded(
         with locker.transaction() as cursor:
             cursor.execute("SELECT status FROM orders WHERE order_id = %s FOR UPDATE", (order_id,))
             stack.clear_faults("ProcessPayment")
-            wait_for(lambda: cache.keys("order-saga:process_payment*"), "ProcessPayment's idempotency record")
+            wait_until(
+                lambda: cache.keys("order-saga:process_payment*"), "ProcessPayment's idempotency record"
+            )
             cache.client_pause(int(WAIT_SECONDS * 1000), all=False)  # every write waits: the charge too
         locker.close()
-        wait_for(lambda: stack.payment(order_id), "the payment intent")
+        wait_until(lambda: stack.payment(order_id), "the payment intent")
         database_server.stop()
     finally:
         cache.client_unpause()
-    wait_for(lambda: stack.books(order_id)[0], "the charge to land")
+    wait_until(lambda: stack.books(order_id)[0], "the charge to land")
     execution = stack.execution_of(order_id)
     # When ProcessPayment cannot record it and the compensation keeps retrying, then the database
     # comes back
-    wait_for(lambda: entered(stack, execution, "RefundPayment"), "the compensation")
+    wait_until(lambda: entered(stack, execution, "RefundPayment"), "the compensation")
     database_server.start()
     stack.database.close()  # its connection died with the server
     path = stack.wait(execution)
@@ -247,7 +240,7 @@ def test_an_execution_stopped_mid_saga_is_settled_by_one_reconciler_pass(
         # When an operator stops the execution there (moto reports ABORTED once the Task in flight
         # returns: the stock is then reserved, and nobody will release it but the watchdog)
         stack.sfn.stop_execution(executionArn=execution, error="Operator", cause="stopped from the console")
-    wait_for(lambda: stack.sfn.describe_execution(executionArn=execution)["status"] == "ABORTED", "ABORTED")
+    wait_until(lambda: stack.sfn.describe_execution(executionArn=execution)["status"] == "ABORTED", "ABORTED")
     assert reservations(stack, order_id) == ["RESERVED"]
     # and the reconciler makes one pass
     done = reconciler(stack, ledger).run_once()
@@ -275,7 +268,7 @@ def test_an_execution_stopped_after_ending_its_order_gets_its_notice_from_the_wa
         # the order is FAILED, and SendFailureAlert never runs)
         execution = stack.execution_of(order_id)
         stack.sfn.stop_execution(executionArn=execution, error="Operator", cause="stopped from the console")
-    wait_for(lambda: stack.sfn.describe_execution(executionArn=execution)["status"] == "ABORTED", "ABORTED")
+    wait_until(lambda: stack.sfn.describe_execution(executionArn=execution)["status"] == "ABORTED", "ABORTED")
     assert stack.order(order_id)["status"] == "FAILED"
     assert not entered(stack, execution, "SendFailureAlert")
     # and the reconciler makes one pass
@@ -303,7 +296,7 @@ def test_a_cancellation_whose_start_failed_ends_cancelled_after_the_reconciler(
     assert stack.order(order_id)["status"] == "CANCELLED"
     assert stack.books(order_id) == (1, 1)
     assert stack.stock() == INITIAL
-    wait_for(lambda: len(stack.emails_about(order_id)) == 2, "the cancellation notice")
+    wait_until(lambda: len(stack.emails_about(order_id)) == 2, "the cancellation notice")
 
 
 def test_a_cancellation_flagged_before_its_machine_started_is_resolved_cancelled(stack: LocalStack) -> None:

@@ -9,7 +9,6 @@ runs (`make demo`, `make run`) is never touched.
 import json
 import os
 import subprocess
-import time
 import urllib.request
 import uuid
 from collections import Counter
@@ -47,6 +46,7 @@ from order_saga.settings import Settings
 from order_saga.watchdog import execution_arn_for
 from tests.support.data import CATALOG, OrderFactory, query
 from tests.support.processes import cli, free_port
+from tests.support.waiting import Deadline
 
 TERMINAL = {"CONFIRMED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"}
 # Compensations "retry long" (minutes in AWS); the run waits 1/20 of each Retry interval.
@@ -76,12 +76,9 @@ def stack_environment(folder: Path, **extra: str) -> dict[str, str]:
     )
 
 
-def wait_until(condition: Callable[[], bool], what: str, seconds: float = WAIT_SECONDS) -> None:
-    """Poll until `condition()` holds; fail naming `what` did not happen."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"still waiting after {seconds:.0f}s for {what}"
-        time.sleep(0.1)
+def wait_until(condition: Callable[[], Any], what: str, seconds: float = WAIT_SECONDS) -> Any:
+    """Poll until `condition()` holds and return what it gave; fail naming `what` did not happen."""
+    return Deadline(seconds).wait_for(condition, what)
 
 
 # The saga's expected paths (docs/state-transitions.md). The compensations run in a Parallel

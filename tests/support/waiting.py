@@ -4,6 +4,7 @@ is spent it fails saying what never happened. A test's budget stays below its ti
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 class Deadline:
@@ -23,11 +24,12 @@ class Deadline:
         what: str,
         every: float = 0.1,
         details: Callable[[], str] | None = None,
-    ) -> None:
-        """Poll `condition()` until it holds; past the deadline fail naming `what` (then `details()`,
-        e.g. a server's log)."""
-        while not condition():
+    ) -> Any:
+        """Poll `condition()` until it holds, and return what it gave; past the deadline fail naming
+        `what` (then `details()`, e.g. a server's log)."""
+        while not (value := condition()):
             if time.monotonic() >= self.end:
                 told = f"; {details()}" if details else ""
                 raise AssertionError(f"still waiting after {self.seconds:.0f}s for {what}{told}")
             time.sleep(every)
+        return value
