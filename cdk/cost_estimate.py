@@ -134,11 +134,23 @@ def cost(key: str, quantity: float) -> float:
     return PRICES[key].usd * quantity
 
 
+def task_definitions(stacks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The task definitions by logical id (a service names its own; the operator's one-off task
+    costs only while an operator runs it)."""
+    return {
+        logical_id: resource.get("Properties", {})
+        for template in stacks
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::ECS::TaskDefinition"
+    }
+
+
 def fixed_lines(stacks: list[dict[str, Any]]) -> list[Line]:
     """The always-on parts, each counted in the templates."""
     lines = []
+    tasks = task_definitions(stacks)
     for service in resources(stacks, "AWS::ECS::Service"):
-        (task,) = resources(stacks, "AWS::ECS::TaskDefinition")
+        task = tasks[service["TaskDefinition"]["Ref"]]
         count, vcpu, gb = service["DesiredCount"], int(task["Cpu"]) / 1024, int(task["Memory"]) / 1024
         usd = count * HOURS * (cost("fargate_vcpu_hour", vcpu) + cost("fargate_gb_hour", gb))
         lines.append(
