@@ -88,11 +88,18 @@ class EnvironmentConfig:
     edge_memory_mib: int
     edge_min_tasks: int
     edge_max_tasks: int
-    function_reserved_concurrency: int  # per saga function (every FUNCTIONS entry)
+    # Per step the state machines invoke (none for the notifier, the watchdog or the migration,
+    # which gain nothing from a reservation); None reserves nothing.
+    step_reserved_concurrency: int | None
     log_retention: logs.RetentionDays
     trace_sampling_rate: float  # the X-Ray sampling rule's fixed rate for the state machines
     removal_policy: RemovalPolicy  # for data: DESTROY in dev, SNAPSHOT/RETAIN in prod
     deletion_protection: bool
+
+    @property
+    def reserved_concurrency_total(self) -> int:
+        """What the environment takes from the account's Lambda concurrency."""
+        return (self.step_reserved_concurrency or 0) * len(manifest.STATE_MACHINE_STEPS)
 
     @property
     def kept_removal(self) -> RemovalPolicy:
@@ -116,7 +123,7 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         edge_memory_mib=512,
         edge_min_tasks=1,
         edge_max_tasks=2,
-        function_reserved_concurrency=5,
+        step_reserved_concurrency=None,
         log_retention=logs.RetentionDays.ONE_WEEK,
         trace_sampling_rate=1.0,
         removal_policy=RemovalPolicy.DESTROY,
@@ -137,7 +144,7 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         edge_memory_mib=2048,
         edge_min_tasks=2,
         edge_max_tasks=10,
-        function_reserved_concurrency=50,
+        step_reserved_concurrency=50,
         log_retention=logs.RetentionDays.THREE_MONTHS,
         trace_sampling_rate=0.05,
         removal_policy=RemovalPolicy.SNAPSHOT,

@@ -2,8 +2,9 @@
 
 `make deploy` runs `python -m cdk.preflight -c env=<env> [-c key=value ...]` first. It reads the
 context as the app does (cdk.json, then `-c`), and checks what the stacks use but never create:
-the edge's TLS secret with its three PEM fields, and in prod the SES identity of the sender's
-domain, verified for sending. (A sender at an example domain or a missing gateway URL already
+the edge's TLS secret with its three PEM fields, the account's Lambda concurrency (what the
+environment reserves must leave the 100 Lambda keeps unreserved), and in prod the SES identity of
+the sender's domain, verified for sending. (A sender at an example domain or a missing gateway URL already
 stop the synthesis, see cdk/app.py.) Each problem is one line; the exit status is 1 if any.
 """
 
@@ -16,6 +17,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdk import constants as c
+from order_saga.manifest import STATE_MACHINE_STEPS, resource_name
 
 TLS_FIELDS = ("cert", "key", "client_ca")
 
@@ -52,10 +54,38 @@ def sender_problems(ses: Any, sender: str) -> list[str]:
     return []
 
 
+# Lambda refuses a reservation that would leave fewer unreserved than this.
+UNRESERVED_MINIMUM = 100
+
+
+def concurrency_problems(lam: Any, config: c.EnvironmentConfig) -> list[str]:
+    """What the environment reserves, against what the account leaves unreserved (its own
+    functions' reservations, on a redeploy, count as free again)."""
+    limit = lam.get_account_settings()["AccountLimit"]
+    own = 0
+    for step in STATE_MACHINE_STEPS:
+        try:
+            reply = lam.get_function_concurrency(FunctionName=resource_name(config.name, step))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            continue
+        own += int(reply.get("ReservedConcurrentExecutions", 0))
+    left = int(limit["UnreservedConcurrentExecutions"]) + own - config.reserved_concurrency_total
+    if left >= UNRESERVED_MINIMUM:
+        return []
+    return [
+        f"the account's Lambda concurrency ({limit['ConcurrentExecutions']}) would leave {left} unreserved "
+        f"once {config.name} reserves {config.reserved_concurrency_total}; Lambda keeps "
+        f"{UNRESERVED_MINIMUM}: ask for a higher quota (Service Quotas, Lambda concurrent executions)"
+    ]
+
+
 def problems(settings: dict[str, Any], session: boto3.Session) -> list[str]:
     env = str(settings.get("env", "dev"))
     region = str(settings["region"])
     found = tls_problems(session.client("secretsmanager", region_name=region), env)
+    found += concurrency_problems(session.client("lambda", region_name=region), c.environment_config(env))
     if env == "prod":
         found += sender_problems(session.client("ses", region_name=region), str(settings["emailSender"]))
     return found

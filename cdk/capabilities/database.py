@@ -36,7 +36,7 @@ class Database(Construct):
         )
         for client in network.clients:
             self.proxy_sg.add_ingress_rule(client, ec2.Port.tcp(c.MYSQL_PORT), "MySQL through the proxy")
-        self.proxy_sg.add_egress_rule(self.database_sg, ec2.Port.tcp(c.DB_INSTANCE_PORT), "To the instance")
+        # proxy -> instance on the database port: `add_proxy` below writes that rule (once per path).
         self.proxy_sg.add_egress_rule(ec2.Peer.ipv4(vpc.vpc_cidr_block), ec2.Port.tcp(443), "Secrets Manager")
         # The major version only: RDS picks its default minor and upgrades it in the maintenance
         # window, and the template never names a minor an upgrade has left behind.
@@ -91,8 +91,13 @@ class Database(Construct):
         assert secret is not None  # generated above
         self.secret = secret  # the master user: migrations only
         rotation_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+        # No secret rotates as it is created: the application user exists only once the Saga stack's
+        # migration has run, and a first rotation before that fails (the schedule's first run
+        # comes 30 days later).
         self.rotation = self.instance.add_rotation_single_user(
-            automatically_after=Duration.days(30), vpc_subnets=rotation_subnets
+            automatically_after=Duration.days(30),
+            vpc_subnets=rotation_subnets,
+            rotate_immediately_on_update=False,
         )
         # The application's login: the migration function creates it with DML-only grants; the
         # multi-user scheme rotates it (alternating with a clone) with the master's secret.
@@ -105,6 +110,7 @@ class Database(Construct):
             secret=self.app_secret,
             automatically_after=Duration.days(30),
             vpc_subnets=rotation_subnets,
+            rotate_immediately_on_update=False,
         )
         for kept in (master, app):
             kept.apply_removal_policy(config.kept_removal)

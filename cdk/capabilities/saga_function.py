@@ -22,7 +22,7 @@ from cdk.capabilities.layers import PYTHON_JUNK, Layers
 from cdk.capabilities.network import Network
 from cdk.nag import acknowledge
 from order_saga.functions import FunctionSpec, Needs
-from order_saga.manifest import Setting
+from order_saga.manifest import STATE_MACHINE_STEPS, Setting
 
 # What Lambda does with the execution role of a function in a VPC: the network-interface half of
 # AWSLambdaVPCAccessExecutionRole, without its logs actions on every log group.
@@ -173,9 +173,11 @@ class SagaFunction(Construct):
             vpc=resources.network.vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             security_groups=[resources.network.functions_sg],
-            # A runaway step (a retry storm, a stuck queue) cannot starve the other steps, the
-            # edge's own calls or the rotation functions of the account's concurrency.
-            reserved_concurrent_executions=config.function_reserved_concurrency,
+            # A runaway step (a retry storm) cannot starve the other steps of the account's
+            # concurrency; the total is checked against the account by the preflight.
+            reserved_concurrent_executions=(
+                config.step_reserved_concurrency if spec.name in STATE_MACHINE_STEPS else None
+            ),
         )
         environment = dict(spec.all_environment)
         for need in sorted(spec.needs):

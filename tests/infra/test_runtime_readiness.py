@@ -8,6 +8,7 @@ from cdk import constants as c
 from cdk.capabilities.edge import OTEL_COLLECTOR_IMAGE
 from grpc_edge.server import CONNECTION_OPTIONS
 from order_saga.functions import FUNCTIONS
+from order_saga.manifest import STATE_MACHINE_STEPS
 from tests.support.synth import Synthesized, dump, refs
 
 NLB_IDLE_TIMEOUT_SECONDS = 350  # fixed for TCP flows through a Network Load Balancer
@@ -208,17 +209,22 @@ def test_state_machines_are_traced_under_a_sampling_rule_of_their_own(synthesize
     assert props["FixedRate"] == c.environment_config(synthesized.env).trace_sampling_rate
 
 
-def test_capacity_guards_on_every_function_and_the_notification_senders(synthesized: Synthesized) -> None:
+def test_only_the_state_machines_steps_reserve_concurrency_and_only_in_prod(synthesized: Synthesized) -> None:
     config = c.environment_config(synthesized.env)
-    names = {f"{c.PROJECT}-{synthesized.env}-{spec.name}" for spec in FUNCTIONS}
-    functions = [
-        f["Properties"]
+    reserved = {
+        f["Properties"]["FunctionName"]: f["Properties"].get("ReservedConcurrentExecutions")
         for f in synthesized.resources("Saga", "AWS::Lambda::Function").values()
-        if f["Properties"].get("FunctionName") in names
-    ]
-    assert len(functions) == len(FUNCTIONS)
-    for function in functions:
-        assert function["ReservedConcurrentExecutions"] == config.function_reserved_concurrency
+        if isinstance(f["Properties"].get("FunctionName"), str)
+    }
+    expected = {
+        spec.deployed_name(synthesized.env): (
+            config.step_reserved_concurrency if spec.name in STATE_MACHINE_STEPS else None
+        )
+        for spec in FUNCTIONS
+    }
+    assert {name: reserved[name] for name in expected} == expected
+    # dev reserves nothing; prod's total is what docs/deploy.md gives and the preflight checks
+    total = sum(value or 0 for value in reserved.values())
+    assert total == config.reserved_concurrency_total == {"dev": 0, "prod": 400}[synthesized.env]
     (mapping,) = synthesized.resources("Saga", "AWS::Lambda::EventSourceMapping").values()
     assert mapping["Properties"]["ScalingConfig"] == {"MaximumConcurrency": c.NOTIFICATION_SENDERS}
-    assert config.function_reserved_concurrency >= c.NOTIFICATION_SENDERS

@@ -2,6 +2,9 @@
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
 
 import boto3
 import pytest
@@ -15,11 +18,31 @@ PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 PROD = ["-c", "env=prod", "-c", f"region={REGION}", "-c", "emailSender=orders@shop.test"]
 
 
+@dataclass
+class LambdaQuota:
+    """The account's Lambda concurrency, answered for GetAccountSettings, which moto does not
+    implement (the one call here that stands in for AWS by hand)."""
+
+    limit: int = 1000
+    unreserved: int = 1000
+
+    def answer(self, **_: Any) -> tuple[Any, dict[str, Any]]:
+        limits = {"ConcurrentExecutions": self.limit, "UnreservedConcurrentExecutions": self.unreserved}
+        return SimpleNamespace(status_code=200), {"AccountLimit": limits}
+
+
 @pytest.fixture
-def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
+def quota() -> LambdaQuota:
+    return LambdaQuota()
+
+
+@pytest.fixture
+def session(monkeypatch: pytest.MonkeyPatch, quota: LambdaQuota) -> Iterator[boto3.Session]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        yield boto3.Session(region_name=REGION)
+        session = boto3.Session(region_name=REGION)
+        session.events.register("before-call.lambda.GetAccountSettings", quota.answer)  # type: ignore[arg-type]
+        yield session
 
 
 def put_tls_secret(session: boto3.Session, env: str, fields: dict[str, str]) -> None:
@@ -69,3 +92,19 @@ def test_a_context_value_without_a_key_is_refused(
 ) -> None:
     assert preflight.main(["-c", "prod"], session) == 1
     assert errors(capsys) == ["error: -c prod: expected key=value"]
+
+
+def test_an_account_whose_concurrency_cannot_take_prods_reservation_is_refused(
+    session: boto3.Session, quota: LambdaQuota, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a new account's small quota: 400 concurrent executions, none reserved yet
+    quota.limit = quota.unreserved = 400
+    put_tls_secret(session, "prod", {"cert": PEM, "key": PEM, "client_ca": PEM})
+    session.client("ses").verify_domain_identity(Domain="shop.test")
+    # When prod (which reserves 400 for its steps) is checked, then it is refused, saying why
+    assert preflight.main(PROD, session) == 1
+    [problem] = errors(capsys)
+    assert "would leave 0 unreserved once prod reserves 400; Lambda keeps 100" in problem
+    # while dev, which reserves nothing, fits the same account
+    put_tls_secret(session, "dev", {"cert": PEM, "key": PEM, "client_ca": PEM})
+    assert preflight.main(["-c", "env=dev", "-c", f"region={REGION}"], session) == 0

@@ -17,6 +17,7 @@ from order_saga.manifest import (
     COMPENSATIONS,
     ORDER_CANCELLATION,
     ORDER_SAGA,
+    STATE_MACHINE_STEPS,
     STATE_MACHINES,
     StateMachine,
     Step,
@@ -133,3 +134,13 @@ def test_the_owed_compensations_column_lists_exactly_the_compensations() -> None
     sql = "\n".join(path.read_text() for path in sorted(MIGRATIONS_DIR.glob("*.sql")))
     [members] = re.findall(r"owed_compensations SET\(([^)]*)\)", sql)
     assert [member.strip("' ") for member in members.split(",")] == list(COMPENSATIONS)
+
+
+def test_the_steps_the_state_machines_invoke_are_listed_in_the_manifest() -> None:
+    invoked = {
+        name
+        for machine in STATE_MACHINES
+        for name, state in task_states(load(machine)).items()
+        if state["Resource"] == "arn:aws:states:::lambda:invoke"
+    }
+    assert invoked == set(STATE_MACHINE_STEPS)

@@ -45,6 +45,16 @@ class Step(StrEnum):
 # The compensations, in the order a re-drive runs them (also the members of the
 # `orders.owed_compensations` SET column).
 COMPENSATIONS = (Step.REFUND_PAYMENT, Step.RELEASE_STOCK)
+# The steps the state machines invoke (a unit test checks them against the ASL files' Lambda tasks).
+STATE_MACHINE_STEPS = (
+    Step.PROCESS_PAYMENT,
+    Step.RESERVE_STOCK,
+    Step.CONFIRM_ORDER,
+    *COMPENSATIONS,
+    Step.MARK_ORDER_FAILED,
+    Step.MARK_ORDER_CANCELLED,
+    Step.MARK_NEEDS_ATTENTION,
+)
 # What a re-drive from the compensation DLQ may invoke: the compensations, then the Mark step.
 REDRIVEN_STEPS = (*COMPENSATIONS, Step.MARK_ORDER_FAILED, Step.MARK_ORDER_CANCELLED)
 

@@ -1,0 +1,60 @@
+"""What a fresh account would refuse, or what would break on the first deploy, asserted on the
+synthesized templates of dev and prod."""
+
+import json
+from typing import Any
+
+from tests.support.synth import Synthesized
+
+RULE_KINDS = {"AWS::EC2::SecurityGroupIngress": "ingress", "AWS::EC2::SecurityGroupEgress": "egress"}
+# What makes two rules the same rule for EC2 (the description does not).
+RULE_KEYS = ("IpProtocol", "FromPort", "ToPort", "CidrIp", "CidrIpv6", "SourceSecurityGroupId",
+             "DestinationSecurityGroupId", "SourcePrefixListId", "DestinationPrefixListId")  # fmt: skip
+
+
+def security_group_rules(synth: Synthesized) -> list[tuple[str, str]]:
+    """Every rule of every template as (direction, canonical JSON): the separate rule resources
+    and the rules written inside a security group."""
+    rules = []
+    for template in synth.templates.values():
+        for logical_id, resource in template["Resources"].items():
+            props = resource.get("Properties", {})
+            if resource["Type"] in RULE_KINDS:
+                rules.append((RULE_KINDS[resource["Type"]], props["GroupId"], props))
+            elif resource["Type"] == "AWS::EC2::SecurityGroup":
+                group: Any = {"Fn::GetAtt": [logical_id, "GroupId"]}
+                rules += [("ingress", group, rule) for rule in props.get("SecurityGroupIngress", [])]
+                rules += [("egress", group, rule) for rule in props.get("SecurityGroupEgress", [])]
+    return [
+        (direction, json.dumps([group, {k: rule.get(k) for k in RULE_KEYS}], sort_keys=True))
+        for direction, group, rule in rules
+    ]
+
+
+def test_no_two_security_group_rules_are_the_same(synthesized: Synthesized) -> None:
+    rules = security_group_rules(synthesized)
+    assert rules
+    duplicates = sorted({rule for rule in rules if rules.count(rule) > 1})
+    assert duplicates == []
+
+
+def test_the_proxy_still_reaches_the_instance(synthesized: Synthesized) -> None:
+    # (one rule per path: the one `add_proxy` writes)
+    data = synthesized.resources("Data", "AWS::EC2::SecurityGroupEgress")
+    to_instance = [
+        r
+        for r in data.values()
+        if "Instance" in json.dumps(r["Properties"].get("DestinationSecurityGroupId"))
+    ]
+    assert len(to_instance) == 1
+
+
+def test_no_secret_rotates_as_it_is_created(synthesized: Synthesized) -> None:
+    schedules = [
+        resource["Properties"]
+        for template in synthesized.templates.values()
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::SecretsManager::RotationSchedule"
+    ]
+    assert schedules
+    assert [schedule.get("RotateImmediatelyOnUpdate") for schedule in schedules] == [False] * len(schedules)
