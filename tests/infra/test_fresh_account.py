@@ -12,6 +12,13 @@ RULE_KEYS = ("IpProtocol", "FromPort", "ToPort", "CidrIp", "CidrIpv6", "SourceSe
              "DestinationSecurityGroupId", "SourcePrefixListId", "DestinationPrefixListId")  # fmt: skip
 
 
+def resolved(value: Any, resources: dict[str, Any]) -> Any:
+    """A port as EC2 sees it: an instance's `Endpoint.Port` is the port the instance is given."""
+    if isinstance(value, dict) and value.get("Fn::GetAtt", [None, None])[1] == "Endpoint.Port":
+        return int(resources[value["Fn::GetAtt"][0]]["Properties"]["Port"])
+    return value
+
+
 def security_group_rules(synth: Synthesized) -> list[tuple[str, str]]:
     """Every rule of every template as (direction, canonical JSON): the separate rule resources
     and the rules written inside a security group."""
@@ -25,8 +32,9 @@ def security_group_rules(synth: Synthesized) -> list[tuple[str, str]]:
                 group: Any = {"Fn::GetAtt": [logical_id, "GroupId"]}
                 rules += [("ingress", group, rule) for rule in props.get("SecurityGroupIngress", [])]
                 rules += [("egress", group, rule) for rule in props.get("SecurityGroupEgress", [])]
+    every = {lid: r for template in synth.templates.values() for lid, r in template["Resources"].items()}
     return [
-        (direction, json.dumps([group, {k: rule.get(k) for k in RULE_KEYS}], sort_keys=True))
+        (direction, json.dumps([group, {k: resolved(rule.get(k), every) for k in RULE_KEYS}], sort_keys=True))
         for direction, group, rule in rules
     ]
 
