@@ -1,6 +1,7 @@
 """cdk-nag acknowledgements: every one names the rule and says why it does not apply."""
 
 from aws_cdk import Acknowledgment, Validations
+from aws_cdk import aws_ecs as ecs
 from constructs import IConstruct
 
 
@@ -9,3 +10,18 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     if not reason.strip():
         raise ValueError(f"an acknowledgement of {rule_id} needs a reason")
     Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+
+
+def acknowledge_task(task: ecs.TaskDefinition, plain_settings: str) -> None:
+    """What every task definition of ours answers: ECR's login call, and its plain settings."""
+    acknowledge(
+        task.obtain_execution_role(),
+        "AwsSolutions-IAM5[Resource::*]",
+        "ecr:GetAuthorizationToken takes no resource ARN; pulls are scoped to the asset repository.",
+    )
+    acknowledge(
+        task,
+        "AwsSolutions-ECS2",
+        f"Only non-secret settings ({plain_settings}) are plain environment variables; credentials "
+        "come from Secrets Manager.",
+    )

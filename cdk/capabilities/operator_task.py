@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import CfnOutput
-from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -20,10 +19,10 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from cdk import constants as c
+from cdk.capabilities.edge import edge_image
 from cdk.capabilities.saga_function import SagaResources, database_environment
 from cdk.capabilities.watchdog import grant_execution_reads
-from cdk.nag import acknowledge
+from cdk.nag import acknowledge, acknowledge_task
 from order_saga.manifest import Setting
 
 CONTAINER = "Operator"
@@ -60,14 +59,7 @@ class OperatorTask(Construct):
         self.log_group = logs.LogGroup(
             self, "Logs", retention=config.log_retention, removal_policy=config.kept_removal
         )
-        image = ecr_assets.DockerImageAsset(
-            self,
-            "Image",
-            directory=str(c.REPO_ROOT),
-            file=c.EDGE_DOCKERFILE,
-            exclude=c.EDGE_CONTEXT_EXCLUDES,
-            platform=ecr_assets.Platform.LINUX_ARM64,
-        )
+        image = edge_image(self)
         gateway = resources.payment_gateway
         self.task.add_container(
             CONTAINER,
@@ -126,14 +118,4 @@ class OperatorTask(Construct):
             "AwsSolutions-IAM5[Resource::*]",
             "Listing queues and state machines takes no resource ARN.",
         )
-        acknowledge(
-            self.task.obtain_execution_role(),
-            "AwsSolutions-IAM5[Resource::*]",
-            "ecr:GetAuthorizationToken takes no resource ARN; pulls are scoped to the asset repository.",
-        )
-        acknowledge(
-            self.task,
-            "AwsSolutions-ECS2",
-            "Only non-secret settings (endpoints, ARNs) are plain environment variables; credentials "
-            "come from Secrets Manager.",
-        )
+        acknowledge_task(self.task, "endpoints, ARNs")
