@@ -31,7 +31,7 @@ def executions_list(status: str | None, limit: int) -> None:
     for row in rows:
         stop = row.get("stopDate")
         took = f"{(stop - row['startDate']).total_seconds():.2f}s" if stop else "running"
-        machine = row["stateMachineArn"].rsplit(":", 1)[-1]
+        machine = executions.machine_role(row["stateMachineArn"].rsplit(":", 1)[-1])
         started = f"{row['startDate']:%Y-%m-%d %H:%M:%S}"
         click.echo(f"{started}  {machine:<18} {row['name']:<40} {row['status']:<10} {took}")
     if not rows:
