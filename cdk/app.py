@@ -19,19 +19,16 @@ class MissingContext(ValueError):
     """A context value production cannot run without; synthesis stops before building anything."""
 
 
-def production_problems(options: DeploymentOptions) -> list[str]:
-    """What keeps these options from a production deployment (nothing, for dev)."""
-    if options.config.name != "prod":
-        return []
+def context_problems(options: DeploymentOptions) -> list[str]:
+    """What keeps these options from a deployment: every environment names its payment gateway
+    (dev: the provider's test mode), and prod sends from a verified domain."""
     problems = []
-    if options.email_sender.rsplit("@", 1)[-1].lower() in EXAMPLE_DOMAINS:
+    if options.config.name == "prod" and options.email_sender.rsplit("@", 1)[-1].lower() in EXAMPLE_DOMAINS:
         problems.append(
             f"-c emailSender=<an address of your SES-verified domain> (not {options.email_sender})"
         )
     if not options.payment_gateway_url.startswith("https://"):
-        problems.append(
-            "-c paymentGatewayUrl=https://<your payment gateway> (prod never runs the simulated one)"
-        )
+        problems.append("-c paymentGatewayUrl=https://<your payment gateway's API, its test mode for dev>")
     return problems
 
 
@@ -46,9 +43,11 @@ def options_from_context(app: App) -> DeploymentOptions:
         email_sender=context("emailSender", DEFAULT_SENDER),
         payment_gateway_url=context("paymentGatewayUrl", ""),
     )
-    problems = production_problems(options)
+    problems = context_problems(options)
     if problems:
-        raise MissingContext(f"prod needs {' and '.join(problems)}; see docs/deploy.md, Prerequisites")
+        raise MissingContext(
+            f"{options.config.name} needs {' and '.join(problems)}; see docs/deploy.md, Prerequisites"
+        )
     return options
 
 

@@ -39,7 +39,7 @@ class DeploymentOptions:
     config: c.EnvironmentConfig
     region: str  # the account stays open (any account the credentials name); the region is fixed
     email_sender: str
-    payment_gateway_url: str  # empty: the simulated gateway
+    payment_gateway_url: str  # https: the gateway the functions call (docs/payment-gateway.md)
 
 
 class OrderSagaStack(Stack):
@@ -101,7 +101,6 @@ class SagaStack(OrderSagaStack):
             database=data.database,
             cache=data.cache,
             payment_gateway=PaymentGateway(
-                kind="http" if options.payment_gateway_url else "simulated",
                 url=options.payment_gateway_url,
                 secret=gateway_secret,
             ),

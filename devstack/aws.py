@@ -1,8 +1,10 @@
 """The local AWS stack: the moto server process, and bringing it up wired, or down.
 
-`order-saga aws up` starts moto (devstack/moto_server.py) on DEVSTACK_MOTO_PORT, creates every
-resource from the function definitions and the ASL files (devstack/wiring.py) and writes the
-endpoint, the state machine ARNs and the queue URLs to `.devstack/env`. It is separate from
+`order-saga aws up` starts the payment gateway server (devstack/gateway/) and moto
+(devstack/moto_server.py) on DEVSTACK_MOTO_PORT, creates every resource from the function
+definitions and the ASL files (devstack/wiring.py), with the gateway's API key in a secret, and
+writes the endpoint, the state machine ARNs, the queue URLs and the gateway's URL and secret to
+`.devstack/env`. It is separate from
 `services up` because the MariaDB/Redis pair is useful alone (integration tests, migrations),
 while the AWS part needs the database first (the functions' secret points at it).
 """
@@ -15,6 +17,7 @@ from order_saga.settings import Settings
 
 from .aws_settings import AwsStackSettings
 from .envfile import remove_env, update_env
+from .gateway.process import payment_gateway_server
 from .services import LocalServer, ServiceError
 
 
@@ -53,26 +56,29 @@ class MotoServer(LocalServer):
 
 
 def aws_up(database: Settings, settings: AwsStackSettings | None = None) -> list[str]:
-    """Start moto (if needed), wire every resource, write the settings to `.devstack/env`."""
-    from .wiring import wire  # noqa: PLC0415 - boto3 is only needed here
+    """Start the gateway and moto (if needed), wire every resource, write the settings to
+    `.devstack/env`."""
+    from .wiring import GatewayAccess, wire  # noqa: PLC0415 - boto3 is only needed here
 
     settings = settings or AwsStackSettings()
+    gateway = payment_gateway_server()
     server = MotoServer(settings)
-    lines = [server.start()]
-    wiring = wire(settings, database)
+    lines = [gateway.start(), server.start()]
+    wiring = wire(settings, database, GatewayAccess(gateway.url, gateway.api_key))
     update_env(**server.env(), **wiring.env())
     lines += wiring.describe()
     return lines
 
 
 def aws_down(settings: AwsStackSettings | None = None) -> list[str]:
-    """Stop moto, and take its settings out of `.devstack/env` (they would point at nothing)."""
+    """Stop moto and the gateway, and take their settings out of `.devstack/env` (they would
+    point at nothing). The gateway's books stay in its store for the next start."""
     from .wiring import ENV_KEYS  # noqa: PLC0415
 
     server = MotoServer(settings or AwsStackSettings())
-    line = server.stop()
+    lines = [server.stop(), payment_gateway_server().stop()]
     remove_env(*server.env(), *ENV_KEYS)
-    return [line]
+    return lines
 
 
 def aws_running(settings: AwsStackSettings | None = None) -> bool:

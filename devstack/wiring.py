@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 
 DB_SECRET = manifest.secret_name(LOCAL_ENVIRONMENT, "mysql")
+GATEWAY_SECRET = manifest.secret_name(LOCAL_ENVIRONMENT, "payment-gateway")
 LAMBDA_ROLE = manifest.resource_name(LOCAL_ENVIRONMENT, "Lambda")
 STATES_ROLE = manifest.resource_name(LOCAL_ENVIRONMENT, "States")
 RUNTIME = "python3.12"
@@ -48,8 +49,18 @@ ENV_KEYS = (
     *(machine.setting.value for machine in manifest.STATE_MACHINES),
     *(queue.setting.value for queue in manifest.QUEUES),
     Setting.DEPLOYMENT_ENVIRONMENT.value,
+    Setting.PAYMENT_GATEWAY_URL.value,
+    Setting.PAYMENT_GATEWAY_SECRET_ARN.value,
     "DEVSTACK_MYSQL_SECRET_ARN",
 )
+
+
+@dataclass(frozen=True)
+class GatewayAccess:
+    """How the functions reach the local gateway server: its URL, and the API key its secret holds."""
+
+    url: str
+    api_key: str
 
 
 @dataclass(frozen=True)
@@ -60,10 +71,15 @@ class Wiring:
     notification_dlq_url: str
     compensation_dlq_url: str
     db_secret_arn: str
+    gateway: GatewayAccess
+    gateway_secret_arn: str
 
     def env(self) -> dict[str, str]:
-        """What `.devstack/env` gets. Not MYSQL_SECRET_ARN: local tools keep working without moto."""
+        """What `.devstack/env` gets. Not MYSQL_SECRET_ARN: local tools keep working without moto.
+        The gateway's key is read from its secret, by the tools as by the functions."""
         return self.state_machine_arns | {
+            Setting.PAYMENT_GATEWAY_URL: self.gateway.url,
+            Setting.PAYMENT_GATEWAY_SECRET_ARN: self.gateway_secret_arn,
             NOTIFICATION_QUEUE.setting: self.notification_queue_url,
             NOTIFICATION_DLQ.setting: self.notification_dlq_url,
             COMPENSATION_DLQ.setting: self.compensation_dlq_url,
@@ -97,11 +113,12 @@ def function_environment(
     spec: FunctionSpec,
     settings: AwsStackSettings,
     database: Settings,
-    secret_arn: str,
+    made: dict[str, str],
     saga_control: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The function's environment: its own, plus what its needs require (the keys CDK sets too).
-    `saga_control` (state machine ARNs, queue URLs) exists once the state machines do."""
+    `made`: the settings of what the wiring made (secret ARNs, the gateway's URL); `saga_control`
+    (state machine ARNs, queue URLs) exists once the state machines do."""
     env = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "INFO"}
     if Needs.SAGA_CONTROL in spec.needs:
         env |= saga_control or {}
@@ -109,12 +126,13 @@ def function_environment(
         env |= {
             Setting.MYSQL_HOST: database.mysql_host,
             Setting.MYSQL_PORT: str(database.mysql_port),
-            Setting.MYSQL_SECRET_ARN: secret_arn,
+            Setting.MYSQL_SECRET_ARN: made[Setting.MYSQL_SECRET_ARN],
         }
     if Needs.CACHE in spec.needs:
         env[Setting.REDIS_URL] = database.redis_url
     if Needs.PAYMENT_GATEWAY in spec.needs:
-        env[Setting.PAYMENT_GATEWAY] = "simulated"
+        for setting in (Setting.PAYMENT_GATEWAY_URL, Setting.PAYMENT_GATEWAY_SECRET_ARN):
+            env[setting] = made[setting]
     if Needs.EMAIL in spec.needs:
         env[Setting.EMAIL_SENDER] = settings.email_sender
     return env | spec.all_environment
@@ -155,9 +173,19 @@ def ensure_queue(sqs: "SQSClient", name: str, attributes: dict[str, str]) -> tup
     return url, arn
 
 
-def ensure_secret(settings: AwsStackSettings, database: Settings) -> str:
-    """The DB credentials in the format RDS writes them, read by the functions as in AWS."""
+def ensure_secret(settings: AwsStackSettings, name: str, value: str, description: str) -> str:
+    """The secret `name` holding `value` (created, or its value replaced)."""
     secrets = client("secretsmanager", settings)
+    try:
+        arn = secrets.describe_secret(SecretId=name)["ARN"]
+        secrets.put_secret_value(SecretId=name, SecretString=value)
+    except ClientError:
+        arn = secrets.create_secret(Name=name, SecretString=value, Description=description)["ARN"]
+    return str(arn)
+
+
+def ensure_db_secret(settings: AwsStackSettings, database: Settings) -> str:
+    """The DB credentials in the format RDS writes them, read by the functions as in AWS."""
     value = json.dumps(
         {
             "engine": "mysql",
@@ -168,12 +196,7 @@ def ensure_secret(settings: AwsStackSettings, database: Settings) -> str:
             "dbname": database.mysql_database,
         }
     )
-    try:
-        arn = secrets.describe_secret(SecretId=DB_SECRET)["ARN"]
-        secrets.put_secret_value(SecretId=DB_SECRET, SecretString=value)
-    except ClientError:
-        arn = secrets.create_secret(Name=DB_SECRET, SecretString=value, Description="Local MariaDB")["ARN"]
-    return str(arn)
+    return ensure_secret(settings, DB_SECRET, value, "Local MariaDB")
 
 
 def ensure_function(lam: "LambdaClient", spec: FunctionSpec, role: str, env: dict[str, str]) -> str:
@@ -221,7 +244,7 @@ def ensure_state_machine(settings: AwsStackSettings, name: str, definition: str,
     )
 
 
-def wire(settings: AwsStackSettings, database: Settings) -> Wiring:
+def wire(settings: AwsStackSettings, database: Settings, gateway: GatewayAccess) -> Wiring:
     sqs: SQSClient = client("sqs", settings)
     lam: LambdaClient = client("lambda", settings)
     consumer_timeout = max(
@@ -245,12 +268,18 @@ def wire(settings: AwsStackSettings, database: Settings) -> Wiring:
         sqs, queue_name(COMPENSATION_DLQ), {"MessageRetentionPeriod": str(FOURTEEN_DAYS)}
     )
     client("ses", settings).verify_email_identity(EmailAddress=settings.email_sender)
-    secret_arn = ensure_secret(settings, database)
+    made = {
+        Setting.MYSQL_SECRET_ARN.value: ensure_db_secret(settings, database),
+        Setting.PAYMENT_GATEWAY_SECRET_ARN.value: ensure_secret(
+            settings, GATEWAY_SECRET, gateway.api_key, "The local payment gateway's API key"
+        ),
+        Setting.PAYMENT_GATEWAY_URL.value: gateway.url,
+    }
 
     lambda_role = ensure_role(settings, LAMBDA_ROLE, "lambda.amazonaws.com")
     function_arns = {
         spec.name: ensure_function(
-            lam, spec, lambda_role, function_environment(spec, settings, database, secret_arn)
+            lam, spec, lambda_role, function_environment(spec, settings, database, made)
         )
         for spec in FUNCTIONS
     }
@@ -279,6 +308,15 @@ def wire(settings: AwsStackSettings, database: Settings) -> Wiring:
     }
     for spec in FUNCTIONS:
         if Needs.SAGA_CONTROL in spec.needs:
-            env = function_environment(spec, settings, database, secret_arn, saga_control)
+            env = function_environment(spec, settings, database, made, saga_control)
             ensure_function(lam, spec, lambda_role, env)
-    return Wiring(function_arns, machines, queue_url, dlq_url, compensation_url, secret_arn)
+    return Wiring(
+        function_arns,
+        machines,
+        queue_url,
+        dlq_url,
+        compensation_url,
+        made[Setting.MYSQL_SECRET_ARN],
+        gateway,
+        made[Setting.PAYMENT_GATEWAY_SECRET_ARN],
+    )

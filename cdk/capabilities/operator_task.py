@@ -71,7 +71,6 @@ class OperatorTask(Construct):
                 **database_environment(resources.database),
                 Setting.REDIS_URL: resources.cache.url,
                 Setting.REDIS_AUTH_SECRET_ARN: resources.cache.auth_secret.secret_arn,
-                Setting.PAYMENT_GATEWAY: gateway.kind,
                 Setting.PAYMENT_GATEWAY_URL: gateway.url,
                 Setting.PAYMENT_GATEWAY_SECRET_ARN: gateway.secret.secret_arn,
                 Setting.ORDER_SAGA_STATE_MACHINE_ARN: targets.order_saga.state_machine_arn,

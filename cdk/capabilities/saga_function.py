@@ -44,7 +44,6 @@ def vpc_network_interfaces() -> iam.PolicyDocument:
 
 @dataclass(frozen=True)
 class PaymentGateway:
-    kind: str  # PAYMENT_GATEWAY: `simulated` or `http`
     url: str
     secret: secretsmanager.ISecret
 
@@ -88,7 +87,6 @@ def _payment_gateway(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:
     gateway = r.payment_gateway
     gateway.secret.grant_read(fn)
     return {
-        Setting.PAYMENT_GATEWAY: gateway.kind,
         Setting.PAYMENT_GATEWAY_URL: gateway.url,
         Setting.PAYMENT_GATEWAY_SECRET_ARN: gateway.secret.secret_arn,
     }

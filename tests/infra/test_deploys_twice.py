@@ -17,7 +17,7 @@ from aws_cdk import App
 from cdk import constants as c
 from cdk.app import options_from_context
 from cdk.stacks import DataStack, DeploymentOptions, NetworkStack, SagaStack
-from tests.support.synth import PROD_CONTEXT, Synthesized, cdk_context
+from tests.support.synth import GATEWAY_CONTEXT, PROD_CONTEXT, Synthesized, cdk_context
 
 CDK_JSON = json.loads((c.REPO_ROOT / "cdk.json").read_text())
 # Kept at the project's value: CloudFormation exports between the stacks (docs/decisions.md).
@@ -104,24 +104,34 @@ def test_prod_without_its_prerequisites_fails_with_one_clear_line(
     assert not list(tmp_path.glob("*.template.json"))
 
 
-def test_prod_never_gets_the_simulated_gateway_and_sends_from_a_verified_domain(
+def test_dev_without_a_payment_gateway_fails_with_one_clear_line(tmp_path: Path) -> None:
+    # Given dev's context as cdk.json has it: no gateway named
+    context = cdk_context("dev") | {"paymentGatewayUrl": ""}
+    # When the app is run as `cdk synth` runs it
+    result = run_app(context, tmp_path)
+    # Then it stops naming the setting: no environment runs without a real gateway's API
+    assert result.returncode == 1
+    assert "error: dev needs -c paymentGatewayUrl=https://" in result.stderr
+    assert not list(tmp_path.glob("*.template.json"))
+
+
+def test_every_environment_calls_its_named_gateway_and_prod_sends_from_a_verified_domain(
     synthesized: Synthesized,
 ) -> None:
     functions = synthesized.resources("Saga", "AWS::Lambda::Function").values()
     gateways = {
-        f["Properties"]["Environment"]["Variables"].get("PAYMENT_GATEWAY")
+        f["Properties"]["Environment"]["Variables"].get("PAYMENT_GATEWAY_URL")
         for f in functions
         if "Environment" in f["Properties"]
     } - {None}
+    assert gateways == {GATEWAY_CONTEXT["paymentGatewayUrl"]}
     identities = synthesized.resources("Saga", "AWS::SES::EmailIdentity")
     if synthesized.env == "prod":
-        assert gateways == {"http"}
         assert not identities  # the verified domain is a prerequisite, referred to, not created
         assert f"identity/{PROD_CONTEXT['emailSender'].split('@')[1]}" in json.dumps(
             synthesized.template("Saga")
         )
     else:
-        assert gateways == {"simulated"}
         assert len(identities) == 1
 
 

@@ -8,7 +8,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from devstack.aws_settings import AwsStackSettings
-from devstack.wiring import client, wire
+from devstack.wiring import GatewayAccess, client, wire
 from order_saga.settings import Settings
 from tests.support.processes import free_port
 from tests.support.synth import Synthesized
@@ -28,7 +28,11 @@ def local_names() -> Iterator[dict[str, set[str]]]:
     server.start()
     try:
         settings = AwsStackSettings(moto_port=port)
-        wire(settings, Settings(mysql_password="local", redis_url="redis://127.0.0.1:1/0"))
+        wire(
+            settings,
+            Settings(mysql_password="local", redis_url="redis://127.0.0.1:1/0"),
+            GatewayAccess("http://127.0.0.1:1", "sk_test_local"),
+        )
         lam, sfn, sqs = (client(name, settings) for name in ("lambda", "stepfunctions", "sqs"))
         yield {
             "AWS::Lambda::Function": {f["FunctionName"] for f in lam.list_functions()["Functions"]},

@@ -46,6 +46,12 @@ class InvalidStateTransition(BusinessError):
     """The order is not in a state that allows the requested change."""
 
 
+class PaymentDisagreement(OrderSagaError):
+    """Our payments row and the gateway disagree about a charge (the gateway does not know the
+    charge we recorded, or holds less than we would refund). Never retried, never settled
+    silently: the compensation is left owed, for a person who reads both records."""
+
+
 class TransientDependencyError(OrderSagaError):
     """A dependency failed in a way that may pass: safe to retry with backoff."""
 

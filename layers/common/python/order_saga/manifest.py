@@ -75,7 +75,6 @@ class Setting(StrEnum):
     MYSQL_TLS = "MYSQL_TLS"
     REDIS_URL = "REDIS_URL"
     REDIS_AUTH_SECRET_ARN = "REDIS_AUTH_SECRET_ARN"  # noqa: S105 - a variable's name, not a secret
-    PAYMENT_GATEWAY = "PAYMENT_GATEWAY"
     PAYMENT_GATEWAY_URL = "PAYMENT_GATEWAY_URL"
     PAYMENT_GATEWAY_SECRET_ARN = "PAYMENT_GATEWAY_SECRET_ARN"  # noqa: S105 - a variable's name, not a secret
     EMAIL_SENDER = "EMAIL_SENDER"

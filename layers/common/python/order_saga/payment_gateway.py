@@ -1,48 +1,45 @@
-"""The payment gateway, behind one interface: a simulated gateway for local runs, an HTTP adapter.
+"""The payment gateway, reached over HTTP: one adapter, run by the functions, the watchdog and the
+auditor alike, in AWS and on the local stack (whose gateway server keeps the same contract).
 
-Both are idempotent by key, as real gateways are: the order_id is the key of its charge and
-`refund-<order_id>` the key of its refund, so a retried step never charges or refunds twice.
+The contract is docs/payment-gateway.md. Every POST carries an idempotency key, so a retried step
+never charges or refunds twice:
+- a charge's key is the order id (its payment intent);
+- a refund names its charge by id, under the key `refund-<charge id>`: a retry replays the answer
+  about that very charge, which can never go stale;
+- an intent with no charge is cancelled by its key (`cancel-<order id>`), after which a late
+  charge under it is declined. A cancel of an intent that was charged answers with the charge,
+  which is then refunded.
 
-A refund names the charge by its idempotency key, never by a reference we may not have recorded
-(the answer of a charge can be lost). The gateway holds the truth: it refunds the charge made
-under that key, or answers "nothing to refund" and moves no money. That answer also voids the key:
-a charge that arrives later under it is declined (`voided`), so a refund that overtook its charge
-cannot leave the customer charged.
-
-Simulated test tokens (like a real gateway's test cards):
-- `tok_visa`: the charge succeeds.
-- `tok_chargeDeclined`: the charge is always declined.
-- `tok_unavailable_<N>`: the gateway is unavailable for the first N attempts of an order, then
-  the charge succeeds (exercises the state machine's Retry).
-- `tok_slow_<ms>`: the charge succeeds after <ms> milliseconds (exercises task timeouts).
-- `tok_lostAnswer`: the charge lands in the ledger, but its answer is lost on every attempt (the
-  connection drops: PaymentGatewayUnavailable). The same happens when the answer comes after the
-  function's timeout; the local fault plan's `timeout` kind produces that one.
-Any other token is declined as invalid.
+Answers map to the saga's errors here and nowhere else: a decline is an answer (the error's
+`decline_code`); 409, 429, 5xx, timeouts, dropped connections and answers that are not JSON are
+transient (`PaymentGatewayUnavailable`, retried by the state machine); a 401 re-reads the key's
+secret once and tries again (the key was rotated); a charge the gateway does not know, or holds
+less of than we would refund, is a `PaymentDisagreement`; any other refusal is a configuration
+error.
 """
 
 import json
-import re
-import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
-import redis
 import urllib3
 
-from .cache import get_redis
-from .errors import ConfigurationError, PaymentGatewayUnavailable
+from .errors import ConfigurationError, PaymentDisagreement, PaymentGatewayUnavailable
 from .secrets import read_secret
 from .settings import Settings, get_settings
+
+# (fresh) -> the API key; `fresh` asks for the secret's current value, not a cached one.
+KeySource = Callable[[bool], str]
+PAGE_SIZE = 100
 
 
 @dataclass(frozen=True)
 class GatewayResult:
+    """A charge's or a refund's answer: approved (with the object's id) or declined."""
+
     approved: bool
     reference: str | None
     response: dict[str, Any]
@@ -52,208 +49,179 @@ class GatewayResult:
         return json.dumps(self.response, sort_keys=True)
 
     @property
-    def nothing_to_refund(self) -> bool:
-        """A refund's answer: no charge was made under the key, and no money moved."""
-        return self.response.get("status") == NOTHING_TO_REFUND
+    def decline_code(self) -> str | None:
+        if self.approved:
+            return None
+        return str(self.response.get("error", {}).get("decline_code") or "declined")
 
 
-NOTHING_TO_REFUND = "nothing_to_refund"
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    payload: dict[str, Any]
+
+    @property
+    def error(self) -> dict[str, Any]:
+        return dict(self.payload.get("error") or {})
 
 
-class PaymentGateway(Protocol):
-    def charge(self, *, order_id: str, amount: Decimal, currency: str, token: str) -> GatewayResult: ...
-
-    def refund(self, *, order_id: str, amount: Decimal, currency: str) -> GatewayResult:
-        """Refund the charge made under the key `order_id`; `nothing_to_refund` when there is none."""
-        ...
-
-
-@contextmanager
-def _ledger_errors() -> Iterator[None]:
-    """The simulated gateway's ledger is its server: when Redis is down, the gateway is."""
-    try:
-        yield
-    except redis.RedisError as exc:
-        raise PaymentGatewayUnavailable(f"simulated payment gateway unavailable: {exc}") from exc
-
-
-def _cents(amount: Decimal) -> int:
+def cents(amount: Decimal) -> int:
     return int((amount * 100).to_integral_value())
 
 
-class SimulatedGateway:
-    """A gateway that decides by token and keeps its ledger in Redis (it outlives one invocation).
-
-    The ledger's writes are Lua scripts, atomic in Redis as a real gateway's are in its database:
-    a charge and a refund by the same key cannot interleave."""
-
-    PREFIX = "order-saga:simulated-gateway"
-    # KEYS: charge, void. ARGV: the charge's record. The charge made earlier under the key wins;
-    # a voided key refuses a new charge.
-    _CHARGE = """
-        local charged = redis.call('GET', KEYS[1])
-        if charged then return charged end
-        if redis.call('EXISTS', KEYS[2]) == 1 then return false end
-        redis.call('SET', KEYS[1], ARGV[1])
-        return ARGV[1]
-    """
-    # KEYS: charge, void. Voids the key, then answers the charge made under it (if any).
-    _VOID = """
-        redis.call('SET', KEYS[2], '1')
-        return redis.call('GET', KEYS[1])
-    """
-
-    def __init__(self, client: "redis.Redis") -> None:
-        self._redis = client
-
-    def _keys(self, order_id: str) -> list[str]:
-        return [f"{self.PREFIX}:charge:{order_id}", f"{self.PREFIX}:void:{order_id}"]
-
-    def _once(self, key: str, result: GatewayResult) -> GatewayResult:
-        """Record `result` under `key` unless a result is there already; return the recorded one."""
-        with _ledger_errors():
-            self._redis.set(f"{self.PREFIX}:{key}", json.dumps(_record(result)), nx=True)
-            stored = json.loads(str(self._redis.get(f"{self.PREFIX}:{key}")))
-        return _result(stored)
-
-    def charge(self, *, order_id: str, amount: Decimal, currency: str, token: str) -> GatewayResult:
-        unavailable = re.fullmatch(r"tok_unavailable_(\d+)", token)
-        if unavailable:
-            with _ledger_errors():
-                attempt = int(self._redis.incr(f"{self.PREFIX}:attempts:{order_id}"))
-            if attempt <= int(unavailable.group(1)):
-                raise PaymentGatewayUnavailable(f"payment gateway unavailable (attempt {attempt})")
-        slow = re.fullmatch(r"tok_slow_(\d+)", token)
-        if slow:
-            time.sleep(int(slow.group(1)) / 1000)
-        lost = token == "tok_lostAnswer"  # noqa: S105 - a test token
-        approved = token == "tok_visa" or bool(unavailable or slow or lost)  # noqa: S105 - a test token
-        reference = f"ch_{uuid.uuid4().hex[:24]}" if approved else None
-        response = {
-            "id": reference,
-            "status": "succeeded" if approved else "declined",
-            "amount": _cents(amount),
-            "currency": currency.lower(),
-            "decline_code": None if approved else _decline_code(token),
-        }
-        if not approved:  # a decline is an answer, not a ledger entry
-            return GatewayResult(False, None, response)
-        with _ledger_errors():
-            record = json.dumps(_record(GatewayResult(approved, reference, response)))
-            stored = self._redis.eval(self._CHARGE, 2, *self._keys(order_id), record)
-        if stored is None:
-            return GatewayResult(
-                False, None, response | {"id": None, "status": "declined", "decline_code": "voided"}
-            )
-        if lost:
-            raise PaymentGatewayUnavailable("the connection dropped before the payment gateway answered")
-        return _result(json.loads(stored))
-
-    def refund(self, *, order_id: str, amount: Decimal, currency: str) -> GatewayResult:  # noqa: ARG002
-        with _ledger_errors():
-            charged = self._redis.eval(self._VOID, 2, *self._keys(order_id))
-        if charged is None:
-            return GatewayResult(False, None, {"status": NOTHING_TO_REFUND, "charge": None})
-        charge = _result(json.loads(charged))
-        refund_id = f"re_{uuid.uuid4().hex[:24]}"
-        response = {
-            "id": refund_id,
-            "charge": charge.reference,
-            "status": "succeeded",
-            "amount": charge.response["amount"],
-        }
-        return self._once(f"refund:{order_id}", GatewayResult(True, refund_id, response))
-
-    def charges(self, order_id: str) -> int:
-        """How many distinct charges the ledger holds for the order (0 or 1)."""
-        return int(self._redis.exists(f"{self.PREFIX}:charge:{order_id}"))
-
-    def refunds(self, order_id: str) -> int:
-        return int(self._redis.exists(f"{self.PREFIX}:refund:{order_id}"))
-
-
-def _record(result: GatewayResult) -> dict[str, Any]:
-    return {"approved": result.approved, "reference": result.reference, "response": result.response}
-
-
-def _result(record: dict[str, Any]) -> GatewayResult:
-    return GatewayResult(record["approved"], record["reference"], record["response"])
-
-
-def _decline_code(token: str) -> str:
-    return "card_declined" if token == "tok_chargeDeclined" else "invalid_token"  # noqa: S105
-
-
 class HttpGateway:
-    """A gateway reached over HTTPS with an API key; the idempotency key travels in a header.
-
-    The contract this adapter expects (any gateway with payment intents offers it):
-    - `POST /charges` with `Idempotency-Key: <order_id>`: 200 and the charge, 402 when declined
-      (a key voided by a refund is declined too);
-    - `POST /refunds` with `Idempotency-Key: refund-<order_id>` and the body naming the charge by
-      its key (`charge_idempotency_key`): 200 and the refund, or 200 with `status:
-      nothing_to_refund` when no charge was made under the key (the key is then voided).
-    """
+    """The gateway's API over HTTP(S), with the API key as a Bearer token."""
 
     DECLINED = 402
+    UNAUTHORIZED = 401
+    TRANSIENT = frozenset({409, 429})
 
-    def __init__(self, base_url: str, api_key: str, timeout: float) -> None:
+    def __init__(self, base_url: str, key: KeySource, timeout: float) -> None:
         if not base_url:
-            raise ConfigurationError("PAYMENT_GATEWAY=http needs PAYMENT_GATEWAY_URL")
+            raise ConfigurationError("the payment gateway needs PAYMENT_GATEWAY_URL")
         self._base_url = base_url.rstrip("/")
-        self._api_key = api_key
+        self._key = key
         self._http = urllib3.PoolManager(timeout=urllib3.Timeout(total=timeout), retries=False)
 
-    def _post(self, path: str, idempotency_key: str, body: dict[str, Any]) -> GatewayResult:
-        return self._answer(
-            self._request("POST", path, json=body, headers={"Idempotency-Key": idempotency_key})
-        )
+    # -- the saga's calls ---------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> urllib3.BaseHTTPResponse:
-        headers = {"Authorization": f"Bearer {self._api_key}"} | kwargs.pop("headers", {})
+    def charge(self, *, order_id: str, amount: Decimal, currency: str, token: str) -> GatewayResult:
+        body = {
+            "amount": cents(amount),
+            "currency": currency.lower(),
+            "source": token,
+            "metadata": {"order_id": order_id},
+        }
+        answer = self._call("POST", "/v1/charges", body, idempotency_key=order_id)
+        if answer.status == self.DECLINED:
+            return GatewayResult(False, None, answer.payload)
+        self._refuse_unless_ok(answer)
+        return GatewayResult(True, str(answer.payload["id"]), answer.payload)
+
+    def cancel_intent(self, order_id: str) -> str | None:
+        """Cancel the order's payment intent: None when no charge was made (and now none can be),
+        else the id of the charge made under it, which is then refunded instead."""
+        answer = self._call(
+            "POST", f"/v1/payment_intents/{order_id}/cancel", {}, idempotency_key=f"cancel-{order_id}"
+        )
+        if answer.error.get("code") == "payment_intent_unexpected_state":
+            return str(answer.error["payment_intent"]["charge"])
+        self._refuse_unless_ok(answer)
+        return None
+
+    def refund(self, *, order_id: str, charge_id: str, amount: Decimal) -> GatewayResult:
+        """Refund `amount` of the charge; a charge refunded already answers with that refund."""
+        body = {"charge": charge_id, "amount": cents(amount), "metadata": {"order_id": order_id}}
+        answer = self._call("POST", "/v1/refunds", body, idempotency_key=f"refund-{charge_id}")
+        code = answer.error.get("code")
+        if code == "charge_already_refunded":
+            return GatewayResult(True, *self._refund_of(charge_id))
+        if code in {"resource_missing", "amount_too_large"}:
+            raise PaymentDisagreement(
+                f"order {order_id}: the gateway cannot refund {cents(amount)} of charge {charge_id} "
+                f"that our payments row records ({code})"
+            )
+        self._refuse_unless_ok(answer)
+        return GatewayResult(True, str(answer.payload["id"]), answer.payload)
+
+    def _refund_of(self, charge_id: str) -> tuple[str, dict[str, Any]]:
+        refunds = list(self.listed("/v1/refunds", {"charge": charge_id}))
+        if not refunds:
+            raise PaymentDisagreement(f"the gateway says charge {charge_id} is refunded, and lists no refund")
+        return str(refunds[0]["id"]), refunds[0]
+
+    # -- what a reconciliation reads ------------------------------------------------------------
+
+    def listed(self, path: str, filters: dict[str, str]) -> Iterator[dict[str, Any]]:
+        """Every object of a list endpoint (`/v1/charges`, `/v1/refunds`) matching the filters,
+        page after page."""
+        fields = filters | {"limit": str(PAGE_SIZE)}
+        while True:
+            answer = self._call("GET", path, fields=fields)
+            self._refuse_unless_ok(answer)
+            yield from answer.payload["data"]
+            if not answer.payload.get("has_more") or not answer.payload["data"]:
+                return
+            fields = fields | {"starting_after": str(answer.payload["data"][-1]["id"])}
+
+    # -- HTTP -----------------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        fields: dict[str, str] | None = None,
+    ) -> _Answer:
+        answer = self._send(method, path, body, idempotency_key, fields, fresh_key=False)
+        if answer.status == self.UNAUTHORIZED:  # the key was rotated: read its secret once more
+            answer = self._send(method, path, body, idempotency_key, fields, fresh_key=True)
+        if answer.status == self.UNAUTHORIZED:
+            raise ConfigurationError(f"the payment gateway refuses our API key: {answer.error}")
+        return answer
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        idempotency_key: str | None,
+        fields: dict[str, str] | None,
+        *,
+        fresh_key: bool,
+    ) -> _Answer:
+        headers = {"Authorization": f"Bearer {self._key(fresh_key)}"}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
         try:
-            return self._http.request(method, f"{self._base_url}{path}", headers=headers, **kwargs)
+            response = self._http.request(
+                method, f"{self._base_url}{path}", json=body, fields=fields, headers=headers
+            )
         except urllib3.exceptions.HTTPError as exc:
             raise PaymentGatewayUnavailable(f"payment gateway unreachable: {exc}") from exc
-
-    def _answer(self, response: urllib3.BaseHTTPResponse) -> GatewayResult:
-        if response.status >= 500 or response.status == 429:
-            raise PaymentGatewayUnavailable(f"payment gateway answered {response.status}")
+        if response.status >= 500 or response.status in self.TRANSIENT:
+            raise PaymentGatewayUnavailable(f"payment gateway answered {response.status} on {path}")
         try:
             payload = response.json()
         except ValueError as exc:
             raise PaymentGatewayUnavailable(f"payment gateway sent no JSON ({response.status})") from exc
-        if response.status == self.DECLINED:
-            return GatewayResult(False, None, payload)
-        if response.status >= 400:
-            raise ConfigurationError(f"payment gateway refused the request ({response.status}): {payload}")
-        if payload.get("status") == NOTHING_TO_REFUND:
-            return GatewayResult(False, None, payload)
-        return GatewayResult(True, str(payload["id"]), payload)
+        if not isinstance(payload, dict):
+            raise PaymentGatewayUnavailable(f"payment gateway sent no JSON object ({response.status})")
+        return _Answer(response.status, payload)
 
-    def charge(self, *, order_id: str, amount: Decimal, currency: str, token: str) -> GatewayResult:
-        body = {"amount": _cents(amount), "currency": currency.lower(), "source": token, "order_id": order_id}
-        return self._post("/charges", order_id, body)
-
-    def refund(self, *, order_id: str, amount: Decimal, currency: str) -> GatewayResult:  # noqa: ARG002
-        body = {"charge_idempotency_key": order_id, "amount": _cents(amount)}
-        return self._post("/refunds", f"refund-{order_id}", body)
+    def _refuse_unless_ok(self, answer: _Answer) -> None:
+        if answer.status >= 400:
+            raise ConfigurationError(
+                f"the payment gateway refused the request ({answer.status}): {answer.error}"
+            )
 
 
-def create_gateway(settings: Settings) -> PaymentGateway:
-    if settings.payment_gateway == "simulated":
-        return SimulatedGateway(get_redis())
-    api_key = ""
-    if settings.payment_gateway_secret_arn:
-        api_key = read_secret(
-            settings.payment_gateway_secret_arn,
-            setting="PAYMENT_GATEWAY_SECRET_ARN",
-            max_age=settings.secret_max_age,
-            as_json=False,
+def secret_key(settings: Settings) -> KeySource:
+    """The API key from its Secrets Manager secret, cached like every secret (`fresh`: re-read)."""
+    arn = settings.payment_gateway_secret_arn
+    if not arn:
+        raise ConfigurationError("the payment gateway needs PAYMENT_GATEWAY_SECRET_ARN (its API key)")
+
+    def key(fresh: bool) -> str:
+        return str(
+            read_secret(
+                arn,
+                setting="PAYMENT_GATEWAY_SECRET_ARN",
+                max_age=settings.secret_max_age,
+                as_json=False,
+                fresh=fresh,
+            )
         )
-    return HttpGateway(settings.payment_gateway_url, api_key, settings.payment_gateway_timeout)
+
+    return key
+
+
+def create_gateway(settings: Settings) -> HttpGateway:
+    return HttpGateway(settings.payment_gateway_url, secret_key(settings), settings.payment_gateway_timeout)
 
 
 @lru_cache(maxsize=1)
-def get_gateway() -> PaymentGateway:
+def get_gateway() -> HttpGateway:
     return create_gateway(get_settings())

@@ -5,7 +5,6 @@ The names are the ones `.devstack/env` and the CDK stacks write, so a shell that
 """
 
 from functools import lru_cache
-from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,9 +34,6 @@ class Settings(BaseSettings):
     )
     redis_timeout: float = Field(2.0, description="Seconds for a Redis connect or command")
 
-    payment_gateway: Literal["simulated", "http"] = Field(
-        "simulated", description="`simulated` decides by test token; `http` calls PAYMENT_GATEWAY_URL"
-    )
     payment_gateway_url: str = Field("", description="Base URL of the HTTP payment gateway")
     payment_gateway_secret_arn: str | None = Field(
         None, description="Secrets Manager secret holding the payment gateway's API key"

@@ -2,16 +2,20 @@
 
 The payments row is the marker both steps read, and it is written BEFORE the gateway is called:
 ProcessPayment first commits a CHARGING row (the intent, with the gateway idempotency key), then
-charges, then records SUCCESS or FAILED. So a charge whose answer was lost (the database went
-down, the function was killed, the gateway answered after the timeout) always leaves a row, and
-a retried ProcessPayment on a CHARGING row charges again under the same key: the gateway answers
-with the first charge. REFUNDED means the compensation ran.
+charges, then records SUCCESS (with the charge's id) or FAILED. So a charge whose answer was lost
+(the database went down, the function was killed, the gateway answered after the timeout) always
+leaves a row, and a retried ProcessPayment on a CHARGING row charges again under the same key: the
+gateway answers with the first charge. REFUNDED means the compensation ran.
 
-RefundPayment never concludes "nothing was charged" from our own record: for a SUCCESS or
-CHARGING row it asks the gateway to refund by the idempotency key, and the gateway (which holds
-the truth) refunds the charge or answers "nothing to refund", moving no money. With no row at
-all, it first commits a REFUNDED marker (amount 0) under the order's lock, so a late ProcessPayment
-stops before the gateway, and still settles by key (a row-less charge of older code).
+RefundPayment never concludes "nothing was charged" from our own record, nor from a gateway's
+word about a key when our row names a charge:
+- a row with a charge id refunds that charge; if the gateway does not know it (or holds less of
+  it), the compensation stops as a PaymentDisagreement and is left owed, for a person;
+- a row without one (CHARGING: the answer was lost, or the charge never left) cancels the order's
+  payment intent by its key: the gateway either answers with the charge made under it, which is
+  refunded, or cancels the intent, after which a late charge under the key is declined;
+- with no row at all, it first commits a REFUNDED marker (amount 0) under the order's lock, so a
+  late ProcessPayment stops before the gateway, and still cancels the intent.
 """
 
 import json
@@ -21,11 +25,16 @@ from decimal import Decimal
 from pydantic import BaseModel
 
 from ..db import Cursor, Database
-from ..errors import InvalidStateTransition, OrderCancelled, PaymentDeclined, StepAlreadyCompensated
+from ..errors import (
+    InvalidStateTransition,
+    OrderCancelled,
+    PaymentDeclined,
+    PaymentDisagreement,
+    StepAlreadyCompensated,
+)
 from ..manifest import Step
 from ..models import Order, OrderStatus, Payment, PaymentStatus
-from ..observability import logger
-from ..payment_gateway import GatewayResult, PaymentGateway
+from ..payment_gateway import GatewayResult, HttpGateway
 from ..repository import fetch_order, fetch_payment, log_step
 
 NOTHING_CHARGED = '{"note": "nothing was charged; this row stops a late ProcessPayment"}'
@@ -54,12 +63,12 @@ def _settled(payment: Payment) -> PaymentOutcome:
     if payment.status is PaymentStatus.REFUNDED:
         raise StepAlreadyCompensated(f"order {payment.order_id}: RefundPayment already ran")
     if payment.status is PaymentStatus.FAILED:
-        decline = json.loads(payment.gateway_response or "{}").get("decline_code") or "declined"
+        decline = GatewayResult(False, None, json.loads(payment.gateway_response or "{}")).decline_code
         raise PaymentDeclined(f"order {payment.order_id}: payment declined ({decline})")
     return PaymentOutcome.of(payment)
 
 
-def process_payment(db: Database, gateway: PaymentGateway, order_id: str) -> PaymentOutcome:
+def process_payment(db: Database, gateway: HttpGateway, order_id: str) -> PaymentOutcome:
     with db.transaction() as cursor:
         order = fetch_order(cursor, order_id, for_update=True)
         payment = fetch_payment(cursor, order_id)
@@ -73,14 +82,7 @@ def process_payment(db: Database, gateway: PaymentGateway, order_id: str) -> Pay
     result = gateway.charge(
         order_id=order_id, amount=order.total, currency=order.currency, token=order.payment_token
     )
-    payment = _record_charge(db, order_id, result)
-    if payment.status is PaymentStatus.REFUNDED and result.approved and payment.amount == 0:
-        # The gateway charged after RefundPayment was told "nothing to refund" (a gateway that does
-        # not void the key). Record the truth, then give the money back; if that refund fails, the
-        # SUCCESS row of an order that did not complete is what the saga watchdog refunds.
-        _record_late_charge(db, order_id, result)
-        refund_payment(db, gateway, order_id)
-    return _settled(payment)
+    return _settled(_record_charge(db, order_id, result))
 
 
 def _insert_intent(cursor: Cursor, order: Order) -> None:
@@ -104,29 +106,19 @@ def _record_charge(db: Database, order_id: str, result: GatewayResult) -> Paymen
             (status, result.response_text, result.reference, order_id),
         )
         if cursor.rowcount:
-            detail = result.reference or result.response.get("decline_code")
             log_step(
-                cursor, order_id, Step.PROCESS_PAYMENT, "SUCCEEDED" if result.approved else "DECLINED", detail
+                cursor,
+                order_id,
+                Step.PROCESS_PAYMENT,
+                "SUCCEEDED" if result.approved else "DECLINED",
+                result.reference or result.decline_code,
             )
         recorded = fetch_payment(cursor, order_id)
     assert recorded is not None
     return recorded
 
 
-def _record_late_charge(db: Database, order_id: str, result: GatewayResult) -> None:
-    with db.transaction() as cursor:
-        order = fetch_order(cursor, order_id, for_update=True)
-        cursor.execute(
-            "UPDATE payments SET status = 'SUCCESS', amount = %s, gateway_response = %s,"
-            " gateway_reference = %s WHERE order_id = %s AND status = 'REFUNDED' AND amount = 0",
-            (order.total, result.response_text, result.reference, order_id),
-        )
-        if cursor.rowcount:
-            log_step(cursor, order_id, Step.PROCESS_PAYMENT, "LATE_CHARGE", result.reference)
-    logger.warning("a charge landed after its compensation; refunding it", extra={"order_id": order_id})
-
-
-def refund_payment(db: Database, gateway: PaymentGateway, order_id: str) -> PaymentOutcome:
+def refund_payment(db: Database, gateway: HttpGateway, order_id: str) -> PaymentOutcome:
     with db.transaction() as cursor:
         order = fetch_order(cursor, order_id, for_update=True)
         payment = fetch_payment(cursor, order_id)
@@ -143,25 +135,42 @@ def refund_payment(db: Database, gateway: PaymentGateway, order_id: str) -> Paym
             raise InvalidStateTransition(
                 f"order {order_id} is CONFIRMED: only the cancellation machine refunds it"
             )
-    result = gateway.refund(order_id=order_id, amount=order.total, currency=order.currency)
+    charge_id = payment.gateway_reference if payment else None
+    try:
+        refund = _settle_with_gateway(gateway, order, charge_id)
+    except PaymentDisagreement as exc:
+        with db.transaction() as cursor:
+            log_step(cursor, order_id, Step.REFUND_PAYMENT, "DISAGREES", str(exc))
+        raise
     with db.transaction() as cursor:
         fetch_order(cursor, order_id, for_update=True)
-        _record_refund(cursor, order, result)
+        _record_refund(cursor, order, refund)
         refunded = fetch_payment(cursor, order_id)
     assert refunded is not None
     return PaymentOutcome.of(refunded)
 
 
-def _record_refund(cursor: Cursor, order: Order, result: GatewayResult) -> None:
-    """REFUNDED with the gateway's answer. `nothing to refund` leaves amount 0: no money moved."""
-    amount = Decimal(0) if result.nothing_to_refund else order.total
+def _settle_with_gateway(gateway: HttpGateway, order: Order, charge_id: str | None) -> GatewayResult | None:
+    """The refund of the order's charge; None when the gateway made none (its intent is now
+    cancelled, so none can land)."""
+    charge_id = charge_id or gateway.cancel_intent(order.order_id)
+    if charge_id is None:
+        return None
+    return gateway.refund(order_id=order.order_id, charge_id=charge_id, amount=order.total)
+
+
+def _record_refund(cursor: Cursor, order: Order, refund: GatewayResult | None) -> None:
+    """REFUNDED with the gateway's answer; a cancelled intent leaves amount 0: no money moved."""
+    amount = order.total if refund else Decimal(0)
+    response = refund.response_text if refund else json.dumps({"payment_intent": "canceled"})
+    charge_id = refund.response.get("charge") if refund else None
     cursor.execute(
         # amount first: MySQL evaluates the assignments left to right, on the updated values.
         "UPDATE payments SET amount = IF(status = 'SUCCESS', amount, %s), status = 'REFUNDED',"
-        " gateway_response = %s WHERE order_id = %s AND (status IN ('SUCCESS', 'CHARGING') OR"
-        " (status = 'REFUNDED' AND amount = 0 AND %s > 0))",
-        (amount, result.response_text, order.order_id, amount),
+        " gateway_response = %s, gateway_reference = COALESCE(gateway_reference, %s)"
+        " WHERE order_id = %s AND status IN ('SUCCESS', 'CHARGING')",
+        (amount, response, charge_id, order.order_id),
     )
     if cursor.rowcount:
-        status = "NOTHING_TO_REFUND" if result.nothing_to_refund else "REFUNDED"
-        log_step(cursor, order.order_id, Step.REFUND_PAYMENT, status, result.reference)
+        status = "REFUNDED" if refund else "NOTHING_TO_REFUND"
+        log_step(cursor, order.order_id, Step.REFUND_PAYMENT, status, refund.reference if refund else None)
