@@ -20,7 +20,9 @@ AMOUNT = Decimal("12.50")
 
 
 def charge(gateway: HttpGateway, order_id: str | None = None, token: str = "tok_visa") -> str:
-    result = gateway.charge(order_id=order_id or str(uuid.uuid4()), amount=AMOUNT, currency="EUR", token=token)
+    result = gateway.charge(
+        order_id=order_id or str(uuid.uuid4()), amount=AMOUNT, currency="EUR", token=token
+    )
     assert result.approved, result.response
     return str(result.reference)
 
