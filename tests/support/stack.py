@@ -27,7 +27,7 @@ from devstack import faults
 from devstack.asl import load
 from devstack.aws_settings import AwsStackSettings
 from devstack.devtokens import mint_token
-from devstack.wiring import queue_name
+from devstack.wiring import GATEWAY_SECRET, queue_name
 from grpc_edge.channel import open_channel
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
@@ -326,12 +326,11 @@ class LocalStack:
     @property
     def gateway(self) -> HttpGateway:
         """The stack's gateway server through the functions' adapter, with the key its secret
-        holds now (as the functions read it)."""
+        holds now (as the functions read it; by the secret's name, which a restart keeps)."""
         secrets = self.client("secretsmanager")
-        arn = self.settings.payment_gateway_secret_arn
 
-        def key(fresh: bool) -> str:
-            return str(secrets.get_secret_value(SecretId=arn)["SecretString"])
+        def key(_fresh: bool) -> str:
+            return str(secrets.get_secret_value(SecretId=GATEWAY_SECRET)["SecretString"])
 
         return HttpGateway(self.settings.payment_gateway_url, key, timeout=30)
 
