@@ -7,7 +7,7 @@ import pytest
 import redis
 
 from order_saga.db import Database
-from order_saga.errors import InvalidStateTransition, OrderCancelled, OrderNotFound
+from order_saga.errors import InvalidStateTransition, OrderCancelled, OrderNotFound, PaymentDeclined
 from order_saga.feeds import status_channel
 from order_saga.models import OrderStatus
 from order_saga.payment_gateway import HttpGateway
@@ -128,6 +128,39 @@ def test_a_failed_order_tells_the_customer_in_plain_words_and_keeps_the_detail_f
         database, "SELECT detail FROM saga_log WHERE saga_id = %s AND step = 'MarkOrderFailed'", order_id
     )
     assert entry["detail"] == "OutOfStock: fewer than 2 of sku-3 at db:3306 left"
+
+
+@pytest.mark.parametrize(
+    ("token", "sentence"),
+    [
+        ("tok_chargeDeclinedInsufficientFunds", "Your card was declined: the funds were insufficient."),
+        ("tok_chargeDeclinedExpiredCard", "Your card was declined: it has expired."),
+        ("tok_chargeDeclined", "Your card was declined."),
+    ],
+)
+def test_a_declined_order_tells_the_customer_why_the_gateway_declined(
+    database: Database,
+    redis_client: "redis.Redis",
+    new_order: OrderFactory,
+    gateway: HttpGateway,
+    token: str,
+    sentence: str,
+) -> None:
+    # Given an order whose card the gateway declined with a reason of its own
+    order_id = new_order(token=token)
+    with pytest.raises(PaymentDeclined) as declined:
+        process_payment(database, gateway, order_id)
+    cause = json.dumps({"errorType": "PaymentDeclined", "errorMessage": str(declined.value)})
+    # When the saga marks it failed
+    mark_order_failed(
+        database,
+        redis_client,
+        order_id,
+        StepError.model_validate({"Error": "PaymentDeclined", "Cause": cause}),
+    )
+    # Then the customer reads the reason in plain words, under the stable code
+    [row] = query(database, "SELECT failure_reason, reason_code FROM orders WHERE order_id = %s", order_id)
+    assert row == {"failure_reason": sentence, "reason_code": "PAYMENT_DECLINED"}
 
 
 def test_an_order_still_holding_money_or_stock_is_never_marked_failed(
