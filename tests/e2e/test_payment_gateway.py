@@ -1,7 +1,7 @@
 """The payment gateway as production meets it, on the real local stack: its key rotated while
 orders are in flight, and its books surviving a restart of everything."""
 
-from tests.support.stack import Customer, LocalStack, wait_until
+from tests.support.stack import Customer, LocalStack
 
 # Orders of each money outcome: (items, token) -> (final status, the gateway's books).
 OUTCOMES = {
@@ -52,7 +52,7 @@ def test_the_books_survive_a_restart_of_the_whole_stack(stack: LocalStack, custo
     orders = place_every_outcome(customer)
     assert_every_outcome(stack, orders)
     for order_id in orders.values():
-        wait_until(lambda order_id=order_id: stack.emails_about(order_id), f"the notice of {order_id}")
+        stack.wait_for_emails(order_id)
     # When the whole stack is stopped and started again, as a developer does
     for command in ("down", "up"):
         result = stack.cli(command)

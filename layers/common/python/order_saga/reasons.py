@@ -72,5 +72,5 @@ def _declined(cursor: Cursor, order_id: str) -> str:
     cursor.execute("SELECT gateway_response FROM payments WHERE order_id = %s", (order_id,))
     row = cursor.fetchone()
     answer = json.loads(row["gateway_response"] or "{}") if row else {}
-    decline_code = (answer.get("error") or {}).get("decline_code")
+    decline_code = str((answer.get("error") or {}).get("decline_code"))
     return DECLINE_SENTENCES.get(decline_code, SENTENCES[ReasonCode.PAYMENT_DECLINED])

@@ -32,7 +32,7 @@ from .errors import InvalidStateTransition, OrderCancelled, OrderSagaError, Work
 from .manifest import ORDER_CANCELLATION, ORDER_SAGA, Step
 from .models import Order, OrderStatus
 from .observability import logger
-from .payment_gateway import PaymentGateway, create_gateway
+from .payment_gateway import HttpGateway, create_gateway
 from .repository import fetch_order, log_step
 from .settings import Settings
 from .steps.inventory import release_stock
@@ -81,7 +81,7 @@ class SagaWatchdog:
         self,
         db: Database,
         cache: "redis.Redis",
-        gateway: PaymentGateway,
+        gateway: HttpGateway,
         stepfunctions: SFNClient,
         sqs: SQSClient,
         *,
