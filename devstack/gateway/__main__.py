@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"gateway: listening on {server.url}, store in {args.data_dir}", flush=True)
-    server.serve_forever()
+    server.serve_forever(poll_interval=0.1)  # how soon a stop is noticed
     server.server_close()
     print("gateway: stopped", flush=True)
 

@@ -18,6 +18,7 @@ KEY_FILE = "api-key"
 
 class GatewayServer(ThreadingHTTPServer):
     daemon_threads = True  # a request asleep in a slow token does not hold up a stop
+    request_queue_size = 128  # many clients connecting at once (a burst of saga steps) are all accepted
 
     def __init__(self, port: int, gateway: Gateway) -> None:
         super().__init__(("127.0.0.1", port), GatewayRequestHandler)

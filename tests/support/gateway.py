@@ -3,7 +3,7 @@ to it, and the gateway started as its own process in a test's folder."""
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,8 +29,10 @@ class GatewayClient:
     def __init__(self, url: str, api_key: str) -> None:
         self.url = url
         self.api_key = api_key
-        # No retries: each test sees every answer, and a dropped connection raises ProtocolError.
-        self.http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=5, read=30))
+        # No retries: each test sees every answer, and a dropped connection raises ProtocolError;
+        # a connection kept for each of the most threads a test sends from.
+        timeout = urllib3.Timeout(connect=5, read=30)
+        self.http = urllib3.PoolManager(retries=False, maxsize=16, timeout=timeout)
 
     def headers(self, api_key: str | None, idempotency_key: str | None) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {api_key or self.api_key}", "Content-Type": "application/json"}
@@ -55,9 +57,10 @@ class GatewayClient:
         )
 
     def get(
-        self, path: str, fields: dict[str, str | int] | None = None, api_key: str | None = None
+        self, path: str, fields: Mapping[str, object] | None = None, api_key: str | None = None
     ) -> urllib3.BaseHTTPResponse:
-        return self.http.request("GET", self.url + path, fields=fields, headers=self.headers(api_key, None))
+        query = {name: str(value) for name, value in (fields or {}).items()}
+        return self.http.request("GET", self.url + path, fields=query, headers=self.headers(api_key, None))
 
     def charge(self, key: str, source: str = "tok_visa", amount: int = 1250) -> urllib3.BaseHTTPResponse:
         """A charge under the intent `key`, for the order of the same name."""
