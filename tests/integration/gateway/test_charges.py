@@ -197,3 +197,28 @@ def test_the_same_charge_from_many_threads_at_once_charges_once(client: GatewayC
     assert len(charges) == 1
     assert {reply.status for reply in replies} <= {200, 409}
     assert {reply.json()["id"] for reply in replies if reply.status == 200} == {charges[0]["id"]}
+
+
+def test_a_parameter_the_endpoint_does_not_take_is_refused_by_name(client: GatewayClient) -> None:
+    key = new_key()
+    reply = client.post("/v1/charges", {**charge_body(key), "descripton": "a typo"}, key=key)
+    assert reply.status == 400
+    assert (reply.json()["error"]["code"], reply.json()["error"]["param"]) == (
+        "parameter_invalid",
+        "descripton",
+    )
+    assert charges_of(client, key) == []
+
+
+def test_a_body_that_is_not_json_is_refused_unstored(client: GatewayClient) -> None:
+    # Given a charge whose body is not JSON
+    key = new_key()
+    headers = client.headers(None, key)
+    garbled = client.http.request("POST", f"{client.url}/v1/charges", body=b"amount=1250", headers=headers)
+    # When the charge comes again, well formed, under the same key
+    reply = client.charge(key)
+    # Then the first was refused, and the key was free for the second
+    assert garbled.status == 400
+    assert garbled.json()["error"]["code"] == "parameter_invalid"
+    assert reply.status == 200
+    assert "Idempotent-Replayed" not in reply.headers
