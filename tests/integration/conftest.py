@@ -28,7 +28,7 @@ from order_saga.db import Database
 from order_saga.payment_gateway import HttpGateway
 from order_saga.settings import Settings
 from tests.support.data import CATALOG, TABLES, OrderFactory
-from tests.support.gateway import adapter, clear_gateway_faults, gateway_server
+from tests.support.gateway import adapter, gateway_server
 
 
 @pytest.fixture(scope="session")
@@ -103,9 +103,9 @@ def payment_gateway_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator
 @pytest.fixture
 def gateway(payment_gateway_server: PaymentGatewayServer) -> Iterator[HttpGateway]:
     """The functions' adapter on the run's gateway server, with no fault planned before or after."""
-    clear_gateway_faults(payment_gateway_server)
+    payment_gateway_server.clear_faults()
     yield adapter(payment_gateway_server)
-    clear_gateway_faults(payment_gateway_server)
+    payment_gateway_server.clear_faults()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import urllib3
 from devstack.gateway.process import PaymentGatewayServer
 from order_saga.errors import ConfigurationError, PaymentGatewayUnavailable
 from order_saga.payment_gateway import PAGE_SIZE, HttpGateway
-from tests.support.gateway import books, gateway_faults
+from tests.support.gateway import books
 from tests.support.processes import free_port
 
 AMOUNT = Decimal("12.50")
@@ -101,7 +101,7 @@ def test_transient_answers_are_retried_by_the_saga_and_the_key_finds_the_charge_
     gateway: HttpGateway, payment_gateway_server: PaymentGatewayServer, fault: dict[str, object], answer: str
 ) -> None:
     # Given the gateway meets a fault on the next charge
-    gateway_faults(payment_gateway_server, fault | {"count": 1, "path": "/v1/charges"})
+    payment_gateway_server.add_fault(fault | {"count": 1, "path": "/v1/charges"})
     impatient = HttpGateway(payment_gateway_server.url, lambda _fresh: payment_gateway_server.api_key, 1.0)
     order_id = str(uuid.uuid4())
     # When the adapter charges, then the saga sees a transient error (its Retry covers it)
