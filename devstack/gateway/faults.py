@@ -1,0 +1,82 @@
+"""Faults on demand: what the next matching `/v1` requests meet, held in memory until cleared."""
+
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from . import params
+from .errors import IdempotencyKeyInUse, ParameterInvalid, RateLimited, Unavailable
+
+# The kinds answered before execution; `slow` and `lost_answer` act after it.
+BEFORE_EXECUTION = ("unavailable", "rate_limit", "in_flight")
+KINDS = (*BEFORE_EXECUTION, "slow", "lost_answer")
+
+
+@dataclass
+class Fault:
+    kind: str
+    path: str | None = None  # None: every /v1 request; else this path and those below it
+    count: int | None = None  # None: until cleared
+    delay_ms: int | None = None  # `slow` only
+
+    def matches(self, path: str) -> bool:
+        if self.path is None:
+            return path.startswith("/v1/")
+        return path == self.path or path.startswith(self.path.rstrip("/") + "/")
+
+    def as_json(self) -> dict[str, Any]:
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+
+def parse_fault(body: dict[str, Any]) -> Fault:
+    params.only(body, {"kind", "path", "count", "delay_ms"})
+    kind = params.required(body, "kind")
+    if kind not in KINDS:
+        raise ParameterInvalid(f"kind must be one of {', '.join(KINDS)}", param="kind")
+    path = body.get("path")
+    if path is not None and not (isinstance(path, str) and path.startswith("/v1/")):
+        raise ParameterInvalid("path must be a path under /v1/", param="path")
+    count = None if body.get("count") is None else params.whole_number(body["count"], "count", minimum=1)
+    if (kind == "slow") != ("delay_ms" in body):
+        raise ParameterInvalid("delay_ms goes with a slow fault, and only with it", param="delay_ms")
+    delay_ms = params.whole_number(body["delay_ms"], "delay_ms", minimum=0) if kind == "slow" else None
+    return Fault(kind, path, count, delay_ms)
+
+
+class Faults:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def add(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def listed(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [fault.as_json() for fault in self._faults]
+
+    def take(self, path: str) -> Fault | None:
+        """The first fault that matches the request, spending one of its count."""
+        with self._lock:
+            fault = next((fault for fault in self._faults if fault.matches(path)), None)
+            if fault is not None and fault.count is not None:
+                fault.count -= 1
+                if fault.count == 0:
+                    self._faults.remove(fault)
+            return fault
+
+
+def refuse_before_execution(fault: Fault | None) -> None:
+    """Answer as the fault says when it strikes before execution (nothing is done, nothing stored)."""
+    if fault is None or fault.kind not in BEFORE_EXECUTION:
+        return
+    if fault.kind == "unavailable":
+        raise Unavailable("the gateway is unavailable (a fault on demand)")
+    if fault.kind == "rate_limit":
+        raise RateLimited("too many requests (a fault on demand)", retry_after=1)
+    raise IdempotencyKeyInUse("the key is in use by a request in flight (a fault on demand)")
