@@ -1,12 +1,14 @@
 """The chaos campaign: N orders through the running stack by C clients while faults combine.
 
 It follows a seeded plan (`chaos_plan.py`): business outcomes, Lambda faults for every function
-through the invoker's fault plan, gateway trouble through the simulated gateway's tokens, client
-actions (duplicate creates, cancels at any moment, an operator's StopExecution) and
-infrastructure faults (the edge SIGKILLed and restarted, MariaDB restarted, Redis restarted or
-flushed). Then it clears its faults, waits (bounded) until nothing is in flight, and runs the
-books auditor over its own orders. The stack is left as it was found: running, with the fault
-plan it had.
+through the invoker's fault plan, gateway trouble from the gateway server itself (its test
+tokens: unavailable for a few attempts, slow, the answer lost after the charge; and storms of
+409, 429 and 503 answers, its key rotated with no grace, the server restarted), client actions
+(duplicate creates, cancels at any moment, an operator's StopExecution) and infrastructure
+faults (the edge SIGKILLed and restarted, MariaDB restarted, Redis restarted or flushed). Then
+it clears its faults (the gateway's too), waits (bounded) until nothing is in flight, and runs
+the books auditor over its own orders. The stack is left as it was found: running, with the
+fault plan it had.
 
 The Lambda faults aimed at one order and the operator's stops happen however fast the machine is:
 the order is created while every saga's first step is held, and its fault is aimed (or its
@@ -14,10 +16,8 @@ execution stopped) before the hold is released. The report counts them by what h
 saga: an aimed fault used up by its order (an aimed error also retried in its execution), a stop
 whose execution was RUNNING, ended ABORTED, and whose order the watchdog ended FAILED.
 
-The simulated gateway keeps its ledger in the stack's Redis; a real gateway's ledger would not
-live there. So "Redis restarted" keeps the gateway's keys (saved as the server shuts down, loaded
-before the new one listens) and "Redis flushed" deletes every key but the gateway's: the outage is
-our cache's, not the bank's.
+Redis is only our cache: "Redis restarted" and "Redis flushed" lose every key in it. The gateway
+keeps its books in a store of its own, which its restart keeps, as a real gateway's outage does.
 """
 
 import os
@@ -34,6 +34,7 @@ from typing import Any
 
 import grpc
 import redis
+import urllib3
 from botocore.exceptions import ClientError
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
@@ -46,7 +47,7 @@ from order_ops.executions import path_of
 from order_saga.cache import create_redis
 from order_saga.catalog import set_product
 from order_saga.db import Database
-from order_saga.payment_gateway import SimulatedGateway
+from order_saga.errors import OrderSagaError
 from order_saga.settings import Settings
 from order_saga.watchdog import execution_arn_for
 
@@ -63,6 +64,8 @@ from .chaos_plan import (
     hot_stock,
     unit_price,
 )
+from .commands_gateway import rotate_gateway_key
+from .gateway.process import PaymentGatewayServer
 from .services import LocalServer, Redis, ServiceError, port_in_use
 
 RETRYABLE = {
@@ -95,29 +98,20 @@ class ChaosStack:
     edge: LocalServer
     mariadb: LocalServer
     redis_server: Redis
+    gateway: PaymentGatewayServer
+    secrets: Any  # the Secrets Manager client of the gateway's key
     mint_token: Callable[[str], str]
     audit: Callable[..., AuditReport]  # (deadline_seconds=, stock_baseline=, since=) -> report
     faults_file: Path = field(default_factory=lambda: faults.FAULTS_FILE)
 
 
-def restart_redis(server: Redis, client: redis.Redis) -> None:
-    """Redis restarted: an outage that loses our keys, but not the simulated gateway's ledger,
-    which a real gateway keeps in a database of its own. The server saves everything as it shuts
-    down, so no charge or void it acknowledged is lost, and the new one loads it before it accepts
-    a connection, so none comes back late (after a refund found nothing to refund)."""
-    client.shutdown(save=True)
-    server.stop()
-    server.start()
-    server.dump_file.unlink()  # loaded: a later start begins empty, as ours do
-    delete_all_but_the_ledger(client)
-
-
-def delete_all_but_the_ledger(client: redis.Redis) -> None:
-    """Redis flushed: every key but the simulated gateway's (the bank's books are not our cache)."""
-    gateway = SimulatedGateway.PREFIX.encode()
-    ours = [key for key in client.scan_iter(count=1000) if not key.startswith(gateway)]
-    if ours:
-        client.delete(*ours)
+# A storm of one kind of the gateway's answers, before execution: the next N requests meet it.
+GATEWAY_STORM = 12
+GATEWAY_STORMS = {
+    "gateway-409-storm": {"kind": "in_flight"},
+    "gateway-429-storm": {"kind": "rate_limit"},
+    "gateway-503-storm": {"kind": "unavailable"},
+}
 
 
 @dataclass
@@ -211,6 +205,7 @@ class Campaign:
             faults.replace_plan(previous_plan, "the fault plan before the campaign", self.stack.faults_file)
             if self.plan.infra:  # what an infrastructure fault stopped is running again
                 self._ensure_running()
+                self.stack.gateway.clear_faults()  # a storm's answers not yet given
         clients_done = time.monotonic()
         settled = self._settle(settle_timeout)
         settle_seconds = time.monotonic() - clients_done
@@ -420,7 +415,7 @@ class Campaign:
         self.echo(f"  infrastructure fault: {event.kind} (before order {event.before_order})")
         try:
             self._disturb(event.kind)
-        except (ServiceError, redis.RedisError) as exc:
+        except (ServiceError, redis.RedisError, OrderSagaError, urllib3.exceptions.HTTPError) as exc:
             self._violation(f"{event.kind} failed: {type(exc).__name__}: {exc}")
         self._count(f"infra:{event.kind}")
 
@@ -437,9 +432,17 @@ class Campaign:
             self.stack.mariadb.stop()
             self.stack.mariadb.start()
         elif kind == "redis-restart":
-            restart_redis(self.stack.redis_server, self._redis())
+            self.stack.redis_server.stop()
+            self.stack.redis_server.start()
         elif kind == "redis-flush":
-            delete_all_but_the_ledger(self._redis())
+            self._redis().flushdb()
+        elif kind == "gateway-restart":
+            self.stack.gateway.stop()
+            self.stack.gateway.start()
+        elif kind == "gateway-key-rotation":  # no grace: every cached key is refused at once
+            rotate_gateway_key(self.stack.settings, self.stack.secrets, grace_seconds=0)
+        else:
+            self.stack.gateway.add_fault(GATEWAY_STORMS[kind] | {"count": GATEWAY_STORM})
 
     def _redis(self) -> redis.Redis:
         """The campaign's own client; it retries through a blip, as an operator's script would, so
@@ -451,7 +454,7 @@ class Campaign:
         )
 
     def _ensure_running(self) -> None:
-        for server in (self.stack.mariadb, self.stack.redis_server, self.stack.edge):
+        for server in (self.stack.mariadb, self.stack.redis_server, self.stack.gateway, self.stack.edge):
             server.start()  # harmless when running
 
     # -- the end ----------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def hot_stock(orders: int) -> int:
     return max(2, orders // 25)
 
 
-# Gateway trouble, by the simulated gateway's test tokens: down for a few attempts, slow, or the
+# Gateway trouble of one order, by the gateway server's test tokens: down for a few attempts, slow, or the
 # charge lands and its answer is lost.
 GATEWAY_TROUBLE: dict[str, Callable[[random.Random], str]] = {
     "gateway-unavailable": lambda rng: f"tok_unavailable_{rng.randint(1, 4)}",
@@ -44,7 +44,17 @@ GATEWAY_TROUBLE: dict[str, Callable[[random.Random], str]] = {
 }
 # Errors a Lambda fault reports: two transient ones the state machines retry, one they do not.
 ERROR_TYPES = ("DatabaseUnavailable", "Lambda.ServiceException", "InjectedFailure")
-INFRA_KINDS = ("edge-kill", "mariadb-restart", "redis-restart", "redis-flush")
+INFRA_KINDS = (
+    "edge-kill",
+    "mariadb-restart",
+    "redis-restart",
+    "redis-flush",
+    "gateway-restart",
+    "gateway-key-rotation",
+    "gateway-409-storm",
+    "gateway-429-storm",
+    "gateway-503-storm",
+)
 CANCEL_MOMENTS = ("pending", "mid-flight", "after-confirmation")
 # Every saga's first step, which every order's saga certainly calls: an aimed fault or an
 # operator's stop meets the saga there (the campaign holds it while it creates the order).
@@ -56,7 +66,7 @@ AIMED: dict[str, dict[str, Any]] = {
     "delay": {"kind": "delay", "delay_seconds": 0.5},
     "duplicate": {"kind": "duplicate"},
 }
-DECLINED = "tok_chargeDeclined"  # the simulated gateway's always-declined card
+DECLINED = "tok_chargeDeclined"  # the gateway server's always-declined card
 
 
 @dataclass(frozen=True)

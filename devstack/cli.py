@@ -19,6 +19,7 @@ from . import (
     commands_aws,
     commands_chaos,
     commands_console,
+    commands_gateway,
     commands_stack,
     commands_token,
     services,
@@ -106,6 +107,7 @@ def check() -> None:
 main.add_command(commands_token.token)
 main.add_command(order_commands.orders)
 main.add_command(commands_chaos.chaos)
+main.add_command(commands_gateway.gateway)
 
 for _group in commands_aws.COMMANDS:  # the local AWS stack: aws, faults
     main.add_command(_group)

@@ -18,6 +18,7 @@ from .chaos import Campaign, ChaosStack
 from .chaos_plan import make_plan
 from .commands_aws import env_value, reported
 from .devtokens import mint_token
+from .gateway.process import payment_gateway_server
 from .paths import STATE_DIR
 from .services import MariaDB, Redis
 from .stack import edge_server
@@ -37,6 +38,8 @@ def local_chaos_stack() -> ChaosStack:
         edge=edge_server(),
         mariadb=MariaDB(int(os.environ.get("DEVSTACK_MYSQL_PORT", "33306"))),
         redis_server=Redis(int(os.environ.get("DEVSTACK_REDIS_PORT", "36379"))),
+        gateway=payment_gateway_server(),
+        secrets=boto3.client("secretsmanager"),
         mint_token=mint_token,
         audit=partial(audit_books, settings, sfn, sqs, attention_queues(sqs)),
     )

@@ -310,18 +310,12 @@ class Redis(LocalServer):
     binary = "redis-server"
     port_setting = "DEVSTACK_REDIS_PORT"
 
-    @property
-    def dump_file(self) -> Path:
-        """Where a SHUTDOWN SAVE writes the data, which the next start loads before it listens."""
-        return self.home / "dump.rdb"
-
     def command(self) -> list[str]:
         return [
             str(find_binary(self.binary)),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.home),
-            "--dbfilename", self.dump_file.name,
             "--save", "",
             "--appendonly", "no",
             "--logfile", str(self.logfile),

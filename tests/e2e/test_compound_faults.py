@@ -1,7 +1,7 @@
 """Compound faults on the real local stack: no order is ever left holding money or stock.
 
 Each test makes faults combine the way a reviewer or an operator did, then checks the books: the
-simulated gateway's ledger (charges and refunds, by idempotency key), the payments row, the
+gateway server's books (charges and refunds of the order), the payments row, the
 reservations and stock, and the order's final status. Orders are created through the running edge,
 which starts their sagas; a fault aimed at one order is put in place while its first step is held.
 
@@ -26,7 +26,7 @@ from grpc_edge.reconciler import Reconciler
 from order_saga.db import Database
 from order_saga.errors import WorkflowUnavailable
 from order_saga.order_service import OrderService
-from order_saga.payment_gateway import HttpGateway, PaymentGateway, SimulatedGateway
+from order_saga.payment_gateway import HttpGateway
 from order_saga.watchdog import SagaWatchdog
 from tests.support.stack import (
     INITIAL,
@@ -42,12 +42,6 @@ COMPENSATE = ["Compensate", "RefundPayment", "ReleaseStock", "CompensationOutcom
 FAILED_PATH = [*COMPENSATE, "MarkOrderFailed", "SendFailureAlert", "OrderFailed"]
 
 
-@pytest.fixture
-def ledger(stack: LocalStack) -> SimulatedGateway:
-    """The simulated gateway the reconciler's watchdog refunds through, in the functions' Redis."""
-    return SimulatedGateway(redis.Redis.from_url(stack.settings.redis_url, decode_responses=True))
-
-
 def order_service(stack: LocalStack, stepfunctions: Any | None = None) -> OrderService:
     return OrderService(
         lambda: Database(stack.settings),
@@ -58,12 +52,12 @@ def order_service(stack: LocalStack, stepfunctions: Any | None = None) -> OrderS
     )
 
 
-def reconciler(stack: LocalStack, ledger: PaymentGateway) -> Reconciler:
+def reconciler(stack: LocalStack, gateway: HttpGateway | None = None) -> Reconciler:
     """The edge's reconciler, with no grace period: every order an execution left is due now."""
     watchdog = SagaWatchdog(
         Database(stack.settings),
         redis.Redis.from_url(stack.settings.redis_url, decode_responses=True),
-        ledger,
+        gateway or stack.gateway,
         stack.sfn,
         stack.sqs,
         cancellation_arn=stack.cancellation_arn,
@@ -229,7 +223,7 @@ def test_a_refund_that_keeps_failing_does_not_hold_the_stock(stack: LocalStack, 
 
 
 def test_an_execution_stopped_mid_saga_is_settled_by_one_reconciler_pass(
-    stack: LocalStack, customer: Customer, ledger: SimulatedGateway
+    stack: LocalStack, customer: Customer
 ) -> None:
     # Given a saga that has charged, and whose ReserveStock is on its way (held before it runs)
     with stack.held("ReserveStock"):
@@ -243,7 +237,7 @@ def test_an_execution_stopped_mid_saga_is_settled_by_one_reconciler_pass(
     wait_until(lambda: stack.sfn.describe_execution(executionArn=execution)["status"] == "ABORTED", "ABORTED")
     assert reservations(stack, order_id) == ["RESERVED"]
     # and the reconciler makes one pass
-    done = reconciler(stack, ledger).run_once()
+    done = reconciler(stack).run_once()
     # Then the order is FAILED with no money kept and no stock held
     assert [(o.order_id, o.action, o.execution_status) for o in done.settled] == [
         (order_id, "settled", "ABORTED")
@@ -254,11 +248,11 @@ def test_an_execution_stopped_mid_saga_is_settled_by_one_reconciler_pass(
     assert reservations(stack, order_id) == ["RELEASED"]
     assert stack.stock() == INITIAL
     # and a second pass finds nothing left to do
-    assert reconciler(stack, ledger).run_once().settled == []
+    assert reconciler(stack).run_once().settled == []
 
 
 def test_an_execution_stopped_after_ending_its_order_gets_its_notice_from_the_watchdog(
-    stack: LocalStack, customer: Customer, ledger: SimulatedGateway
+    stack: LocalStack, customer: Customer
 ) -> None:
     # Given a declined order whose saga is held in MarkOrderFailed
     with stack.held("MarkOrderFailed"):
@@ -272,7 +266,7 @@ def test_an_execution_stopped_after_ending_its_order_gets_its_notice_from_the_wa
     assert stack.order(order_id)["status"] == "FAILED"
     assert not entered(stack, execution, "SendFailureAlert")
     # and the reconciler makes one pass
-    done = reconciler(stack, ledger).run_once()
+    done = reconciler(stack).run_once()
     # Then the watchdog queued the notice the execution owed, and the customer is told once
     assert [(o.action, o.execution_status) for o in done.settled if o.order_id == order_id] == [
         ("notified", "ABORTED")
@@ -281,17 +275,15 @@ def test_an_execution_stopped_after_ending_its_order_gets_its_notice_from_the_wa
     assert mail["subject"] == f"We could not complete your order {order_id}"
     assert stack.books(order_id) == (0, 0)  # declined: never charged
     # and a second pass does not queue it again
-    assert [o for o in reconciler(stack, ledger).run_once().settled if o.order_id == order_id] == []
+    assert [o for o in reconciler(stack).run_once().settled if o.order_id == order_id] == []
 
 
-def test_a_cancellation_whose_start_failed_ends_cancelled_after_the_reconciler(
-    stack: LocalStack, ledger: SimulatedGateway
-) -> None:
+def test_a_cancellation_whose_start_failed_ends_cancelled_after_the_reconciler(stack: LocalStack) -> None:
     # Given a CONFIRMED order the customer cancelled, whose cancellation machine could not start
     order_id = cancelled_without_a_start(stack)
     assert stack.order(order_id)["status"] == "CANCELLING"
     # and the reconciler makes one pass
-    reconciler(stack, ledger).run_once()
+    reconciler(stack).run_once()
     # Then the order is CANCELLED: refunded once, restocked, and the customer told
     assert stack.order(order_id)["status"] == "CANCELLED"
     assert stack.books(order_id) == (1, 1)
@@ -303,7 +295,7 @@ def test_a_cancellation_flagged_before_its_machine_started_is_resolved_cancelled
     # Given a CONFIRMED order whose cancellation could not start, and whose refund the watchdog
     # could not make either (the gateway unreachable): flagged NEEDS_ATTENTION, owing the refund
     order_id = cancelled_without_a_start(stack)
-    unreachable_gateway = HttpGateway("http://127.0.0.1:9", "local", timeout=1)
+    unreachable_gateway = HttpGateway("http://127.0.0.1:9", lambda _fresh: "sk_test_local", timeout=1)
     done = reconciler(stack, unreachable_gateway).run_once()
     assert [(o.action, o.owed) for o in done.settled if o.order_id == order_id] == [
         ("flagged", ["RefundPayment"])

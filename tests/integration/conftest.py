@@ -1,8 +1,10 @@
-"""Integration tests use the project-private MariaDB and Redis, and moto for AWS APIs.
+"""Integration tests use the project-private MariaDB and Redis, a payment gateway server, and
+moto for AWS APIs.
 
 The servers are started when they are not running. Each test run gets a database of its own
-(`orders_test_<pid>`), migrated from scratch and dropped at the end, and Redis database 15,
-so the tests never touch the data of a running demo.
+(`orders_test_<pid>`), migrated from scratch and dropped at the end, Redis database 15, and a
+gateway server on a free port with its store in a temporary folder, so the tests never touch the
+data of a running demo.
 """
 
 import os
@@ -18,12 +20,15 @@ from mypy_boto3_secretsmanager import SecretsManagerClient
 
 from devstack import services
 from devstack.envfile import load_env
+from devstack.gateway.process import PaymentGatewayServer
 from devstack.scratch import create_scratch_database, drop_scratch_database
 from order_saga import cache, clients, db, lambda_step, payment_gateway
 from order_saga import settings as settings_module
 from order_saga.db import Database
+from order_saga.payment_gateway import HttpGateway
 from order_saga.settings import Settings
 from tests.support.data import CATALOG, TABLES, OrderFactory
+from tests.support.gateway import adapter, clear_gateway_faults, gateway_server
 
 
 @pytest.fixture(scope="session")
@@ -88,9 +93,37 @@ def new_order(database: Database, catalog: dict[str, tuple[str, int]]) -> OrderF
     return OrderFactory(database)
 
 
+@pytest.fixture(scope="session")
+def payment_gateway_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PaymentGatewayServer]:
+    """The run's own gateway server (the local stack's, in a process of its own)."""
+    with gateway_server(tmp_path_factory.mktemp("state")) as server:
+        yield server
+
+
 @pytest.fixture
-def lambda_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """The process environment a deployed function would have, pointing at the test database."""
+def gateway(payment_gateway_server: PaymentGatewayServer) -> Iterator[HttpGateway]:
+    """The functions' adapter on the run's gateway server, with no fault planned before or after."""
+    clear_gateway_faults(payment_gateway_server)
+    yield adapter(payment_gateway_server)
+    clear_gateway_faults(payment_gateway_server)
+
+
+@pytest.fixture
+def lambda_env(
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    secretsmanager: SecretsManagerClient,
+    payment_gateway_server: PaymentGatewayServer,
+) -> Iterator[Settings]:
+    """The process environment a deployed function would have, pointing at the test database and
+    the gateway server, whose key it reads from its secret (moto's)."""
+    secret = secretsmanager.create_secret(Name="payment-gateway", SecretString=payment_gateway_server.api_key)
+    settings = settings.model_copy(
+        update={
+            "payment_gateway_url": payment_gateway_server.url,
+            "payment_gateway_secret_arn": secret["ARN"],
+        }
+    )
     values = {name.upper(): str(value) for name, value in settings.model_dump().items() if value is not None}
     for name, value in values.items():
         monkeypatch.setenv(name, value)

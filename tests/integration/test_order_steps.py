@@ -7,10 +7,10 @@ import pytest
 import redis
 
 from order_saga.db import Database
-from order_saga.errors import InvalidStateTransition, OrderCancelled, OrderNotFound
+from order_saga.errors import InvalidStateTransition, OrderCancelled, OrderNotFound, PaymentDeclined
 from order_saga.feeds import status_channel
 from order_saga.models import OrderStatus
-from order_saga.payment_gateway import SimulatedGateway
+from order_saga.payment_gateway import HttpGateway
 from order_saga.steps.inventory import release_stock, reserve_stock
 from order_saga.steps.orders import (
     StepError,
@@ -23,9 +23,11 @@ from order_saga.steps.payment import process_payment, refund_payment
 from tests.support.data import OrderFactory, query
 
 
-def paid_and_reserved(database: Database, cache: "redis.Redis", new_order: OrderFactory, **items: int) -> str:
+def paid_and_reserved(
+    database: Database, cache: "redis.Redis", gateway: HttpGateway, new_order: OrderFactory, **items: int
+) -> str:
     order_id = new_order(items or {"sku-1": 2})
-    process_payment(database, SimulatedGateway(cache), order_id)
+    process_payment(database, gateway, order_id)
     reserve_stock(database, cache, order_id)
     return order_id
 
@@ -54,9 +56,9 @@ def order_row(database: Database, order_id: str) -> dict[str, object]:
 
 
 def test_confirming_commits_the_stock_once_and_publishes(
-    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory, gateway: HttpGateway
 ) -> None:
-    order_id = paid_and_reserved(database, redis_client, new_order)
+    order_id = paid_and_reserved(database, redis_client, gateway, new_order)
     feed = redis_client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
     feed.subscribe(status_channel(order_id))
     # When ConfirmOrder runs twice
@@ -74,9 +76,9 @@ def test_confirming_commits_the_stock_once_and_publishes(
 
 
 def test_a_cancellation_request_stops_confirmation(
-    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory, gateway: HttpGateway
 ) -> None:
-    order_id = paid_and_reserved(database, redis_client, new_order)
+    order_id = paid_and_reserved(database, redis_client, gateway, new_order)
     with database.transaction() as cursor:
         cursor.execute("UPDATE orders SET cancel_requested = TRUE WHERE order_id = %s", (order_id,))
     with pytest.raises(OrderCancelled):
@@ -95,18 +97,18 @@ def test_an_order_without_payment_is_not_confirmed(
     assert order_row(database, order_id)["status"] == "PENDING"
 
 
-def compensated(database: Database, cache: "redis.Redis", order_id: str) -> str:
+def compensated(database: Database, cache: "redis.Redis", gateway: HttpGateway, order_id: str) -> str:
     """The order as the compensations leave it: refunded (nothing charged) and released."""
-    refund_payment(database, SimulatedGateway(cache), order_id)
+    refund_payment(database, gateway, order_id)
     release_stock(database, cache, order_id)
     return order_id
 
 
 def test_a_failed_order_tells_the_customer_in_plain_words_and_keeps_the_detail_for_operators(
-    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory, gateway: HttpGateway
 ) -> None:
     # Given a compensated order, whose failure was an OutOfStock of sku-3 (1 unit, 2 ordered)
-    order_id = compensated(database, redis_client, new_order({"sku-3": 2}))
+    order_id = compensated(database, redis_client, gateway, new_order({"sku-3": 2}))
     cause = json.dumps({"errorType": "OutOfStock", "errorMessage": "fewer than 2 of sku-3 at db:3306 left"})
     error = StepError.model_validate({"Error": "OutOfStock", "Cause": cause})
     # When it is marked failed, twice
@@ -128,11 +130,44 @@ def test_a_failed_order_tells_the_customer_in_plain_words_and_keeps_the_detail_f
     assert entry["detail"] == "OutOfStock: fewer than 2 of sku-3 at db:3306 left"
 
 
+@pytest.mark.parametrize(
+    ("token", "sentence"),
+    [
+        ("tok_chargeDeclinedInsufficientFunds", "Your card was declined: the funds were insufficient."),
+        ("tok_chargeDeclinedExpiredCard", "Your card was declined: it has expired."),
+        ("tok_chargeDeclined", "Your card was declined."),
+    ],
+)
+def test_a_declined_order_tells_the_customer_why_the_gateway_declined(
+    database: Database,
+    redis_client: "redis.Redis",
+    new_order: OrderFactory,
+    gateway: HttpGateway,
+    token: str,
+    sentence: str,
+) -> None:
+    # Given an order whose card the gateway declined with a reason of its own
+    order_id = new_order(token=token)
+    with pytest.raises(PaymentDeclined) as declined:
+        process_payment(database, gateway, order_id)
+    cause = json.dumps({"errorType": "PaymentDeclined", "errorMessage": str(declined.value)})
+    # When the saga marks it failed
+    mark_order_failed(
+        database,
+        redis_client,
+        order_id,
+        StepError.model_validate({"Error": "PaymentDeclined", "Cause": cause}),
+    )
+    # Then the customer reads the reason in plain words, under the stable code
+    [row] = query(database, "SELECT failure_reason, reason_code FROM orders WHERE order_id = %s", order_id)
+    assert row == {"failure_reason": sentence, "reason_code": "PAYMENT_DECLINED"}
+
+
 def test_an_order_still_holding_money_or_stock_is_never_marked_failed(
-    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory, gateway: HttpGateway
 ) -> None:
     # Given a paid, reserved order whose compensations have not run
-    order_id = paid_and_reserved(database, redis_client, new_order)
+    order_id = paid_and_reserved(database, redis_client, gateway, new_order)
     # When something tries to end it FAILED, then it is refused and nothing changes
     with pytest.raises(InvalidStateTransition, match="still owes RefundPayment, ReleaseStock"):
         mark_order_failed(database, redis_client, order_id, None)
@@ -145,9 +180,9 @@ def test_a_timeout_reason_reads_well() -> None:
 
 
 def test_a_confirmed_order_cannot_be_marked_failed(
-    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory, gateway: HttpGateway
 ) -> None:
-    order_id = paid_and_reserved(database, redis_client, new_order)
+    order_id = paid_and_reserved(database, redis_client, gateway, new_order)
     confirm_order(database, redis_client, order_id)
     with pytest.raises(InvalidStateTransition):
         mark_order_failed(database, redis_client, order_id, None)
@@ -155,15 +190,15 @@ def test_a_confirmed_order_cannot_be_marked_failed(
 
 
 def test_cancelling_a_confirmed_order_restocks(
-    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory, gateway: HttpGateway
 ) -> None:
     # Given a confirmed order that the cancellation machine is undoing (the edge set CANCELLING)
-    order_id = paid_and_reserved(database, redis_client, new_order)
+    order_id = paid_and_reserved(database, redis_client, gateway, new_order)
     confirm_order(database, redis_client, order_id)
     with database.transaction() as cursor:
         cursor.execute("UPDATE orders SET status = 'CANCELLING' WHERE order_id = %s", (order_id,))
     # When the charge is refunded, the stock released and the order marked cancelled
-    refund_payment(database, SimulatedGateway(redis_client), order_id)
+    refund_payment(database, gateway, order_id)
     release_stock(database, redis_client, order_id)
     mark_order_cancelled(database, redis_client, order_id)
     # Then the units are back in stock and the order is CANCELLED
@@ -174,10 +209,10 @@ def test_cancelling_a_confirmed_order_restocks(
 
 
 def test_needs_attention_records_what_is_still_owed(
-    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory, gateway: HttpGateway
 ) -> None:
     # Given a paid, reserved order whose stock was released but whose refund kept failing
-    order_id = paid_and_reserved(database, redis_client, new_order)
+    order_id = paid_and_reserved(database, redis_client, gateway, new_order)
     release_stock(database, redis_client, order_id)
     error = StepError.model_validate({"Error": "PaymentGatewayUnavailable", "Cause": "gateway at 10.0.0.1"})
     # When it is flagged
@@ -203,14 +238,14 @@ def test_an_unknown_order_is_not_found(database: Database, redis_client: "redis.
 
 
 def test_the_saga_never_undoes_a_confirmed_order(
-    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory, gateway: HttpGateway
 ) -> None:
     # Given an order whose ConfirmOrder committed, though the state machine may not have heard it
-    order_id = paid_and_reserved(database, redis_client, new_order)
+    order_id = paid_and_reserved(database, redis_client, gateway, new_order)
     confirm_order(database, redis_client, order_id)
     # When compensations arrive for it (a task timeout caught after the commit)
     with pytest.raises(InvalidStateTransition, match="cancellation machine"):
-        refund_payment(database, SimulatedGateway(redis_client), order_id)
+        refund_payment(database, gateway, order_id)
     with pytest.raises(InvalidStateTransition, match="cancellation machine"):
         release_stock(database, redis_client, order_id)
     # Then the money and the stock stay with the confirmed order
@@ -223,12 +258,12 @@ def test_the_saga_never_undoes_a_confirmed_order(
 
 
 def test_a_flagged_order_ends_failed_when_its_compensation_is_re_driven(
-    database: Database, redis_client: "redis.Redis", new_order: OrderFactory
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory, gateway: HttpGateway
 ) -> None:
     # Given an order flagged after its compensation kept failing
     order_id = new_order()
     mark_needs_attention(database, redis_client, order_id, None)
     # When an operator re-drives the compensation, then the order ends FAILED, owing nothing
-    compensated(database, redis_client, order_id)
+    compensated(database, redis_client, gateway, order_id)
     outcome = mark_order_failed(database, redis_client, order_id, None)
     assert (outcome.status, outcome.owed_compensations) == (OrderStatus.FAILED, [])

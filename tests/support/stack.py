@@ -27,7 +27,7 @@ from devstack import faults
 from devstack.asl import load
 from devstack.aws_settings import AwsStackSettings
 from devstack.devtokens import mint_token
-from devstack.wiring import queue_name
+from devstack.wiring import GATEWAY_SECRET, queue_name
 from grpc_edge.channel import open_channel
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
@@ -41,10 +41,11 @@ from order_saga.manifest import (
     ORDER_SAGA,
     STATE_MACHINES,
 )
-from order_saga.payment_gateway import SimulatedGateway
+from order_saga.payment_gateway import HttpGateway
 from order_saga.settings import Settings
 from order_saga.watchdog import execution_arn_for
 from tests.support.data import CATALOG, OrderFactory, query
+from tests.support.gateway import books
 from tests.support.processes import cli, free_port
 from tests.support.waiting import Deadline
 
@@ -71,6 +72,7 @@ def stack_environment(folder: Path, **extra: str) -> dict[str, str]:
             "DEVSTACK_METRICS_PORT": str(free_port()),
             "DEVSTACK_CONSOLE_PORT": str(free_port()),
             "DEVSTACK_PROMETHEUS_PORT": str(free_port()),
+            "DEVSTACK_GATEWAY_PORT": str(free_port()),
         }
         | extra
     )
@@ -319,15 +321,22 @@ class LocalStack:
 
         wait_until(entered, f"the saga of {order_id} to enter {state}")
 
-    def charges(self, order_id: str) -> int:
-        """How many charges the simulated gateway's ledger holds for the order."""
-        return SimulatedGateway(redis.Redis.from_url(self.settings.redis_url)).charges(order_id)
+    # -- the payment gateway ------------------------------------------------------------------
+
+    @property
+    def gateway(self) -> HttpGateway:
+        """The stack's gateway server through the functions' adapter, with the key its secret
+        holds now (as the functions read it; by the secret's name, which a restart keeps)."""
+        secrets = self.client("secretsmanager")
+
+        def key(_fresh: bool) -> str:
+            return str(secrets.get_secret_value(SecretId=GATEWAY_SECRET)["SecretString"])
+
+        return HttpGateway(self.settings.payment_gateway_url, key, timeout=30)
 
     def books(self, order_id: str) -> tuple[int, int]:
-        """(charges, refunds) the simulated gateway's ledger holds for the order: where the money
-        is. Each is 0 or 1 (one key each); (1, 0) is money kept, (1, 1) a charge refunded once."""
-        gateway = SimulatedGateway(redis.Redis.from_url(self.settings.redis_url))
-        return gateway.charges(order_id), gateway.refunds(order_id)
+        """(charges, refunds) the stack's gateway holds for the order (tests/support/gateway.py)."""
+        return books(self.gateway, order_id)
 
     # -- the database ---------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import pytest
 
 from devstack.chaos import ChaosStack
 from devstack.devtokens import mint_token
+from devstack.gateway.process import PaymentGatewayServer
 from devstack.services import MariaDB, Redis
 from devstack.stack import EdgeServer
 from order_ops.commands_audit import audit_books
@@ -30,6 +31,8 @@ def chaos_stack(stack: LocalStack) -> ChaosStack:
         ),  # not restarted here
         mariadb=MariaDB(int(env["DEVSTACK_MYSQL_PORT"]), stack.state_dir),
         redis_server=Redis(int(env["DEVSTACK_REDIS_PORT"]), stack.state_dir),
+        gateway=PaymentGatewayServer(int(env["DEVSTACK_GATEWAY_PORT"]), stack.state_dir),
+        secrets=stack.client("secretsmanager"),
         mint_token=partial(mint_token, key_dir=stack.state_dir / "jwt"),
         audit=partial(audit_books, stack.settings, stack.sfn, stack.sqs, {"compensation-dlq": stack.dlq_url}),
         faults_file=stack.faults_file,

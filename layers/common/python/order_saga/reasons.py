@@ -6,6 +6,7 @@ field of the public contract clients may branch on). Neither ever carries intern
 the compensation DLQ.
 """
 
+import json
 from enum import StrEnum
 
 from .db import Cursor
@@ -30,6 +31,13 @@ SENTENCES = {
 }
 
 
+# The gateway's decline codes a customer can act on, in their words (others: the generic sentence).
+DECLINE_SENTENCES = {
+    "insufficient_funds": "Your card was declined: the funds were insufficient.",
+    "expired_card": "Your card was declined: it has expired.",
+}
+
+
 def reason_code(error_name: str | None) -> ReasonCode:
     """The code of a failure, from the error name a Catch caught."""
     by_error = {
@@ -42,7 +50,10 @@ def reason_code(error_name: str | None) -> ReasonCode:
 
 
 def sentence(cursor: Cursor, order_id: str, code: ReasonCode) -> str:
-    """The customer's sentence; for OUT_OF_STOCK it names the products now short, by catalog name."""
+    """The customer's sentence; for OUT_OF_STOCK it names the products now short, by catalog name,
+    and for PAYMENT_DECLINED it says why the gateway declined, when the customer can act on it."""
+    if code is ReasonCode.PAYMENT_DECLINED:
+        return _declined(cursor, order_id)
     if code is not ReasonCode.OUT_OF_STOCK:
         return SENTENCES[code]
     cursor.execute(
@@ -55,3 +66,11 @@ def sentence(cursor: Cursor, order_id: str, code: ReasonCode) -> str:
         return "Sorry, some items in your order are sold out."
     listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
     return f"Sorry, {listed} {'is' if len(names) == 1 else 'are'} sold out."
+
+
+def _declined(cursor: Cursor, order_id: str) -> str:
+    cursor.execute("SELECT gateway_response FROM payments WHERE order_id = %s", (order_id,))
+    row = cursor.fetchone()
+    answer = json.loads(row["gateway_response"] or "{}") if row else {}
+    decline_code = (answer.get("error") or {}).get("decline_code")
+    return DECLINE_SENTENCES.get(decline_code, SENTENCES[ReasonCode.PAYMENT_DECLINED])
