@@ -371,6 +371,28 @@ def test_notices_missing_contradicting_or_twice(world: World) -> None:
     assert offenders(world.audit()) == {"notifications": {confirmed, failed}}
 
 
+def test_a_notice_mailed_twice_is_flagged_though_its_table_keeps_one_row(world: World) -> None:
+    # Given a confirmed order whose confirmation a second delivery mailed again: it checked the
+    # notifications table before the first delivery's row was there (here: the row is removed)
+    order_id = world.confirmed()
+    world.sql("DELETE FROM notifications WHERE order_id = %s", order_id)
+    world.notify(order_id, NotificationKind.ORDER_CONFIRMATION)
+    # Then SES was asked twice, the table holds one row, and the auditor counts the sends
+    assert world_count(world, "SELECT COUNT(*) AS n FROM notifications WHERE order_id = %s", order_id) == 1
+    report = world.audit()
+    assert offenders(report) == {"notifications": {order_id}}
+    [notices] = [r for r in report.results if r.name == "notifications"]
+    assert notices.offences[0].detail == "ORDER_CONFIRMATION sent 2 times"
+
+
+def world_count(world: World, statement: str, *params: object) -> int:
+    with world.database.transaction() as cursor:
+        cursor.execute(statement, params)
+        row = cursor.fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
 def test_a_missing_notice_on_the_notification_dlq_is_accounted_for(world: World) -> None:
     failed = world.declined()
     world.sql("DELETE FROM notifications WHERE order_id = %s", failed)
