@@ -21,9 +21,11 @@ from order_ops.audit import (
     StepFunctionsExecutions,
     run_audit,
 )
+from order_ops.commands_audit import audit_books
 from order_saga.db import Database
 from order_saga.errors import PaymentDeclined
 from order_saga.payment_gateway import HttpGateway, cents
+from order_saga.settings import Settings
 from order_saga.steps.inventory import release_stock, reserve_stock
 from order_saga.steps.notification import NotificationKind, NotificationMessage, send_notification
 from order_saga.steps.orders import confirm_order, mark_needs_attention, mark_order_failed
@@ -446,3 +448,18 @@ def test_what_mysql_records_as_owed_is_believed_over_the_dlq(world: World) -> No
     assert refund_owed == {"stock per order": {order_id}}
     assert both_owed.ok
     assert both_owed.owed[0].records == ("compensation-dlq", "mysql")
+
+
+def test_the_audit_command_reads_the_gateway_its_settings_name(world: World, lambda_env: Settings) -> None:
+    # Given a clean order, and a settings object naming the gateway's URL and its key's secret
+    # (as a deployed environment's do), with no other way to the gateway
+    order_id = world.confirmed()
+    queues = {"compensation-dlq": world.dlq_url}
+    # When the audit command's sources are found from those settings
+    clean = audit_books(lambda_env, world.sfn, world.sqs, queues, deadline_seconds=3600)
+    [charge] = world.gateway.listed("/v1/charges", {"metadata[order_id]": order_id})
+    assert world.books.refund(charge["id"]).status == 200
+    refunded = audit_books(lambda_env, world.sfn, world.sqs, queues, deadline_seconds=3600)
+    # Then it read the gateway's ledger: clean first, then the refund made behind the saga's back
+    assert (clean.ok, clean.orders) == (True, 1)
+    assert offenders(refunded) == {"money per order": {order_id}, "payments row vs ledger": {order_id}}
