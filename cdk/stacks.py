@@ -22,6 +22,7 @@ from cdk.capabilities.monitoring import Monitored, Monitoring
 from cdk.capabilities.network import Network
 from cdk.capabilities.operator_task import OperatorTargets, OperatorTask
 from cdk.capabilities.queues import Queues
+from cdk.capabilities.reconciliation import Reconciliation
 from cdk.capabilities.saga_function import PaymentGateway, SagaFunction, SagaResources
 from cdk.capabilities.schema_migration import SchemaMigration
 from cdk.capabilities.watchdog import Watchdog
@@ -132,6 +133,9 @@ class SagaStack(OrderSagaStack):
             order_cancellation=self.order_cancellation.state_machine,
             notification_queue=self.queues.notification_queue,
             compensation_dlq=self.queues.compensation_dlq,
+        )
+        self.reconciliation = Reconciliation(
+            self, "Reconciliation", function=self.functions[manifest.Step.RECONCILE_PAYMENTS].function
         )
         self.operator = OperatorTask(
             self,

@@ -1,7 +1,8 @@
-"""`order-saga audit`: check the books of the running stack (or of AWS, given its settings).
+"""`order-saga audit`: check the books of the running stack, or of a deployed environment.
 
-The domain lives in `order_ops.audit`; this module only finds the sources: MySQL and Redis from
-the settings, the executions and DLQs from the AWS endpoint of `.devstack/env` (or AWS itself).
+The domain lives in `order_ops.audit`; this module only finds the sources: MySQL and the payment
+gateway from the settings (the gateway's key from the secret PAYMENT_GATEWAY_SECRET_ARN names),
+the executions and DLQs from the AWS endpoint of `.devstack/env` (or AWS itself).
 """
 
 import json
@@ -16,17 +17,17 @@ import click
 
 from order_ops.audit import (
     AuditReport,
+    HttpLedger,
+    OwedInMySql,
     QueueAttention,
-    SimulatedLedger,
     StepFunctionsExecutions,
     read_books,
     run_audit,
 )
-from order_ops.audit.sources import AttentionSource, OwedInMySql
+from order_ops.audit.sources import AttentionSource
 from order_saga import manifest
-from order_saga.cache import create_redis
 from order_saga.db import Database
-from order_saga.errors import ConfigurationError
+from order_saga.payment_gateway import create_gateway
 from order_saga.settings import Settings
 
 from . import dlq
@@ -65,18 +66,13 @@ def audit_books(
     stock_baseline: dict[str, int] | None = None,
     since: datetime | None = None,
 ) -> AuditReport:
-    """The audit of the books the settings point at, with the executions of `sfn`'s state
-    machines and the records on the named queues."""
-    if settings.payment_gateway != "simulated":
-        raise ConfigurationError(
-            "the auditor reads the payment gateway's ledger: only the simulated gateway has a reader "
-            "(docs/reliability.md says what a real gateway must offer)"
-        )
+    """The audit of the books and the gateway the settings point at, with the executions of
+    `sfn`'s state machines and the records on the named queues."""
     database = Database(settings)
     try:
         return run_audit(
             database,
-            SimulatedLedger(create_redis(settings)),
+            HttpLedger(create_gateway(settings)),
             StepFunctionsExecutions(sfn, machine_arns(sfn)),
             [OwedInMySql(database), *attention_sources(sqs, queue_urls)],
             deadline_seconds=deadline_seconds,

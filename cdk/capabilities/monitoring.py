@@ -3,7 +3,8 @@ topic they can actually publish to, and the X-Ray sampling rule of the state mac
 
 The alarms page on what a person must act on (docs/decisions.md): an order flagged
 NEEDS_ATTENTION, a failed compensation waiting in its DLQ, an execution that timed out or was
-aborted, a function that errs on most calls or is throttled, and the health of what the saga runs
+aborted, an order whose money disagrees with the payment gateway (or no reconciliation run to
+say), a function that errs on most calls or is throttled, and the health of what the saga runs
 on. A declined card or an out-of-stock order ends in a Fail state too, so failed executions are a
 business figure on the dashboard, never an alarm.
 """
@@ -27,6 +28,10 @@ from aws_cdk import aws_xray as xray
 from constructs import Construct
 
 from cdk import constants as c
+from cdk.capabilities.reconciliation import RECONCILE_EVERY
+from order_saga.functions import function
+from order_saga.manifest import Step
+from order_saga.reconciliation.reconcile import MONEY_VIOLATIONS, ORDERS_RECONCILED
 
 PERIOD = Duration.minutes(5)
 GT_OR_EQUAL = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
@@ -61,6 +66,7 @@ class AlarmSpec:
     threshold: float = 1
     comparison: cloudwatch.ComparisonOperator = GT_OR_EQUAL
     periods: int = 1
+    missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING
 
 
 def edge_errors() -> cloudwatch.MathExpression:
@@ -80,6 +86,17 @@ def edge_errors() -> cloudwatch.MathExpression:
         using_metrics=metrics,
         label="edge server errors",
         period=PERIOD,
+    )
+
+
+def reconciliation_metric(name: str, statistic: str) -> cloudwatch.Metric:
+    """A metric ReconcilePayments publishes (Powertools: the project's namespace, its service)."""
+    return cloudwatch.Metric(
+        namespace=c.PROJECT,
+        metric_name=name,
+        dimensions_map={"service": function(Step.RECONCILE_PAYMENTS).service},
+        statistic=statistic,
+        period=RECONCILE_EVERY,
     )
 
 
@@ -132,7 +149,7 @@ class Monitoring(Construct):
                 threshold=spec.threshold,
                 evaluation_periods=spec.periods,
                 comparison_operator=spec.comparison,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                treat_missing_data=spec.missing,
             )
             alarm.add_alarm_action(actions.SnsAction(self.topic))
         xray.CfnSamplingRule(
@@ -220,6 +237,19 @@ def alarm_specs(m: Monitored, config: c.EnvironmentConfig) -> dict[str, AlarmSpe
             m.notification_queue.metric_approximate_age_of_oldest_message(period=PERIOD),
             "Notifications wait longer than 15 minutes (SES throttling or a failing sender)",
             threshold=OLDEST_NOTIFICATION_SECONDS,
+        ),
+        "MoneyViolations": AlarmSpec(
+            reconciliation_metric(MONEY_VIOLATIONS, "Maximum"),
+            "ReconcilePayments found orders whose money disagrees with the payment gateway "
+            "(runbook: docs/deploy.md, Money reconciliation)",
+        ),
+        # Its error-rate alarm needs more calls than an hourly schedule makes.
+        "ReconciliationNotRun": AlarmSpec(
+            reconciliation_metric(ORDERS_RECONCILED, "SampleCount"),
+            "ReconcilePayments has not finished a run for three hours: money goes unchecked",
+            comparison=LESS_THAN,
+            periods=3,
+            missing=cloudwatch.TreatMissingData.BREACHING,
         ),
         "EdgeServerErrors": AlarmSpec(
             edge_errors(), "The edge answered INTERNAL/UNKNOWN/UNAVAILABLE/DEADLINE_EXCEEDED"

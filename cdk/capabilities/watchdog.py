@@ -24,6 +24,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
+from cdk.capabilities.schedule import run_every
 from cdk.nag import acknowledge
 from order_saga.manifest import Setting
 
@@ -90,19 +91,13 @@ class Watchdog(Construct):
             Setting.COMPENSATION_DLQ_URL: compensation_dlq.queue_url,
         }.items():
             function.add_environment(key, value)
-        self.sweep = events.Rule(
+        self.sweep = run_every(
             self,
             "Sweep",
+            function=function,
+            every=SWEEP_EVERY,
+            payload={"sweep_older_than_seconds": SWEEP_GRACE.to_seconds()},
             description="The watchdog's pass over orders no execution event reports",
-            schedule=events.Schedule.rate(SWEEP_EVERY),
-        )
-        self.sweep.add_target(
-            targets.LambdaFunction(
-                function,
-                event=events.RuleTargetInput.from_object(
-                    {"sweep_older_than_seconds": SWEEP_GRACE.to_seconds()}
-                ),
-            )
         )
         assert function.role is not None
         # Its status, and the end of its history: whether the notify state ran.

@@ -6,25 +6,26 @@ orders still in flight, and what each NEEDS_ATTENTION order still owes. It is me
 moment: orders in flight are left to later runs, except where a rule holds at every instant.
 """
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 from order_saga.db import Database
+from order_saga.reconciliation.books import Books, read_books
+from order_saga.reconciliation.money import InvariantResult, attention_by_order
 
-from .books import Books, read_books
-from .invariants import INVARIANTS, AuditContext, InvariantResult, Owed, owed_by_attention_orders
+from .invariants import INVARIANTS, AuditContext, Owed, owed_by_attention_orders
 from .sources import (
     AttentionRecord,
     AttentionSource,
     Execution,
     ExecutionSource,
     GatewayLedger,
+    HttpLedger,
     LedgerEntry,
+    OwedInMySql,
     QueueAttention,
-    SimulatedLedger,
     StepFunctionsExecutions,
 )
 
@@ -35,9 +36,10 @@ __all__ = [
     "AuditReport",
     "Books",
     "Execution",
+    "HttpLedger",
     "LedgerEntry",
+    "OwedInMySql",
     "QueueAttention",
-    "SimulatedLedger",
     "StepFunctionsExecutions",
     "read_books",
     "run_audit",
@@ -122,15 +124,11 @@ def run_audit(
     that moves between those reads (a cancellation of a CONFIRMED order, typically) can show a
     passing offence: run the auditor again, or on a quiet system, before acting on one."""
     books = read_books(database, since)
-    records: dict[str, list[AttentionRecord]] = defaultdict(list)
-    for source in attention:
-        for record in source.records():
-            records[record.order_id].append(record)
     context = AuditContext(
         books=books,
-        ledger=ledger.entries(sorted(books.orders)),
+        ledger=ledger.entries(sorted(books.orders), books.since_unix),
         executions=executions.executions(),
-        attention=dict(records),
+        attention=attention_by_order(attention),
         deadline_seconds=deadline_seconds,
         stock_baseline=stock_baseline,
     )

@@ -3,22 +3,29 @@
 An order is *settled* when it is CONFIRMED, FAILED, CANCELLED or NEEDS_ATTENTION; a PENDING or
 CANCELLING order younger than the deadline is *in flight* and only the checks that hold at every
 moment look at it. A NEEDS_ATTENTION order may still hold money or stock, but only what an
-attention record (the compensation DLQ, or a record in MySQL) says it owes.
+attention record (the compensation DLQ, or a record in MySQL) says it owes. The money rules are
+`order_saga.reconciliation.money`'s, which the scheduled ReconcilePayments checks too.
 """
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 from order_saga.manifest import Step
 from order_saga.models import OrderStatus
+from order_saga.reconciliation.books import OrderRow
+from order_saga.reconciliation.money import (
+    SETTLED,
+    InvariantResult,
+    MoneyContext,
+    money_matches_outcome,
+    payments_match_ledger,
+)
 from order_saga.steps.notification import NOTICE_OF, STEP_NAMES, NotificationKind
 
-from .books import Books, OrderRow, PaymentRow
-from .sources import AttentionRecord, Execution, LedgerEntry
+from .sources import Execution
 
-SETTLED = frozenset(status for status in OrderStatus if status.is_terminal)
 ANY_SETTLED = SETTLED
 
 # How a closed execution may leave its order. A FAILED execution is judged by its last state;
@@ -50,27 +57,6 @@ STATUS_VALUES = {status.value for status in OrderStatus}
 
 
 @dataclass(frozen=True)
-class Offence:
-    subject: str  # an order id or a product id
-    detail: str
-
-
-@dataclass
-class InvariantResult:
-    name: str
-    rule: str
-    checked: int = 0
-    offences: list[Offence] = field(default_factory=list)
-
-    @property
-    def violations(self) -> int:
-        return len(self.offences)
-
-    def flag(self, subject: str, detail: str) -> None:
-        self.offences.append(Offence(subject, detail))
-
-
-@dataclass(frozen=True)
 class Owed:
     """What a NEEDS_ATTENTION order still holds, by the books, and the records that say so."""
 
@@ -81,16 +67,12 @@ class Owed:
 
 
 @dataclass
-class AuditContext:
-    books: Books
-    ledger: dict[str, LedgerEntry]
+class AuditContext(MoneyContext):
+    """The money rules' context, with the executions, the deadline and the stock baseline."""
+
     executions: list[Execution]
-    attention: dict[str, list[AttentionRecord]]
     deadline_seconds: float
     stock_baseline: dict[str, int] | None = None
-
-    def settled(self) -> list[OrderRow]:
-        return [order for order in self.books.orders.values() if order.status in SETTLED]
 
     def in_flight(self) -> list[OrderRow]:
         return [
@@ -98,18 +80,6 @@ class AuditContext:
             for order in self.books.orders.values()
             if order.status not in SETTLED and order.age_seconds <= self.deadline_seconds
         ]
-
-    def entry(self, order_id: str) -> LedgerEntry:
-        return self.ledger.get(order_id, LedgerEntry())
-
-    def recorded(self, order_id: str, what: str) -> bool:
-        """Whether an attention record of the order covers `what` (a step, or notice:KIND). A
-        record that names the compensations owed is believed over one that does not say."""
-        records = self.attention.get(order_id, [])
-        precise = [record for record in records if record.names_compensations]
-        if precise and not what.startswith("notice:"):
-            records = precise
-        return any(record.covers(what) for record in records)
 
     def held_units(self, order_id: str) -> dict[str, int]:
         units: dict[str, int] = defaultdict(int)
@@ -139,68 +109,6 @@ def orders_end_truthfully(ctx: AuditContext) -> InvariantResult:
         elif order.status is OrderStatus.NEEDS_ATTENTION and not ctx.attention.get(order.order_id):
             result.flag(order.order_id, "NEEDS_ATTENTION without a record of what it owes")
     return result
-
-
-def money_matches_outcome(ctx: AuditContext) -> InvariantResult:
-    result = InvariantResult(
-        "money per order",
-        "the gateway's net captured amount is the total if CONFIRMED, else 0; "
-        "a NEEDS_ATTENTION order holds only money its record owes",
-    )
-    for order in ctx.settled():
-        result.checked += 1
-        net = ctx.entry(order.order_id).net
-        if order.status is OrderStatus.NEEDS_ATTENTION:
-            if net and not ctx.recorded(order.order_id, Step.REFUND_PAYMENT):
-                result.flag(order.order_id, f"NEEDS_ATTENTION holds {net} with no record owing the refund")
-            continue
-        expected = order.total if order.status is OrderStatus.CONFIRMED else Decimal(0)
-        if net != expected:
-            result.flag(order.order_id, f"{order.status}: gateway holds {net}, expected {expected}")
-    return result
-
-
-def payments_match_ledger(ctx: AuditContext) -> InvariantResult:
-    result = InvariantResult("payments row vs ledger", "the payments row says what the gateway did")
-    for order in ctx.settled():
-        row, entry = ctx.books.payments.get(order.order_id), ctx.entry(order.order_id)
-        if row is None and not entry.charged and not entry.declined:
-            continue
-        result.checked += 1
-        problem = _payment_problem(order, row, entry)
-        if problem:
-            result.flag(order.order_id, problem)
-    return result
-
-
-def _payment_problem(order: OrderRow, row: PaymentRow | None, entry: LedgerEntry) -> str | None:
-    if row is None:
-        return f"the gateway charged {entry.charged} (refunded {entry.refunded}) but no payments row exists"
-    if row.status == "SUCCESS":
-        return _success_problem(row, entry)
-    if row.status == "REFUNDED":
-        return _refunded_problem(row, entry)
-    if row.status == "FAILED":
-        return f"FAILED, but the gateway charged {entry.charged}" if entry.charged else None
-    if order.status is OrderStatus.NEEDS_ATTENTION:
-        return None  # a charge in progress when the saga gave up: the record owes its settling
-    return f"payment still {row.status} on a {order.status} order"
-
-
-def _success_problem(row: PaymentRow, entry: LedgerEntry) -> str | None:
-    if entry.charged != row.amount or entry.refunded:
-        return f"SUCCESS {row.amount}: the gateway charged {entry.charged}, refunded {entry.refunded}"
-    if entry.reference != row.reference:
-        return f"SUCCESS with reference {row.reference}, the gateway's is {entry.reference}"
-    return None
-
-
-def _refunded_problem(row: PaymentRow, entry: LedgerEntry) -> str | None:
-    if not row.amount:  # the marker of a compensation that found nothing charged
-        return f"marked 'nothing charged', but the gateway holds {entry.net}" if entry.net else None
-    if entry.charged != row.amount or entry.refunded != row.amount:
-        return f"REFUNDED {row.amount}: the gateway charged {entry.charged}, refunded {entry.refunded}"
-    return None
 
 
 def reserved_is_live_reservations(ctx: AuditContext) -> InvariantResult:
@@ -298,20 +206,31 @@ def _allowed_statuses(execution: Execution) -> set[OrderStatus]:
     return set(ANY_SETTLED)
 
 
+def sends(log: list[tuple[str, str]]) -> dict[str, int]:
+    """The e-mails SES accepted, by kind: the sender logs one SENT entry per mail (the
+    notifications table, whose key is (order, kind), cannot show a second one)."""
+    kinds = {str(step): kind for kind, step in STEP_NAMES.items()}
+    counts: dict[str, int] = defaultdict(int)
+    for step, status in log:
+        if status == "SENT" and step in kinds:
+            counts[kinds[step]] += 1
+    return dict(counts)
+
+
 def notices_sent_once(ctx: AuditContext) -> InvariantResult:
     result = InvariantResult(
         "notifications",
-        "at most one of each kind, none that contradicts the order, and every settled order "
-        "with an e-mail has its notice (or an attention record)",
+        "at most one e-mail of each kind sent (saga_log), none that contradicts the order, and every "
+        "settled order with an e-mail has its notice (or an attention record)",
     )
     for order in ctx.settled():
         result.checked += 1
-        sent = ctx.books.notifications.get(order.order_id, {})
+        log = ctx.books.saga_log.get(order.order_id, [])
+        sent = sends(log)
         for kind, count in sent.items():
             if count > 1:
                 result.flag(order.order_id, f"{kind} sent {count} times")
-        confirmed_once = (Step.CONFIRM_ORDER, "CONFIRMED") in ctx.books.saga_log.get(order.order_id, [])
-        if "ORDER_CONFIRMATION" in sent and not confirmed_once:
+        if "ORDER_CONFIRMATION" in sent and (Step.CONFIRM_ORDER, "CONFIRMED") not in log:
             result.flag(order.order_id, "ORDER_CONFIRMATION for an order never confirmed")
         wrong = {"FAILURE_ALERT", "CANCELLATION_NOTICE"} & set(sent) - {NOTICE_OF.get(order.status)}
         if wrong and order.status is not OrderStatus.NEEDS_ATTENTION:

@@ -1,5 +1,5 @@
-"""The books auditor against books written by the real saga steps (MariaDB, the simulated
-gateway's ledger in Redis, SES, SQS and Step Functions from moto), then broken one way at a time:
+"""The books auditor against books written by the real saga steps (MariaDB, the gateway server's
+ledger read over HTTP, SES, SQS and Step Functions from moto), then broken one way at a time:
 each break is reported by the invariant that owns it, and clean books pass."""
 
 import json
@@ -12,16 +12,26 @@ import pytest
 import redis
 from moto import mock_aws
 
-from order_ops.audit import AuditReport, QueueAttention, SimulatedLedger, StepFunctionsExecutions, run_audit
-from order_ops.audit.sources import OwedInMySql
+from devstack.gateway.process import PaymentGatewayServer
+from order_ops.audit import (
+    AuditReport,
+    HttpLedger,
+    OwedInMySql,
+    QueueAttention,
+    StepFunctionsExecutions,
+    run_audit,
+)
+from order_ops.commands_audit import audit_books
 from order_saga.db import Database
 from order_saga.errors import PaymentDeclined
-from order_saga.payment_gateway import SimulatedGateway
+from order_saga.payment_gateway import HttpGateway, cents
+from order_saga.settings import Settings
 from order_saga.steps.inventory import release_stock, reserve_stock
 from order_saga.steps.notification import NotificationKind, NotificationMessage, send_notification
 from order_saga.steps.orders import confirm_order, mark_needs_attention, mark_order_failed
 from order_saga.steps.payment import process_payment, refund_payment
 from tests.support.data import OrderFactory
+from tests.support.gateway import GatewayClient, charge_body, client_of
 from tests.support.waiting import Deadline
 
 SENDER = "orders@example.com"
@@ -50,6 +60,8 @@ class World:
 
     database: Database
     cache: "redis.Redis"
+    gateway: HttpGateway  # the adapter the saga's steps charge and refund through
+    books: GatewayClient  # the same gateway's API, for what is done behind the saga's back
     new_order: OrderFactory
     sfn: Any
     sqs: Any
@@ -57,10 +69,6 @@ class World:
     saga_arn: str
     dlq_url: str
     deadline: Deadline  # of the test's waits for moto's executions to end
-
-    @property
-    def gateway(self) -> SimulatedGateway:
-        return SimulatedGateway(self.cache)
 
     def sql(self, statement: str, *params: object) -> None:
         with self.database.transaction() as cursor:
@@ -140,7 +148,7 @@ class World:
         ]
         return run_audit(
             self.database,
-            SimulatedLedger(self.cache),
+            HttpLedger(self.gateway),
             StepFunctionsExecutions(self.sfn, {"OrderSaga": self.saga_arn}),
             [OwedInMySql(self.database), QueueAttention("compensation-dlq", peek)],
             **{"deadline_seconds": 3600.0} | options,
@@ -151,6 +159,8 @@ class World:
 def world(
     database: Database,
     redis_client: "redis.Redis",
+    gateway: HttpGateway,
+    payment_gateway_server: PaymentGatewayServer,
     new_order: OrderFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[World]:
@@ -171,7 +181,10 @@ def world(
         ]
         dlq_url = sqs.create_queue(QueueName="compensation-dlq")["QueueUrl"]
         # every wait of a test together stays below the integration tier's limit
-        yield World(database, redis_client, new_order, sfn, sqs, ses, saga_arn, dlq_url, Deadline(240))
+        books = client_of(payment_gateway_server)
+        yield World(
+            database, redis_client, gateway, books, new_order, sfn, sqs, ses, saga_arn, dlq_url, Deadline(240)
+        )
 
 
 def offenders(report: AuditReport) -> dict[str, set[str]]:
@@ -248,13 +261,12 @@ def test_needs_attention_without_a_record_is_reported_with_what_it_holds(world: 
 
 
 def test_a_charge_with_no_payments_row_is_money_kept(world: World) -> None:
-    # Given a FAILED order that the gateway charged without our record (the write was lost)
+    # Given a FAILED order that the gateway charged without our record (another intent's charge
+    # for the same order, the payments row lost)
     order_id = world.declined()
     world.sql("DELETE FROM payments WHERE order_id = %s", order_id)
-    world.cache.delete(f"{SimulatedGateway.PREFIX}:charge:{order_id}")
-    world.gateway.charge(
-        order_id=order_id, amount=world_total(world, order_id), currency="EUR", token="tok_visa"
-    )
+    body = charge_body(order_id, amount=cents(world_total(world, order_id)))
+    assert world.books.post("/v1/charges", body, key=f"elsewhere-{order_id}").status == 200
     assert offenders(world.audit()) == {"money per order": {order_id}, "payments row vs ledger": {order_id}}
 
 
@@ -273,13 +285,20 @@ def test_a_payments_row_that_disagrees_with_the_ledger(world: World) -> None:
 
 
 def test_a_confirmed_order_refunded_behind_its_back(world: World) -> None:
-    # Given a CONFIRMED order whose charge the gateway's ledger shows refunded in full
+    # Given a CONFIRMED order whose charge was refunded in full at the gateway, by a refund that
+    # names the charge but no order of ours
     order_id = world.confirmed()
-    cents = int(world_total(world, order_id) * 100)
-    refund = {"approved": True, "reference": "re_behind_its_back", "response": {"amount": cents}}
-    world.cache.set(f"{SimulatedGateway.PREFIX}:refund:{order_id}", json.dumps(refund))
+    [charge] = world.gateway.listed("/v1/charges", {"metadata[order_id]": order_id})
+    assert world.books.refund(charge["id"]).status == 200
     report = offenders(world.audit())
     assert report == {"money per order": {order_id}, "payments row vs ledger": {order_id}}
+
+
+def test_a_success_the_gateway_never_charged(world: World) -> None:
+    # Given a CONFIRMED order whose payments row says SUCCESS for a charge the gateway never made
+    order_id = world.confirmed()
+    world.sql("UPDATE payments SET gateway_reference = 'ch_nowhere' WHERE order_id = %s", order_id)
+    assert offenders(world.audit()) == {"payments row vs ledger": {order_id}}
 
 
 def test_reserved_units_no_reservation_accounts_for(world: World) -> None:
@@ -354,6 +373,28 @@ def test_notices_missing_contradicting_or_twice(world: World) -> None:
     assert offenders(world.audit()) == {"notifications": {confirmed, failed}}
 
 
+def test_a_notice_mailed_twice_is_flagged_though_its_table_keeps_one_row(world: World) -> None:
+    # Given a confirmed order whose confirmation a second delivery mailed again: it checked the
+    # notifications table before the first delivery's row was there (here: the row is removed)
+    order_id = world.confirmed()
+    world.sql("DELETE FROM notifications WHERE order_id = %s", order_id)
+    world.notify(order_id, NotificationKind.ORDER_CONFIRMATION)
+    # Then SES was asked twice, the table holds one row, and the auditor counts the sends
+    assert world_count(world, "SELECT COUNT(*) AS n FROM notifications WHERE order_id = %s", order_id) == 1
+    report = world.audit()
+    assert offenders(report) == {"notifications": {order_id}}
+    [notices] = [r for r in report.results if r.name == "notifications"]
+    assert notices.offences[0].detail == "ORDER_CONFIRMATION sent 2 times"
+
+
+def world_count(world: World, statement: str, *params: object) -> int:
+    with world.database.transaction() as cursor:
+        cursor.execute(statement, params)
+        row = cursor.fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
 def test_a_missing_notice_on_the_notification_dlq_is_accounted_for(world: World) -> None:
     failed = world.declined()
     world.sql("DELETE FROM notifications WHERE order_id = %s", failed)
@@ -407,3 +448,18 @@ def test_what_mysql_records_as_owed_is_believed_over_the_dlq(world: World) -> No
     assert refund_owed == {"stock per order": {order_id}}
     assert both_owed.ok
     assert both_owed.owed[0].records == ("compensation-dlq", "mysql")
+
+
+def test_the_audit_command_reads_the_gateway_its_settings_name(world: World, lambda_env: Settings) -> None:
+    # Given a clean order, and a settings object naming the gateway's URL and its key's secret
+    # (as a deployed environment's do), with no other way to the gateway
+    order_id = world.confirmed()
+    queues = {"compensation-dlq": world.dlq_url}
+    # When the audit command's sources are found from those settings
+    clean = audit_books(lambda_env, world.sfn, world.sqs, queues, deadline_seconds=3600)
+    [charge] = world.gateway.listed("/v1/charges", {"metadata[order_id]": order_id})
+    assert world.books.refund(charge["id"]).status == 200
+    refunded = audit_books(lambda_env, world.sfn, world.sqs, queues, deadline_seconds=3600)
+    # Then it read the gateway's ledger: clean first, then the refund made behind the saga's back
+    assert (clean.ok, clean.orders) == (True, 1)
+    assert offenders(refunded) == {"money per order": {order_id}, "payments row vs ledger": {order_id}}

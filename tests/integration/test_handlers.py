@@ -11,11 +11,12 @@ from order_saga import settings as settings_module
 from order_saga.db import Database
 from order_saga.errors import InvalidOrder, OrderNotFound
 from order_saga.functions import FUNCTIONS, function
+from order_saga.manifest import STATE_MACHINE_STEPS
 from order_saga.settings import Settings
 from tests.support.data import TABLES, OrderFactory, query
 from tests.support.lambda_runtime import invoke
 
-STEP_FUNCTIONS = [spec for spec in FUNCTIONS if spec.name not in {"SendNotification", "SagaWatchdog"}]
+STEP_FUNCTIONS = [spec for spec in FUNCTIONS if spec.name in STATE_MACHINE_STEPS]
 BAD_EVENTS = [
     ({}, "order_id: Field required"),
     ({"order_id": "not-a-uuid"}, "order_id: String should match pattern"),

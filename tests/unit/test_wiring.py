@@ -44,8 +44,11 @@ def test_no_function_gets_the_password_and_only_the_mailer_gets_the_sender() -> 
         env = environment(spec.name)
         assert not {"pw", GATEWAY.api_key} & set(env.values()), spec.name
         assert ("EMAIL_SENDER" in env) == (spec.name == "SendNotification"), spec.name
-        # the payment steps, and the watchdog that refunds what an execution left behind
-        assert ("PAYMENT_GATEWAY_URL" in env) == (spec.service in {"payment", "watchdog"}), spec.name
+        # the payment steps, the watchdog that refunds what an execution left behind, and the
+        # reconciliation that reads the gateway's ledger
+        assert ("PAYMENT_GATEWAY_URL" in env) == (
+            spec.service in {"payment", "watchdog", "reconciliation"}
+        ), spec.name
 
 
 def test_only_the_watchdog_gets_the_state_machines_and_the_saga_queues() -> None:

@@ -118,6 +118,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         _PAYMENT | {Needs.SAGA_CONTROL},
         timeout_seconds=60,
     ),
+    FunctionSpec(
+        Step.RECONCILE_PAYMENTS,
+        "reconciliation",
+        "handler.reconcile_payments",
+        "Check the last day's settled orders against the payment gateway's ledger (scheduled)",
+        frozenset({Needs.DATABASE, Needs.PAYMENT_GATEWAY}),
+        timeout_seconds=300,
+    ),
 )
 
 

@@ -35,6 +35,7 @@ class Step(StrEnum):
     MARK_NEEDS_ATTENTION = "MarkNeedsAttention"
     SEND_NOTIFICATION = "SendNotification"
     SAGA_WATCHDOG = "SagaWatchdog"
+    RECONCILE_PAYMENTS = "ReconcilePayments"
     # Task states of the ASL that send to a queue rather than call a function.
     SEND_ORDER_CONFIRMATION = "SendOrderConfirmation"
     SEND_FAILURE_ALERT = "SendFailureAlert"

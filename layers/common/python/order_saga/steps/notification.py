@@ -3,6 +3,8 @@
 The queue delivers at least once; the notifications table records what was sent, so a repeated
 message is skipped. The record is written after SES accepted the mail: a crash in between sends
 the mail again on redelivery, which is the better failure for a customer than a lost mail.
+Every mail SES accepted gets its own saga_log entry (`Send<Kind> SENT`, with SES's message id):
+the auditor counts those, since the table's key keeps one row however many mails went out.
 """
 
 from enum import StrEnum

@@ -1,9 +1,5 @@
-"""The books as the auditor reads them: one consistent snapshot of MySQL, plus the outside parties.
-
-MySQL is read in ONE transaction with a consistent snapshot, so the tables agree with each other.
-The gateway's ledger, the executions and the attention records are read through small interfaces
-(`sources.py`), because in production each belongs to another system.
-"""
+"""The books as MySQL holds them, read in ONE transaction with a consistent snapshot, so the
+tables agree with each other (the gateway's ledger is read beside them, `ledger.py`)."""
 
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -58,6 +54,8 @@ class Books:
     # Per product, over every order (not only those in scope): RESERVED and COMMITTED units.
     live_reserved: dict[str, int] = field(default_factory=dict)
     committed_units: dict[str, int] = field(default_factory=dict)
+    # The start of the orders' window in Unix seconds, as the database reads it (None: all orders).
+    since_unix: float | None = None
 
     def stock_baseline(self) -> dict[str, int]:
         """stock + committed units per product: constant while only sagas move stock (see
@@ -90,6 +88,14 @@ QUERIES = {
 }
 
 
+def _unix_seconds(cursor: Any, moment: datetime | None) -> float | None:
+    """`moment` (as the database stores times, in its session's time zone) in Unix seconds."""
+    if moment is None:
+        return None
+    cursor.execute("SELECT UNIX_TIMESTAMP(%s) AS unix", (moment,))
+    return float(cursor.fetchone()["unix"])
+
+
 def read_books(database: Database, since: datetime | None = None) -> Books:
     """One consistent snapshot of every table the saga writes, for the orders created since
     `since` (all by default). The inventory and its reservation totals are always read whole."""
@@ -97,6 +103,7 @@ def read_books(database: Database, since: datetime | None = None) -> Books:
     scope = {"since": since or datetime(1970, 1, 2)}
     with database.transaction() as cursor:
         cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        books.since_unix = _unix_seconds(cursor, since)
 
         def rows(name: str) -> list[dict[str, Any]]:
             cursor.execute(QUERIES[name], scope)
