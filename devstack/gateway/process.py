@@ -40,7 +40,9 @@ class PaymentGatewayServer(LocalServer):
     def _control(self, method: str, body: dict[str, object]) -> None:
         reply = urllib3.request(method, f"{self.url}/_control/faults", json=body, timeout=10)
         if reply.status != 200:
-            raise ServiceError(f"the gateway refused {method} /_control/faults ({reply.status}): {reply.data!r}")
+            raise ServiceError(
+                f"the gateway refused {method} /_control/faults ({reply.status}): {reply.data!r}"
+            )
 
     def is_healthy(self) -> bool:
         return http_ok(f"{self.url}/health")
