@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from moto import mock_aws
 from prometheus_client import CollectorRegistry
 
+from devstack.gateway.process import PaymentGatewayServer
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
 from grpc_edge.server import build_order_service, build_verifier, create_server
 from order_saga.db import Database
@@ -71,8 +72,14 @@ def edge_factory(
     redis_client: "redis.Redis",
     state_machines: StateMachines,
     signing_key: SigningKey,
+    payment_gateway_server: PaymentGatewayServer,
 ) -> Iterator[EdgeFactory]:
     servers: list[tuple[grpc.Server, grpc.Channel]] = []
+    # The gateway the edge's reconciler refunds through, its key in a secret (moto's), as in AWS.
+    secret = boto3.client("secretsmanager").create_secret(
+        Name="payment-gateway", SecretString=payment_gateway_server.api_key
+    )
+    gateway = {"payment_gateway_url": payment_gateway_server.url, "payment_gateway_secret_arn": secret["ARN"]}
 
     def start(
         channel_factory: Callable[[int], grpc.Channel] | None = None,
@@ -84,7 +91,7 @@ def edge_factory(
         `clock` places each request in its rate-limit window."""
         cache = cache or redis_client
         edge_settings = make_edge_settings(
-            settings, state_machines, signing_key, **({"grpc_max_workers": 8} | overrides)
+            settings, state_machines, signing_key, **({"grpc_max_workers": 8} | gateway | overrides)
         )
         registry = CollectorRegistry()
         server, port = create_server(
