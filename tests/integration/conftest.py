@@ -61,7 +61,7 @@ def database(settings: Settings) -> Iterator[Database]:
     db = Database(settings)
     with db.transaction() as cursor:
         cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
-        for table in TABLES:
+        for table in (*TABLES, "notifications"):
             cursor.execute(f"TRUNCATE TABLE {table}")
         cursor.execute("SET FOREIGN_KEY_CHECKS = 1")
     yield db

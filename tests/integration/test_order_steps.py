@@ -151,6 +151,7 @@ def test_a_declined_order_tells_the_customer_why_the_gateway_declined(
     with pytest.raises(PaymentDeclined) as declined:
         process_payment(database, gateway, order_id)
     cause = json.dumps({"errorType": "PaymentDeclined", "errorMessage": str(declined.value)})
+    compensated(database, redis_client, gateway, order_id)
     # When the saga marks it failed
     mark_order_failed(
         database,

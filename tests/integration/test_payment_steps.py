@@ -1,6 +1,8 @@
 """ProcessPayment and RefundPayment against MariaDB and the gateway server, over HTTP through the
 adapter the functions use (docs/payment-gateway.md)."""
 
+from decimal import Decimal
+
 import boto3
 import pytest
 import redis
@@ -219,14 +221,16 @@ def test_a_charge_whose_answer_was_lost_is_refunded_by_its_key_exactly_once(
 
 
 def test_a_retried_payment_on_a_charging_row_finds_the_first_charge(
-    database: Database, gateway: HttpGateway, new_order: OrderFactory
+    database: Database,
+    gateway: HttpGateway,
+    payment_gateway_server: PaymentGatewayServer,
+    new_order: OrderFactory,
 ) -> None:
-    # Given a charge whose answer was lost, then a gateway that answers again (a retry)
-    order_id = new_order(token="tok_lostAnswer")
+    # Given a charge whose answer was lost once (the gateway charged, then the connection dropped)
+    order_id = new_order()
+    payment_gateway_server.add_fault({"kind": "lost_answer", "count": 1, "path": "/v1/charges"})
     with pytest.raises(PaymentGatewayUnavailable):
         process_payment(database, gateway, order_id)
-    with database.transaction() as cursor:
-        cursor.execute("UPDATE orders SET payment_token = 'tok_visa' WHERE order_id = %s", (order_id,))
     # When ProcessPayment is retried
     outcome = process_payment(database, gateway, order_id)
     # Then it records the first charge: one charge in the ledger, the row SUCCESS with its reference
@@ -256,7 +260,7 @@ def test_a_refund_before_the_charge_moves_no_money_and_cancels_the_intent(
     assert books(gateway, order_id)[1] == 0
     assert log(database, order_id)[-1] == ("RefundPayment", "NOTHING_TO_REFUND")
     # and a charge still in flight under that key is declined by the gateway
-    late = gateway.charge(order_id=order_id, amount=outcome.amount, currency="EUR", token="tok_visa")
+    late = gateway.charge(order_id=order_id, amount=Decimal("9.99"), currency="EUR", token="tok_visa")
     assert (late.approved, late.decline_code) == (False, "intent_canceled")
     assert books(gateway, order_id)[0] == 0
 

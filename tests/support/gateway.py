@@ -103,10 +103,11 @@ def adapter(server: PaymentGatewayServer, timeout: float = 10.0) -> HttpGateway:
 def books(gateway: HttpGateway, order_id: str) -> tuple[int, int]:
     """(charges, refunds) the gateway holds for the order: where the money is. (1, 0) is money
     kept, (1, 1) a charge refunded once, (0, 0) nothing taken; a second charge or refund of one
-    order shows as a 2."""
+    order shows as a 2. A refund counts by the charge it names, whoever made it."""
     order = {"metadata[order_id]": order_id}
     charges = [c for c in gateway.listed("/v1/charges", order) if c["status"] == "succeeded"]
-    return len(charges), len(list(gateway.listed("/v1/refunds", order)))
+    refunds = [r for c in charges for r in gateway.listed("/v1/refunds", {"charge": c["id"]})]
+    return len(charges), len(refunds)
 
 
 def client_of(server: PaymentGatewayServer) -> GatewayClient:
