@@ -125,7 +125,7 @@ def order_request() -> pb.CreateOrderRequest:
     return pb.CreateOrderRequest(
         idempotency_key=str(uuid.uuid4()),
         items=[pb.OrderItem(product_id="bench-item", quantity=1)],
-        payment_token="tok_visa",  # noqa: S106 -- the simulated gateway's test card
+        payment_token="tok_visa",  # noqa: S106 -- the gateway server's test card
         email="bench@example.com",
     )
 

@@ -49,7 +49,7 @@ def new_order() -> pb.CreateOrderRequest:
     return pb.CreateOrderRequest(
         idempotency_key=str(uuid.uuid4()),
         items=[pb.OrderItem(product_id=PRODUCT, quantity=1)],
-        payment_token="tok_visa",  # noqa: S106 -- the simulated gateway's test card
+        payment_token="tok_visa",  # noqa: S106 -- the gateway server's test card
         email="bench@example.com",
     )
 

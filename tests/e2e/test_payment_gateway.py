@@ -3,18 +3,26 @@ orders are in flight, and its books surviving a restart of everything."""
 
 from tests.support.stack import Customer, LocalStack
 
-# Orders of each money outcome: (items, token) -> (final status, the gateway's books).
+# Orders of each money outcome: (token, a fault aimed at its ReserveStock) -> (final status, the
+# gateway's books). The aimed error is one no Retry covers: the saga compensates, refunding.
 OUTCOMES = {
-    "kept": (({"sku-1": 1}, "tok_visa"), ("CONFIRMED", (1, 0))),
-    "declined": (({"sku-1": 1}, "tok_chargeDeclined"), ("FAILED", (0, 0))),
-    "refunded": (({"sku-3": 2}, "tok_visa"), ("FAILED", (1, 1))),  # 1 unit in stock: OutOfStock
+    "kept": (("tok_visa", False), ("CONFIRMED", (1, 0))),
+    "declined": (("tok_chargeDeclined", False), ("FAILED", (0, 0))),
+    "refunded": (("tok_visa", True), ("FAILED", (1, 1))),
 }
 
 
-def place_every_outcome(customer: Customer) -> dict[str, str]:
-    return {
-        name: customer.create(items, token=token).order_id for name, ((items, token), _) in OUTCOMES.items()
-    }
+def place_every_outcome(stack: LocalStack, customer: Customer) -> dict[str, str]:
+    """One order of each outcome, created while every saga's first step is held (the caller holds
+    it), each saga waiting there."""
+    orders = {}
+    for name, ((token, fails_later), _) in OUTCOMES.items():
+        orders[name] = customer.create({"sku-1": 1}, token=token).order_id
+        if fails_later:
+            stack.fault("ReserveStock", "error", orders[name], error_type="InjectedFault")
+    for order_id in orders.values():
+        stack.wait_for_state(order_id, "ProcessPayment")
+    return orders
 
 
 def assert_every_outcome(stack: LocalStack, orders: dict[str, str]) -> None:
@@ -32,12 +40,13 @@ def refused_keys(stack: LocalStack) -> int:
 
 def test_a_key_rotated_with_no_grace_mid_run_changes_no_order(stack: LocalStack, customer: Customer) -> None:
     # Given the payment functions warm, holding the gateway's key in their secret cache
-    assert_every_outcome(stack, place_every_outcome(customer))
+    with stack.held("ProcessPayment"):
+        warm = place_every_outcome(stack, customer)
+    assert_every_outcome(stack, warm)
     refused_before = refused_keys(stack)
     # and orders of every outcome created while every saga's first step waits
     with stack.held("ProcessPayment"):
-        orders = place_every_outcome(customer)
-        stack.wait_for_state(orders["kept"], "ProcessPayment")
+        orders = place_every_outcome(stack, customer)
         # When an operator rotates the key, the old one expiring at once
         code, output = stack.operator("gateway", "rotate-key", "--grace", "0")
         assert code == 0, output
@@ -49,7 +58,8 @@ def test_a_key_rotated_with_no_grace_mid_run_changes_no_order(stack: LocalStack,
 
 def test_the_books_survive_a_restart_of_the_whole_stack(stack: LocalStack, customer: Customer) -> None:
     # Given orders of every money outcome, their customers told
-    orders = place_every_outcome(customer)
+    with stack.held("ProcessPayment"):
+        orders = place_every_outcome(stack, customer)
     assert_every_outcome(stack, orders)
     for order_id in orders.values():
         stack.wait_for_emails(order_id)
