@@ -4,6 +4,7 @@ idempotent execution (every POST) or a read (every GET)."""
 import json
 import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,7 @@ class Outcome:
     answer: Answer
     delay_seconds: float = 0.0
     drop: bool = False
+    hold: threading.Event | None = None  # set: the answer may go (a `hold` fault cleared)
 
 
 def idempotency_key(request: Request) -> str:
@@ -137,6 +139,7 @@ class Gateway:
             answer,
             delay_seconds=(delay_ms or 0) / 1000,
             drop=card.loses_answer or (fault is not None and fault.kind == "lost_answer"),
+            hold=fault.released if fault is not None and fault.kind == "hold" else None,
         )
 
     def authenticate(self, authorization: str | None) -> None:

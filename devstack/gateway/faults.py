@@ -1,15 +1,16 @@
 """Faults on demand: what the next matching `/v1` requests meet, held in memory until cleared."""
 
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import params
 from .errors import IdempotencyKeyInUse, ParameterInvalid, RateLimited, Unavailable
 
-# The kinds answered before execution; `slow` and `lost_answer` act after it.
+# The kinds answered before execution; `slow`, `lost_answer` and `hold` act after it.
 BEFORE_EXECUTION = ("unavailable", "rate_limit", "in_flight")
-KINDS = (*BEFORE_EXECUTION, "slow", "lost_answer")
+KINDS = (*BEFORE_EXECUTION, "slow", "lost_answer", "hold")
+HOLD_SECONDS = 300.0  # the longest a held answer waits for the faults to be cleared
 
 
 @dataclass
@@ -18,6 +19,7 @@ class Fault:
     path: str | None = None  # None: every /v1 request; else this path and those below it
     count: int | None = None  # None: until cleared
     delay_ms: int | None = None  # `slow` only
+    released: threading.Event = field(default_factory=threading.Event, compare=False)  # `hold`: cleared
 
     def matches(self, path: str) -> bool:
         if self.path is None:
@@ -25,7 +27,8 @@ class Fault:
         return path == self.path or path.startswith(self.path.rstrip("/") + "/")
 
     def as_json(self) -> dict[str, Any]:
-        return {name: value for name, value in asdict(self).items() if value is not None}
+        shown = {"kind": self.kind, "path": self.path, "count": self.count, "delay_ms": self.delay_ms}
+        return {name: value for name, value in shown.items() if value is not None}
 
 
 def parse_fault(body: dict[str, Any]) -> Fault:
@@ -47,14 +50,19 @@ class Faults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._holding: list[Fault] = []  # hold faults spent by their count, whose answers may still wait
 
     def add(self, fault: Fault) -> None:
         with self._lock:
             self._faults.append(fault)
 
     def clear(self) -> None:
+        """Remove every fault; the answers a `hold` keeps waiting go out."""
         with self._lock:
+            for fault in (*self._faults, *self._holding):
+                fault.released.set()
             self._faults.clear()
+            self._holding.clear()
 
     def listed(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -68,6 +76,8 @@ class Faults:
                 fault.count -= 1
                 if fault.count == 0:
                     self._faults.remove(fault)
+                    if fault.kind == "hold":
+                        self._holding.append(fault)
             return fault
 
 

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .api import Gateway, Outcome, Request
 from .errors import Answer, ParameterInvalid, error_answer, internal_error_answer
+from .faults import HOLD_SECONDS
 from .ratelimit import TokenBucket
 from .store import Store
 
@@ -75,6 +76,8 @@ class GatewayRequestHandler(BaseHTTPRequestHandler):
 
     def deliver(self, outcome: Outcome) -> None:
         time.sleep(outcome.delay_seconds)
+        if outcome.hold is not None:
+            outcome.hold.wait(HOLD_SECONDS)
         if outcome.drop:
             self.close_connection = True  # no byte of an answer: the client's connection just ends
             self.log_request("dropped")

@@ -47,9 +47,11 @@ def stack(local_stack: LocalStack) -> Iterator[LocalStack]:
         cursor.execute("SET FOREIGN_KEY_CHECKS = 1")
     local_stack.stock_catalog()
     local_stack.clear_faults()
+    local_stack.gateway_server.clear_faults()
     local_stack.purge_dlq()
     yield local_stack
     local_stack.clear_faults()
+    local_stack.gateway_server.clear_faults()
 
 
 @pytest.fixture

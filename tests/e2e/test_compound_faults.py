@@ -30,7 +30,6 @@ from order_saga.payment_gateway import HttpGateway
 from order_saga.watchdog import SagaWatchdog
 from tests.support.stack import (
     INITIAL,
-    WAIT_SECONDS,
     Customer,
     LocalStack,
     states,
@@ -144,27 +143,15 @@ def test_a_charge_whose_answer_is_lost_is_refunded_exactly_once(
 def test_a_charge_recorded_while_the_database_is_down_is_refunded(
     stack: LocalStack, customer: Customer, database_server: MariaDB
 ) -> None:
-    # Given a charge on its way to the gateway when the database goes down: ProcessPayment is held
-    # at the order's row lock (past its idempotency record, a Redis write) while Redis pauses every
-    # write, so that its intent commits and its charge then waits until the database is stopped
-    stack.fault("ProcessPayment", "hold")
-    order_id = customer.create({"sku-1": 1}).order_id
-    stack.wait_for_state(order_id, "ProcessPayment")
-    cache, locker = redis.Redis.from_url(stack.settings.redis_url), Database(stack.settings)
+    # Given a charge the gateway made whose answer reaches ProcessPayment only once the database is
+    # down (the gateway holds the answer: its intent committed, its charge landed)
+    stack.gateway_server.add_fault({"kind": "hold", "path": "/v1/charges", "count": 1})
     try:
-        with locker.transaction() as cursor:
-            cursor.execute("SELECT status FROM orders WHERE order_id = %s FOR UPDATE", (order_id,))
-            stack.clear_faults("ProcessPayment")
-            wait_until(
-                lambda: cache.keys("order-saga:process_payment*"), "ProcessPayment's idempotency record"
-            )
-            cache.client_pause(int(WAIT_SECONDS * 1000), all=False)  # every write waits: the charge too
-        locker.close()
-        wait_until(lambda: stack.payment(order_id), "the payment intent")
+        order_id = customer.create({"sku-1": 1}).order_id
+        wait_until(lambda: stack.books(order_id)[0], "the charge to land (its answer held)")
         database_server.stop()
     finally:
-        cache.client_unpause()
-    wait_until(lambda: stack.books(order_id)[0], "the charge to land")
+        stack.gateway_server.clear_faults()  # the charge's answer reaches ProcessPayment
     execution = stack.execution_of(order_id)
     # When ProcessPayment cannot record it and the compensation keeps retrying, then the database
     # comes back

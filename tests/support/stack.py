@@ -27,6 +27,7 @@ from devstack import faults
 from devstack.asl import load
 from devstack.aws_settings import AwsStackSettings
 from devstack.devtokens import mint_token
+from devstack.gateway.process import PaymentGatewayServer
 from devstack.wiring import GATEWAY_SECRET, queue_name
 from grpc_edge.channel import open_channel
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
@@ -216,6 +217,7 @@ class LocalStack:
             "QueueUrl"
         ]
         self.channel = open_channel(self.grpc_address)
+        self.gateway_server = PaymentGatewayServer(int(self.env["DEVSTACK_GATEWAY_PORT"]), self.state_dir)
 
     @classmethod
     def running(cls, env: dict[str, str]) -> "LocalStack":

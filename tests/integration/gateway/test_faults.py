@@ -1,5 +1,7 @@
 """Faults on demand: what the next matching requests meet, added and cleared over /_control."""
 
+import threading
+
 import pytest
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
@@ -62,6 +64,25 @@ def test_a_lost_answer_fault_executes_and_stores_then_drops_the_connection(clien
         client.charge(key)
     again = client.charge(key)
     assert (again.status, again.headers["Idempotent-Replayed"]) == (200, "true")
+
+
+def test_a_hold_fault_does_the_work_and_keeps_the_answer_until_the_faults_are_cleared(
+    client: GatewayClient,
+) -> None:
+    # Given a hold on the next charge
+    client.control("POST", "faults", {"kind": "hold", "path": "/v1/charges", "count": 1})
+    key = new_key()
+    answers: list[int] = []
+    caller = threading.Thread(target=lambda: answers.append(client.charge(key).status))
+    caller.start()
+    # When the charge was made (the intent shows it) while its caller still waits
+    Deadline(30).wait_for(lambda: client.get(f"/v1/payment_intents/{key}").status == 200, "the charge")
+    assert caller.is_alive()
+    assert answers == []
+    # Then clearing the faults sends the answer
+    client.control("DELETE", "faults")
+    caller.join(30)
+    assert answers == [200]
 
 
 def test_a_fault_meets_its_path_and_those_below_it_only(client: GatewayClient) -> None:
