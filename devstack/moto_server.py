@@ -16,7 +16,8 @@ Both hooks are private to moto, which is pinned; tests/unit/test_moto_hooks.py f
 Optionally the Retry waits of the interpreter are scaled (DEVSTACK_RETRY_TIME_SCALE, 1 = real
 time): a compensation that "retries long" waits minutes in AWS, which a test run cannot afford.
 Only the sleep between attempts is scaled; task timeouts, Lambda timeouts and the order of
-events stay real.
+events stay real. On a stack started scaled, `.devstack/retry-time-scale` (while it exists) sets
+the scale for the waits that begin after it is written: a test runs one outage at real time.
 """
 
 import argparse
@@ -28,22 +29,35 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from .aws_settings import AwsStackSettings
 from .invoker import LocalInvoker, base_environment, default_concurrency, install
+from .paths import STATE_DIR
 from .sqs_poller import SqsPoller, stop_moto_push
+
+# While this file of the state folder exists, its number is the scale (a test makes one outage's
+# waits real, at 1, on a stack started scaled, without restarting it).
+SCALE_OVERRIDE = STATE_DIR / "retry-time-scale"
 
 
 class ScaledClock:
     """`time` as the interpreter's retrier sees it: the same clock, shorter sleeps."""
 
-    def __init__(self, scale: float) -> None:
+    def __init__(self, scale: float, override: Path = SCALE_OVERRIDE) -> None:
         self.scale = scale
+        self.override = override
+
+    def current_scale(self) -> float:
+        try:
+            return float(self.override.read_text())
+        except (OSError, ValueError):
+            return self.scale
 
     def sleep(self, seconds: float) -> None:
-        time.sleep(seconds * self.scale)
+        time.sleep(seconds * self.current_scale())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)

@@ -117,7 +117,7 @@ class Gateway:
 
     def serve_v1(self, request: Request) -> Outcome:
         """An API request: faults on demand, the key, the rate, then the endpoint."""
-        fault = self.faults.take(request.path)
+        fault = self.faults.take(request.method, request.path)
         card = Card()
         try:
             refuse_before_execution(fault)

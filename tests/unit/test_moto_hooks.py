@@ -67,14 +67,28 @@ def test_retry_waits_sleep_through_the_retrier_modules_clock(monkeypatch: pytest
         scale_retry_waits(0.5)
 
 
-def test_scaled_clock_shortens_sleeps_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scaled_clock_shortens_sleeps_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     slept: list[float] = []
     monkeypatch.setattr(time, "sleep", slept.append)
     monkeypatch.setattr(time, "monotonic", lambda: 1234.5)  # a clock reading of the test's choosing
-    clock = ScaledClock(0.1)
+    clock = ScaledClock(0.1, tmp_path / "retry-time-scale")
     clock.sleep(20)
     assert slept == [pytest.approx(2.0)]
     assert clock.monotonic() == 1234.5  # the time module's own reading, unscaled
+
+
+def test_the_state_folders_scale_overrides_the_stacks_while_it_exists(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    override = tmp_path / "retry-time-scale"
+    clock = ScaledClock(0.05, override)
+    override.write_text("1")
+    clock.sleep(30)  # real time while the file says so
+    override.unlink()
+    clock.sleep(30)  # the stack's scale again
+    assert slept == [pytest.approx(30.0), pytest.approx(1.5)]
 
 
 def test_executions_parse_their_definition_in_the_entrypoint_hook() -> None:

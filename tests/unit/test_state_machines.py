@@ -34,6 +34,9 @@ COMPENSATIONS = {
     "MarkNeedsAttention",
 }
 FORWARD_STEPS = {"ProcessPayment", "ReserveStock", "ConfirmOrder"}
+# A forward step rides out a database failover before it compensates: RDS Multi-AZ fails over in
+# 60-120 s, ElastiCache in about a minute; the budget is three minutes at least, as a floor.
+OUTAGE_BUDGET_SECONDS = 180
 BUSINESS = {
     cls.__name__
     for cls in vars(errors).values()
@@ -142,9 +145,10 @@ def test_retries_name_exactly_the_transient_errors_and_never_a_business_error(
         retriers = [set(retrier["ErrorEquals"]) for retrier in state["Retry"]]
         if state["Resource"] == LAMBDA_INVOKE:
             # A compensation (idempotent, must finish) retries transient faults and timeouts alike,
-            # for hours with a capped backoff; so does ProcessPayment, whose committed intent makes a
-            # timed-out charge safe to retry. The pivot ConfirmOrder retries a timeout on its own (a
-            # lost answer may hide a committed confirmation); nothing else retries a timeout.
+            # for hours with a capped backoff. A forward step rides out an outage (its budget) and
+            # retries a timeout apart: ProcessPayment, whose committed intent makes a timed-out
+            # charge safe to retry, and the pivot ConfirmOrder (a lost answer may hide a committed
+            # confirmation); ReserveStock compensates a timeout.
             if name in COMPENSATIONS:
                 [retrier] = state["Retry"]
                 assert retriers == [TRANSIENT | TIMEOUTS], name
@@ -155,19 +159,29 @@ def test_retries_name_exactly_the_transient_errors_and_never_a_business_error(
                 throttled = state["Retry"][0]
                 assert (retriers[0], throttled["MaxAttempts"]) == ({THROTTLED}, 8), name
                 transient = TRANSIENT - {THROTTLED}
-                if name == "ProcessPayment":
-                    assert retriers[1:] == [transient | TIMEOUTS], name
-                else:
-                    assert retriers[1:] == (
-                        [transient, TIMEOUTS] if name == "ConfirmOrder" else [transient]
-                    ), name
+                assert retriers[1:] == ([transient] if name == "ReserveStock" else [transient, TIMEOUTS]), (
+                    name
+                )
+                budget = state["Retry"][1]
+                assert budget["JitterStrategy"] == "NONE", name  # a floor, not an average
+                assert waits(budget) >= OUTAGE_BUDGET_SECONDS, name
         else:
             assert state["Resource"] == SQS_SEND
             assert retriers == [{"SQS.SdkClientException", "SQS.AmazonSQSException", "States.Timeout"}], name
         for retrier in state["Retry"]:
             assert not set(retrier["ErrorEquals"]) & BUSINESS, name
-            assert retrier["JitterStrategy"] == "FULL", name
+            assert retrier["JitterStrategy"] == "FULL" or (
+                name in FORWARD_STEPS and retrier is state["Retry"][1]
+            ), name
             assert retrier["BackoffRate"] >= 2, name
+
+
+def waits(retrier: dict[str, Any]) -> float:
+    """The seconds a retrier waits over all its attempts, with no jitter."""
+    return sum(
+        min(retrier["IntervalSeconds"] * retrier["BackoffRate"] ** k, retrier["MaxDelaySeconds"])
+        for k in range(retrier["MaxAttempts"])
+    )
 
 
 def test_forward_steps_are_caught_into_the_compensations() -> None:

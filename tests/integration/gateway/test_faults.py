@@ -70,13 +70,15 @@ def test_a_hold_fault_does_the_work_and_keeps_the_answer_until_the_faults_are_cl
     client: GatewayClient,
 ) -> None:
     # Given a hold on the next charge
-    client.control("POST", "faults", {"kind": "hold", "path": "/v1/charges", "count": 1})
+    client.control("POST", "faults", {"kind": "hold", "path": "/v1/charges", "method": "POST", "count": 1})
     key = new_key()
     answers: list[int] = []
     caller = threading.Thread(target=lambda: answers.append(client.charge(key).status))
     caller.start()
-    # When the charge was made (the intent shows it) while its caller still waits
-    Deadline(30).wait_for(lambda: client.get(f"/v1/payment_intents/{key}").status == 200, "the charge")
+    # When the charge was made (the list shows it: a GET the hold does not meet) while its caller waits
+    Deadline(30).wait_for(
+        lambda: client.get("/v1/charges", {"metadata[order_id]": key}).json()["data"], "the charge"
+    )
     assert caller.is_alive()
     assert answers == []
     # Then clearing the faults sends the answer
