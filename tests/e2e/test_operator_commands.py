@@ -74,7 +74,10 @@ def test_aws_up_on_a_running_stack_updates_in_place(stack: LocalStack, customer:
     before = stack.lam.list_event_source_mappings()["EventSourceMappings"]
     code, output = stack.operator("aws", "up")
     assert code == 0, output
-    assert output.startswith("gateway: already running") and "\nmoto: already running" in output
+    assert output.splitlines()[:2] == [
+        f"gateway: already running on 127.0.0.1:{stack.gateway_server.port}",
+        f"moto: already running on 127.0.0.1:{stack.aws.moto_port}",
+    ]
     assert stack.lam.list_event_source_mappings()["EventSourceMappings"] == before
     assert len(stack.lam.list_functions()["Functions"]) == len(FUNCTIONS)
     assert len(stack.sfn.list_state_machines()["stateMachines"]) == 2
