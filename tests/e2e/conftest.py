@@ -6,14 +6,24 @@ A stack this checkout already runs (`make demo`, then `make test`) is left alone
 reads or writes its `.devstack/` folder or its ports.
 """
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
+from devstack.services import MariaDB, Redis
 from tests.support.data import TABLES
 from tests.support.processes import cli
-from tests.support.stack import RETRY_TIME_SCALE, WAIT_SECONDS, Customer, LocalStack, stack_environment
+from tests.support.stack import (
+    RETRY_TIME_SCALE,
+    WAIT_SECONDS,
+    Customer,
+    LocalStack,
+    stack_environment,
+    wait_until,
+)
 
 
 @pytest.fixture(scope="package")
@@ -58,3 +68,31 @@ def stack(local_stack: LocalStack) -> Iterator[LocalStack]:
 def customer(stack: LocalStack) -> Customer:
     """A client of the stack's edge (user-1), on the fresh stack of `stack`."""
     return stack.customer()
+
+
+@pytest.fixture
+def database_server(stack: LocalStack) -> Iterator[MariaDB]:
+    """The stack's MariaDB, which a test may stop; always running again afterwards."""
+    server = MariaDB(int(stack.env["DEVSTACK_MYSQL_PORT"]), stack.state_dir)
+    yield server
+    server.start()
+    stack.database.close()  # its connection died with the server
+    customer = stack.customer()
+    wait_until(lambda: edge_reads_orders(customer), "the edge to read orders from the restarted database")
+
+
+@pytest.fixture
+def redis_server(stack: LocalStack) -> Iterator[Redis]:
+    """The stack's Redis, which a test may stop; always running again afterwards."""
+    server = Redis(int(stack.env["DEVSTACK_REDIS_PORT"]), stack.state_dir)
+    yield server
+    server.start()
+
+
+def edge_reads_orders(customer: Customer) -> bool:
+    """Whether the edge answers GetOrder from the database (NOT_FOUND for an order of nobody's)."""
+    try:
+        customer.get(str(uuid.uuid4()))
+    except grpc.RpcError as exc:
+        return exc.code() is not grpc.StatusCode.UNAVAILABLE
+    return True

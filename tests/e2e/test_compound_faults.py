@@ -10,13 +10,10 @@ here as the edge builds it and run once, with no grace period: the edge's own pa
 order is a minute old, and its subject here is what one pass does, not the edge's timer.
 """
 
-import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import boto3
-import grpc
 import pytest
 import redis
 from botocore.config import Config
@@ -100,26 +97,6 @@ def reservations(stack: LocalStack, order_id: str) -> list[str]:
 def entered(stack: LocalStack, execution_arn: str, state: str) -> bool:
     events = stack.sfn.get_execution_history(executionArn=execution_arn)["events"]
     return any(e.get("stateEnteredEventDetails", {}).get("name") == state for e in events)
-
-
-@pytest.fixture
-def database_server(stack: LocalStack) -> Iterator[MariaDB]:
-    """The stack's MariaDB, which a test may stop; always running again afterwards."""
-    server = MariaDB(int(stack.env["DEVSTACK_MYSQL_PORT"]), stack.state_dir)
-    yield server
-    server.start()
-    stack.database.close()  # its connection died with the server
-    customer = stack.customer()
-    wait_until(lambda: edge_reads_orders(customer), "the edge to read orders from the restarted database")
-
-
-def edge_reads_orders(customer: Customer) -> bool:
-    """Whether the edge answers GetOrder from the database (NOT_FOUND for an order of nobody's)."""
-    try:
-        customer.get(str(uuid.uuid4()))
-    except grpc.RpcError as exc:
-        return exc.code() is not grpc.StatusCode.UNAVAILABLE
-    return True
 
 
 def test_a_charge_whose_answer_is_lost_is_refunded_exactly_once(

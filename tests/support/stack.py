@@ -312,6 +312,17 @@ class LocalStack:
         saga waits in that step."""
         return held(self.faults_file, function)
 
+    @contextmanager
+    def real_retry_waits(self) -> Iterator[None]:
+        """The state machines' Retry waits at real time (scale 1) while the block runs, on this
+        stack started scaled (devstack/moto_server.py): an outage meets production's budget."""
+        override = self.state_dir / "retry-time-scale"
+        override.write_text("1")
+        try:
+            yield
+        finally:
+            override.unlink()
+
     def wait_for_state(self, order_id: str, state: str) -> None:
         """Until the order's saga has entered `state` (where a held step waits)."""
 
