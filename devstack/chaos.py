@@ -5,7 +5,8 @@ through the invoker's fault plan, gateway trouble from the gateway server itself
 tokens: unavailable for a few attempts, slow, the answer lost after the charge; and storms of
 409, 429 and 503 answers, its key rotated with no grace, the server restarted), client actions
 (duplicate creates, cancels at any moment, an operator's StopExecution) and infrastructure
-faults (the edge SIGKILLed and restarted, MariaDB restarted, Redis restarted or flushed). Then
+faults (the edge SIGKILLed and restarted, MariaDB and Redis restarted or down for a failover's
+length, Redis flushed). Then
 it clears its faults (the gateway's too), waits (bounded) until nothing is in flight, and runs
 the books auditor over its own orders. The stack is left as it was found: running, with the
 fault plan it had.
@@ -98,6 +99,7 @@ class ChaosStack:
     edge: LocalServer
     mariadb: LocalServer
     redis_server: Redis
+    retry_time_scale: float  # the stack's scale of its Retry waits (1: real time)
     gateway: PaymentGatewayServer
     secrets: Any  # the Secrets Manager client of the gateway's key
     mint_token: Callable[[str], str]
@@ -105,6 +107,9 @@ class ChaosStack:
     faults_file: Path = field(default_factory=lambda: faults.FAULTS_FILE)
 
 
+# A failover's length (RDS documents 60-120 s for Multi-AZ; the saga's budget is 210 s of waits),
+# scaled like the stack's Retry waits so that the outage keeps its place in the budget.
+FAILOVER_SECONDS = 60.0
 # A storm of one kind of the gateway's answers, before execution: the next N requests meet it.
 GATEWAY_STORM = 12
 GATEWAY_STORMS = {
@@ -431,6 +436,11 @@ class Campaign:
         elif kind == "mariadb-restart":
             self.stack.mariadb.stop()
             self.stack.mariadb.start()
+        elif kind in {"mariadb-failover", "redis-failover"}:
+            server = self.stack.mariadb if kind == "mariadb-failover" else self.stack.redis_server
+            server.stop()
+            time.sleep(FAILOVER_SECONDS * self.stack.retry_time_scale)
+            server.start()
         elif kind == "redis-restart":
             self.stack.redis_server.stop()
             self.stack.redis_server.start()

@@ -47,7 +47,9 @@ ERROR_TYPES = ("DatabaseUnavailable", "Lambda.ServiceException", "InjectedFailur
 INFRA_KINDS = (
     "edge-kill",
     "mariadb-restart",
+    "mariadb-failover",
     "redis-restart",
+    "redis-failover",
     "redis-flush",
     "gateway-restart",
     "gateway-key-rotation",

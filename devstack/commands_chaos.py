@@ -14,6 +14,7 @@ from order_ops.commands_audit import attention_queues, audit_books
 from order_saga.manifest import Setting
 from order_saga.settings import Settings
 
+from .aws_settings import AwsStackSettings
 from .chaos import Campaign, ChaosStack
 from .chaos_plan import make_plan
 from .commands_aws import env_value, reported
@@ -38,6 +39,7 @@ def local_chaos_stack() -> ChaosStack:
         edge=edge_server(),
         mariadb=MariaDB(int(os.environ.get("DEVSTACK_MYSQL_PORT", "33306"))),
         redis_server=Redis(int(os.environ.get("DEVSTACK_REDIS_PORT", "36379"))),
+        retry_time_scale=AwsStackSettings().retry_time_scale,
         gateway=payment_gateway_server(),
         secrets=boto3.client("secretsmanager"),
         mint_token=mint_token,

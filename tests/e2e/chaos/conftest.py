@@ -31,6 +31,7 @@ def chaos_stack(stack: LocalStack) -> ChaosStack:
         ),  # not restarted here
         mariadb=MariaDB(int(env["DEVSTACK_MYSQL_PORT"]), stack.state_dir),
         redis_server=Redis(int(env["DEVSTACK_REDIS_PORT"]), stack.state_dir),
+        retry_time_scale=stack.aws.retry_time_scale,
         gateway=PaymentGatewayServer(int(env["DEVSTACK_GATEWAY_PORT"]), stack.state_dir),
         secrets=stack.client("secretsmanager"),
         mint_token=partial(mint_token, key_dir=stack.state_dir / "jwt"),
