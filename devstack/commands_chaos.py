@@ -12,6 +12,7 @@ import click
 
 from order_ops.commands_audit import attention_queues, audit_books
 from order_saga.manifest import Setting
+from order_saga.payment_gateway import create_gateway
 from order_saga.settings import Settings
 
 from .aws_settings import AwsStackSettings
@@ -43,7 +44,7 @@ def local_chaos_stack() -> ChaosStack:
         gateway=payment_gateway_server(),
         secrets=boto3.client("secretsmanager"),
         mint_token=mint_token,
-        audit=partial(audit_books, settings, sfn, sqs, attention_queues(sqs)),
+        audit=partial(audit_books, settings, create_gateway(settings), sfn, sqs, attention_queues(sqs)),
     )
 
 

@@ -27,7 +27,7 @@ from order_ops.audit import (
 from order_ops.audit.sources import AttentionSource
 from order_saga import manifest
 from order_saga.db import Database
-from order_saga.payment_gateway import create_gateway
+from order_saga.payment_gateway import HttpGateway, create_gateway
 from order_saga.settings import Settings
 
 from . import dlq
@@ -58,6 +58,7 @@ def attention_queues(sqs: Any) -> dict[str, str]:
 
 def audit_books(
     settings: Settings,
+    gateway: HttpGateway,
     sfn: Any,
     sqs: Any,
     queue_urls: dict[str, str],
@@ -66,13 +67,13 @@ def audit_books(
     stock_baseline: dict[str, int] | None = None,
     since: datetime | None = None,
 ) -> AuditReport:
-    """The audit of the books and the gateway the settings point at, with the executions of
-    `sfn`'s state machines and the records on the named queues."""
+    """The audit of the books the settings point at against the gateway's ledger, with the
+    executions of `sfn`'s state machines and the records on the named queues."""
     database = Database(settings)
     try:
         return run_audit(
             database,
-            HttpLedger(create_gateway(settings)),
+            HttpLedger(gateway),
             StepFunctionsExecutions(sfn, machine_arns(sfn)),
             [OwedInMySql(database), *attention_sources(sqs, queue_urls)],
             deadline_seconds=deadline_seconds,
@@ -123,6 +124,7 @@ def audit(
     sqs = boto3.client("sqs")
     report = audit_books(
         settings,
+        create_gateway(settings),  # its key from the secret PAYMENT_GATEWAY_SECRET_ARN names
         boto3.client("stepfunctions"),
         sqs,
         attention_queues(sqs),

@@ -24,7 +24,7 @@ from order_ops.audit import (
 from order_ops.commands_audit import audit_books
 from order_saga.db import Database
 from order_saga.errors import PaymentDeclined
-from order_saga.payment_gateway import HttpGateway, cents
+from order_saga.payment_gateway import HttpGateway, cents, create_gateway
 from order_saga.settings import Settings
 from order_saga.steps.inventory import release_stock, reserve_stock
 from order_saga.steps.notification import NotificationKind, NotificationMessage, send_notification
@@ -456,10 +456,14 @@ def test_the_audit_command_reads_the_gateway_its_settings_name(world: World, lam
     order_id = world.confirmed()
     queues = {"compensation-dlq": world.dlq_url}
     # When the audit command's sources are found from those settings
-    clean = audit_books(lambda_env, world.sfn, world.sqs, queues, deadline_seconds=3600)
+    clean = audit_books(
+        lambda_env, create_gateway(lambda_env), world.sfn, world.sqs, queues, deadline_seconds=3600
+    )
     [charge] = world.gateway.listed("/v1/charges", {"metadata[order_id]": order_id})
     assert world.books.refund(charge["id"]).status == 200
-    refunded = audit_books(lambda_env, world.sfn, world.sqs, queues, deadline_seconds=3600)
+    refunded = audit_books(
+        lambda_env, create_gateway(lambda_env), world.sfn, world.sqs, queues, deadline_seconds=3600
+    )
     # Then it read the gateway's ledger: clean first, then the refund made behind the saga's back
     assert (clean.ok, clean.orders) == (True, 1)
     assert offenders(refunded) == {"money per order": {order_id}, "payments row vs ledger": {order_id}}

@@ -35,6 +35,13 @@ def chaos_stack(stack: LocalStack) -> ChaosStack:
         gateway=PaymentGatewayServer(int(env["DEVSTACK_GATEWAY_PORT"]), stack.state_dir),
         secrets=stack.client("secretsmanager"),
         mint_token=partial(mint_token, key_dir=stack.state_dir / "jwt"),
-        audit=partial(audit_books, stack.settings, stack.sfn, stack.sqs, {"compensation-dlq": stack.dlq_url}),
+        audit=partial(
+            audit_books,
+            stack.settings,
+            stack.gateway,
+            stack.sfn,
+            stack.sqs,
+            {"compensation-dlq": stack.dlq_url},
+        ),
         faults_file=stack.faults_file,
     )
