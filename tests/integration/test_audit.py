@@ -75,7 +75,8 @@ class World:
             cursor.execute(statement, params)
 
     def notify(self, order_id: str, kind: NotificationKind) -> None:
-        send_notification(self.database, self.ses, SENDER, NotificationMessage(order_id=order_id, kind=kind))
+        message = NotificationMessage(order_id=order_id, kind=kind)
+        send_notification(self.database, self.ses, SENDER, message, claimant="audit-test")
 
     def execution(self, order_id: str, end: str) -> None:
         arn = self.sfn.start_execution(
@@ -374,8 +375,8 @@ def test_notices_missing_contradicting_or_twice(world: World) -> None:
 
 
 def test_a_notice_mailed_twice_is_flagged_though_its_table_keeps_one_row(world: World) -> None:
-    # Given a confirmed order whose confirmation a second delivery mailed again: it checked the
-    # notifications table before the first delivery's row was there (here: the row is removed)
+    # Given a confirmed order whose confirmation was mailed again on purpose: its row is removed, so
+    # the next delivery claims the notice afresh
     order_id = world.confirmed()
     world.sql("DELETE FROM notifications WHERE order_id = %s", order_id)
     world.notify(order_id, NotificationKind.ORDER_CONFIRMATION)
