@@ -50,8 +50,9 @@ class LogEntry:
 @dataclass(frozen=True)
 class Notification:
     kind: str
+    status: str  # SENDING (claimed, SES not yet answered) or SENT
     message_id: str | None
-    sent_at: datetime
+    sent_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def saga_log(cursor: Cursor, order_id: str) -> list[LogEntry]:
 
 def _notifications(cursor: Cursor, order_id: str) -> list[Notification]:
     cursor.execute(
-        "SELECT kind, message_id, sent_at FROM notifications WHERE order_id = %s ORDER BY sent_at",
+        "SELECT kind, status, message_id, sent_at FROM notifications WHERE order_id = %s ORDER BY sent_at",
         (order_id,),
     )
     return [Notification(**row) for row in cursor.fetchall()]

@@ -2,7 +2,9 @@
 SendFailureAlert and SendCancellationNotice put their messages there).
 
 A message that cannot be handled fails alone: the batch reports it in batchItemFailures, SQS
-redelivers only it, and after the queue's maxReceiveCount it lands on the notification DLQ.
+redelivers only it, and after the queue's maxReceiveCount it lands on the notification DLQ. So
+does a notice another invocation is mailing right now (NoticeInFlight). The claimant of a notice
+is this invocation and the message it handles.
 """
 
 import json
@@ -23,11 +25,15 @@ from order_saga.steps import notification
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-def deliver(record: SQSRecord) -> None:
+def deliver(record: SQSRecord, lambda_context: LambdaContext) -> None:
     message = parse(notification.NotificationMessage, json.loads(record.body))
     logger.append_keys(correlation_id=message.order_id)
-    outcome = notification.send_notification(get_database(), get_ses(), get_settings().email_sender, message)
+    claimant = f"{lambda_context.aws_request_id}/{record.message_id}"
+    outcome = notification.send_notification(
+        get_database(), get_ses(), get_settings().email_sender, message, claimant
+    )
     metrics.add_metric(name="NotificationsSent", unit=MetricUnit.Count, value=int(outcome.sent))
+    metrics.add_metric(name="NotificationsReclaimed", unit=MetricUnit.Count, value=int(outcome.reclaimed))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -2,7 +2,8 @@
 
 `run_audit` reads everything once and checks every invariant of `invariants.INVARIANTS`; the
 report has one row per invariant (orders or products checked, violations, the offenders), the
-orders still in flight, and what each NEEDS_ATTENTION order still owes. It is meant for any
+orders still in flight, what each NEEDS_ATTENTION order still owes, and the notices taken over
+from a consumer that died (each may have reached its customer twice). It is meant for any
 moment: orders in flight are left to later runs, except where a rule holds at every instant.
 """
 
@@ -15,7 +16,14 @@ from order_saga.db import Database
 from order_saga.reconciliation.books import Books, read_books
 from order_saga.reconciliation.money import InvariantResult, attention_by_order
 
-from .invariants import INVARIANTS, AuditContext, Owed, owed_by_attention_orders
+from .invariants import (
+    INVARIANTS,
+    AuditContext,
+    Owed,
+    Reclaimed,
+    owed_by_attention_orders,
+    reclaimed_notices,
+)
 from .sources import (
     AttentionRecord,
     AttentionSource,
@@ -52,6 +60,7 @@ class AuditReport:
     orders: int
     in_flight: list[str]
     owed: list[Owed]
+    reclaimed: list[Reclaimed]
 
     @property
     def violations(self) -> int:
@@ -90,6 +99,7 @@ class AuditReport:
                 }
                 for o in self.owed
             ],
+            "reclaimed_notices": [asdict(r) for r in self.reclaimed],
         }
 
     def render(self, offenders: int = 3) -> list[str]:
@@ -105,6 +115,11 @@ class AuditReport:
             owes = ", ".join(refund + units) or "nothing by the books"
             records = ", ".join(owed.records) or "NO RECORD"
             lines.append(f"needs attention: {owed.order_id} owes {owes} [{records}]")
+        for notice in self.reclaimed:
+            lines.append(
+                f"notice taken over: {notice.order_id} {notice.kind} ({notice.times}x), "
+                "may have reached the customer twice"
+            )
         return lines
 
 
@@ -137,4 +152,5 @@ def run_audit(
         orders=len(books.orders),
         in_flight=[order.order_id for order in context.in_flight()],
         owed=owed_by_attention_orders(context),
+        reclaimed=reclaimed_notices(context),
     )

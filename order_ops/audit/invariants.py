@@ -66,6 +66,16 @@ class Owed:
     records: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Reclaimed:
+    """A notice whose claim was taken over from a consumer that died: had SES accepted that
+    consumer's mail, the customer got the notice twice, and saga_log holds only the second SENT."""
+
+    order_id: str
+    kind: str
+    times: int
+
+
 @dataclass
 class AuditContext(MoneyContext):
     """The money rules' context, with the executions, the deadline and the stock baseline."""
@@ -206,13 +216,14 @@ def _allowed_statuses(execution: Execution) -> set[OrderStatus]:
     return set(ANY_SETTLED)
 
 
-def sends(log: list[tuple[str, str]]) -> dict[str, int]:
-    """The e-mails SES accepted, by kind: the sender logs one SENT entry per mail (the
-    notifications table, whose key is (order, kind), cannot show a second one)."""
+def notice_entries(log: list[tuple[str, str]], status: str) -> dict[str, int]:
+    """saga_log's entries of `status`, by notice kind: SENT is one per mail SES accepted (the
+    notifications table, whose key is (order, kind), cannot show a second one), RECLAIMED one per
+    claim taken over from a consumer that died."""
     kinds = {str(step): kind for kind, step in STEP_NAMES.items()}
     counts: dict[str, int] = defaultdict(int)
-    for step, status in log:
-        if status == "SENT" and step in kinds:
+    for step, entry in log:
+        if entry == status and step in kinds:
             counts[kinds[step]] += 1
     return dict(counts)
 
@@ -226,7 +237,7 @@ def notices_sent_once(ctx: AuditContext) -> InvariantResult:
     for order in ctx.settled():
         result.checked += 1
         log = ctx.books.saga_log.get(order.order_id, [])
-        sent = sends(log)
+        sent = notice_entries(log, "SENT")
         for kind, count in sent.items():
             if count > 1:
                 result.flag(order.order_id, f"{kind} sent {count} times")
@@ -315,4 +326,12 @@ def owed_by_attention_orders(ctx: AuditContext) -> list[Owed]:
         )
         for order in ctx.settled()
         if order.status is OrderStatus.NEEDS_ATTENTION
+    ]
+
+
+def reclaimed_notices(ctx: AuditContext) -> list[Reclaimed]:
+    return [
+        Reclaimed(order_id, kind, times)
+        for order_id, log in ctx.books.saga_log.items()
+        for kind, times in sorted(notice_entries(log, "RECLAIMED").items())
     ]

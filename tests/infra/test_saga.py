@@ -7,8 +7,9 @@ import pytest
 from cdk import constants as c
 from cdk.capabilities.saga_function import VPC_NETWORK_INTERFACE_ACTIONS
 from cdk.capabilities.workflow import placeholders
-from order_saga.functions import FUNCTIONS, Needs
+from order_saga.functions import FUNCTIONS, Needs, function
 from order_saga.manifest import ORDER_SAGA
+from order_saga.steps.notification import CLAIM_STALE_AFTER_SECONDS
 from tests.support.synth import Synthesized, dump, lambda_function, refs, role_policy, state_machine
 
 ASL = c.STATE_MACHINES
@@ -153,6 +154,9 @@ def test_notifications_queue_feeds_its_function_with_partial_batch_failures(synt
     queues = synthesized.resources("Saga", "AWS::SQS::Queue")
     notifications = next(v for k, v in queues.items() if k.startswith("QueuesNotifications"))
     assert "QueuesNotificationDlq" in dump(notifications["Properties"]["RedrivePolicy"])
+    # A dead consumer's claim on a notice is stale before its message comes back (steps/notification.py)
+    timeout = function("SendNotification").timeout_seconds
+    assert timeout < CLAIM_STALE_AFTER_SECONDS < notifications["Properties"]["VisibilityTimeout"]
 
 
 def test_layers_are_built_for_arm64_python_312(synthesized: Synthesized) -> None:

@@ -21,16 +21,22 @@ from order_ops.audit import (
     StepFunctionsExecutions,
     run_audit,
 )
+from order_ops.audit.invariants import Reclaimed
 from order_ops.commands_audit import audit_books
 from order_saga.db import Database
 from order_saga.errors import PaymentDeclined
 from order_saga.payment_gateway import HttpGateway, cents, create_gateway
 from order_saga.settings import Settings
 from order_saga.steps.inventory import release_stock, reserve_stock
-from order_saga.steps.notification import NotificationKind, NotificationMessage, send_notification
+from order_saga.steps.notification import (
+    CLAIM_STALE_AFTER_SECONDS,
+    NotificationKind,
+    NotificationMessage,
+    send_notification,
+)
 from order_saga.steps.orders import confirm_order, mark_needs_attention, mark_order_failed
 from order_saga.steps.payment import process_payment, refund_payment
-from tests.support.data import OrderFactory
+from tests.support.data import OrderFactory, claim_notice
 from tests.support.gateway import GatewayClient, charge_body, client_of
 from tests.support.waiting import Deadline
 
@@ -75,7 +81,8 @@ class World:
             cursor.execute(statement, params)
 
     def notify(self, order_id: str, kind: NotificationKind) -> None:
-        send_notification(self.database, self.ses, SENDER, NotificationMessage(order_id=order_id, kind=kind))
+        message = NotificationMessage(order_id=order_id, kind=kind)
+        send_notification(self.database, self.ses, SENDER, message, claimant="audit-test")
 
     def execution(self, order_id: str, end: str) -> None:
         arn = self.sfn.start_execution(
@@ -374,8 +381,8 @@ def test_notices_missing_contradicting_or_twice(world: World) -> None:
 
 
 def test_a_notice_mailed_twice_is_flagged_though_its_table_keeps_one_row(world: World) -> None:
-    # Given a confirmed order whose confirmation a second delivery mailed again: it checked the
-    # notifications table before the first delivery's row was there (here: the row is removed)
+    # Given a confirmed order whose confirmation was mailed again on purpose: its row is removed, so
+    # the next delivery claims the notice afresh
     order_id = world.confirmed()
     world.sql("DELETE FROM notifications WHERE order_id = %s", order_id)
     world.notify(order_id, NotificationKind.ORDER_CONFIRMATION)
@@ -385,6 +392,25 @@ def test_a_notice_mailed_twice_is_flagged_though_its_table_keeps_one_row(world: 
     assert offenders(report) == {"notifications": {order_id}}
     [notices] = [r for r in report.results if r.name == "notifications"]
     assert notices.offences[0].detail == "ORDER_CONFIRMATION sent 2 times"
+
+
+def test_a_notice_taken_over_from_a_dead_consumer_is_reported(world: World) -> None:
+    # Given a confirmed order whose confirmation's first claimant died without recording a mail,
+    # and whose next delivery took the claim over and mailed it
+    order_id = world.confirmed()
+    world.sql("DELETE FROM notifications WHERE order_id = %s", order_id)
+    world.sql("DELETE FROM saga_log WHERE saga_id = %s AND step = 'SendOrderConfirmation'", order_id)
+    stale = CLAIM_STALE_AFTER_SECONDS + 1
+    claim_notice(world.database, order_id, "ORDER_CONFIRMATION", age_seconds=stale, claimant="dead")
+    world.notify(order_id, NotificationKind.ORDER_CONFIRMATION)
+    # Then the books agree (one mail is recorded), and the report shows the takeover
+    report = world.audit()
+    assert offenders(report) == {}
+    assert report.reclaimed == [Reclaimed(order_id, "ORDER_CONFIRMATION", 1)]
+    assert f"notice taken over: {order_id} ORDER_CONFIRMATION (1x)" in "\n".join(report.render())
+    assert report.as_json()["reclaimed_notices"] == [
+        {"order_id": order_id, "kind": "ORDER_CONFIRMATION", "times": 1}
+    ]
 
 
 def world_count(world: World, statement: str, *params: object) -> int:

@@ -2,6 +2,7 @@
 the code above it does."""
 
 import uuid
+from datetime import datetime
 
 import pymysql
 import pytest
@@ -87,6 +88,25 @@ def test_an_order_names_each_product_once(database: Database) -> None:
     with database.transaction() as cursor:
         cursor.execute("SELECT COUNT(*) AS n FROM order_items")
         assert cursor.fetchone() == {"n": 0}  # the whole transaction was rolled back
+
+
+@pytest.mark.parametrize(
+    ("status", "claimant", "sent"),
+    [("SENDING", None, False), ("SENDING", "consumer", True), ("SENT", None, False)],
+)
+def test_a_notice_is_claimed_by_someone_or_sent_at_a_time(
+    database: Database, status: str, claimant: str | None, sent: bool
+) -> None:
+    # Given an order, when a notice row says SENDING without its claimant, or SENDING with a send
+    # time, or SENT without one, then the CHECK constraint refuses it
+    order_id = insert_order(database)
+    with pytest.raises(pymysql.err.MySQLError) as raised, database.transaction() as cursor:
+        cursor.execute(
+            "INSERT INTO notifications (order_id, kind, status, claimant, claimed_at, sent_at)"
+            " VALUES (%s, 'ORDER_CONFIRMATION', %s, %s, CURRENT_TIMESTAMP(3), %s)",
+            (order_id, status, claimant, datetime(2026, 12, 6) if sent else None),
+        )
+    assert raised.value.args[0] in CHECK_FAILED
 
 
 def test_migrations_applied_twice_change_nothing(database: Database) -> None:

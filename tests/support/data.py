@@ -49,3 +49,13 @@ def query(database: Database, sql: str, *args: object) -> list[dict[str, Any]]:
     with database.transaction() as cursor:
         cursor.execute(sql, args)
         return list(cursor.fetchall())
+
+
+def claim_notice(database: Database, order_id: str, kind: str, *, age_seconds: float, claimant: str) -> None:
+    """A notice claimed `age_seconds` ago by a consumer that has not recorded it since."""
+    with database.transaction() as cursor:
+        cursor.execute(
+            "INSERT INTO notifications (order_id, kind, status, claimant, claimed_at, sent_at)"
+            " VALUES (%s, %s, 'SENDING', %s, CURRENT_TIMESTAMP(3) - INTERVAL %s MICROSECOND, NULL)",
+            (order_id, kind, claimant, int(age_seconds * 1_000_000)),
+        )

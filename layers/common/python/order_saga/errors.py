@@ -52,6 +52,11 @@ class PaymentDisagreement(OrderSagaError):
     silently: the compensation is left owed, for a person who reads both records."""
 
 
+class NoticeInFlight(OrderSagaError):
+    """Another consumer claimed this notice and may be mailing it right now. Its message fails
+    alone and comes back after the queue's visibility timeout, when the claim is SENT or stale."""
+
+
 class TransientDependencyError(OrderSagaError):
     """A dependency failed in a way that may pass: safe to retry with backoff."""
 

@@ -49,7 +49,7 @@ class Books:
     payments: dict[str, PaymentRow] = field(default_factory=dict)
     reservations: dict[str, list[ReservationRow]] = field(default_factory=lambda: defaultdict(list))
     inventory: dict[str, StockRow] = field(default_factory=dict)
-    notifications: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
+    notifications: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))  # SENT only
     saga_log: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
     # Per product, over every order (not only those in scope): RESERVED and COMMITTED units.
     live_reserved: dict[str, int] = field(default_factory=dict)
@@ -77,8 +77,8 @@ QUERIES = {
     " WHERE order_id IN (SELECT order_id FROM orders WHERE created_at >= %(since)s)",
     "reservations": "SELECT order_id, product_id, quantity, status FROM inventory_reservations"
     " WHERE order_id IN (SELECT order_id FROM orders WHERE created_at >= %(since)s)",
-    "notifications": "SELECT order_id, kind, COUNT(*) AS n FROM notifications"
-    " WHERE order_id IN (SELECT order_id FROM orders WHERE created_at >= %(since)s)"
+    "notifications": "SELECT order_id, kind, COUNT(*) AS n FROM notifications WHERE status = 'SENT'"
+    " AND order_id IN (SELECT order_id FROM orders WHERE created_at >= %(since)s)"
     " GROUP BY order_id, kind",
     "saga_log": "SELECT saga_id, step, status FROM saga_log"
     " WHERE saga_id IN (SELECT order_id FROM orders WHERE created_at >= %(since)s) ORDER BY id",
