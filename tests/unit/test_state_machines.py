@@ -178,9 +178,11 @@ def test_retries_name_exactly_the_transient_errors_and_never_a_business_error(
 
 def waits(retrier: dict[str, Any]) -> float:
     """The seconds a retrier waits over all its attempts, with no jitter."""
-    return sum(
-        min(retrier["IntervalSeconds"] * retrier["BackoffRate"] ** k, retrier["MaxDelaySeconds"])
-        for k in range(retrier["MaxAttempts"])
+    return float(
+        sum(
+            min(retrier["IntervalSeconds"] * retrier["BackoffRate"] ** k, retrier["MaxDelaySeconds"])
+            for k in range(retrier["MaxAttempts"])
+        )
     )
 
 
