@@ -44,7 +44,7 @@ from order_saga.manifest import (
 )
 from order_saga.payment_gateway import HttpGateway
 from order_saga.settings import Settings
-from order_saga.watchdog import execution_arn_for
+from order_saga.workflow import execution_arn_for
 from tests.support.data import CATALOG, OrderFactory, query
 from tests.support.gateway import books
 from tests.support.processes import cli, free_port

@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..db import Cursor, Database
 from ..errors import InvalidStateTransition, OrderCancelled
 from ..feeds import publish_status
-from ..manifest import Step
+from ..manifest import STATE_MACHINE_STEPS, Step
 from ..models import Order, OrderStatus, PaymentStatus, ReservationStatus
 from ..reasons import ReasonCode, reason_code, sentence
-from ..repository import fetch_order, fetch_payment, fetch_reservations, log_step
+from ..repository import fetch_order, fetch_payment, fetch_reservations, log_step, logged
 from .inventory import commit_stock
 
 FAILURE_REASON_LENGTH = 500
@@ -70,6 +70,17 @@ def owed_compensations(cursor: Cursor, order: Order) -> set[str]:
     if not reservations or any(r.status is not ReservationStatus.RELEASED for r in reservations):
         owed.add(Step.RELEASE_STOCK)
     return owed
+
+
+def never_started(cursor: Cursor, order: Order) -> bool:
+    """Whether the order's saga left no marker at all: PENDING, no payments row, no reservation,
+    no saga_log entry of any step. Such an order is owed a start, never a compensation."""
+    return (
+        order.status is OrderStatus.PENDING
+        and fetch_payment(cursor, order.order_id) is None
+        and not fetch_reservations(cursor, order.order_id)
+        and not logged(cursor, order.order_id, STATE_MACHINE_STEPS)
+    )
 
 
 def _set_status(
