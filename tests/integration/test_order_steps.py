@@ -224,9 +224,7 @@ def cancelled_after_its_confirmation(
     confirm_order(database, cache, order_id)
     with database.transaction() as cursor:
         cursor.execute("UPDATE orders SET status = 'CANCELLING' WHERE order_id = %s", (order_id,))
-    refund_payment(database, gateway, order_id)
-    release_stock(database, cache, order_id)
-    mark_order_cancelled(database, cache, order_id)
+    mark_order_cancelled(database, cache, compensated(database, cache, gateway, order_id))
     return order_id
 
 

@@ -5,7 +5,7 @@ in-process."""
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -73,21 +73,30 @@ def aws() -> Iterator[Aws]:
         )
 
 
+WatchdogFactory = Callable[..., SagaWatchdog]
+
+
+@pytest.fixture
 def watchdog(
-    aws: Aws, settings: Settings, cache: "redis.Redis", gateway: HttpGateway, **overrides: Any
-) -> SagaWatchdog:
-    """The watchdog as the SagaWatchdog function builds it (each with its own connection)."""
-    wiring: dict[str, Any] = {
-        "stepfunctions": aws.sfn,
-        "saga_arn": aws.saga_arn,
-        "cancellation_arn": aws.cancellation_arn,
-        "notification_queue_url": aws.notification_queue_url,
-        "compensation_dlq_url": aws.dlq_url,
-    } | overrides
-    return SagaWatchdog(Database(settings), cache, gateway, sqs=aws.sqs, **wiring)
+    aws: Aws, settings: Settings, redis_client: "redis.Redis", gateway: HttpGateway
+) -> WatchdogFactory:
+    """Builds the watchdog as the SagaWatchdog function does (each with its own connection)."""
+
+    def build(**overrides: Any) -> SagaWatchdog:
+        wiring: dict[str, Any] = {
+            "stepfunctions": aws.sfn,
+            "saga_arn": aws.saga_arn,
+            "cancellation_arn": aws.cancellation_arn,
+            "notification_queue_url": aws.notification_queue_url,
+            "compensation_dlq_url": aws.dlq_url,
+        } | overrides
+        return SagaWatchdog(Database(settings), redis_client, gateway, sqs=aws.sqs, **wiring)
+
+    return build
 
 
-def stored_by_the_edge(database: Database, new_order: OrderFactory, aws: Aws) -> str:
+@pytest.fixture
+def order_id(database: Database, new_order: OrderFactory, aws: Aws) -> str:
     """A PENDING order stored with its execution's ARN, as the edge stores it before StartExecution."""
     order_id = new_order()
     with database.transaction() as cursor:
@@ -108,16 +117,10 @@ def status(database: Database, order_id: str) -> str:
 
 
 def test_the_sweep_starts_an_order_whose_saga_never_started_and_does_not_fail_it(
-    database: Database,
-    redis_client: "redis.Redis",
-    gateway: HttpGateway,
-    settings: Settings,
-    new_order: OrderFactory,
-    aws: Aws,
+    database: Database, gateway: HttpGateway, aws: Aws, watchdog: WatchdogFactory, order_id: str
 ) -> None:
     # Given an order stored by the edge whose StartExecution was refused for longer than the grace
-    order_id = stored_by_the_edge(database, new_order, aws)
-    sweeper = watchdog(aws, settings, redis_client, gateway)
+    sweeper = watchdog()
     # When the watchdog's sweep runs, twice
     first, second = sweeper.settle_stuck(grace_seconds=0), sweeper.settle_stuck(grace_seconds=0)
     # Then the first started its saga under the order's id, and the second found it running
@@ -136,15 +139,14 @@ def test_the_sweep_starts_an_order_whose_saga_never_started_and_does_not_fail_it
 
 def test_two_reconcilers_at_once_start_a_never_started_order_once(
     database: Database,
-    redis_client: "redis.Redis",
-    gateway: HttpGateway,
     settings: Settings,
-    new_order: OrderFactory,
+    redis_client: "redis.Redis",
     aws: Aws,
+    watchdog: WatchdogFactory,
+    order_id: str,
 ) -> None:
     # Given an order whose saga never started, young enough that the orphan pass leaves it to
     # the watchdog's part of the pass
-    order_id = stored_by_the_edge(database, new_order, aws)
 
     def edge_task() -> Reconciler:
         orders = OrderService(
@@ -154,7 +156,7 @@ def test_two_reconcilers_at_once_start_a_never_started_order_once(
             saga_arn=aws.saga_arn,
             cancellation_arn=aws.cancellation_arn,
         )
-        sweeper = watchdog(aws, settings, redis_client, gateway)
+        sweeper = watchdog()
         return Reconciler(orders, sweeper, interval_seconds=0, grace_seconds=3600, watchdog_grace_seconds=0)
 
     reconcilers = [edge_task(), edge_task()]
@@ -175,41 +177,27 @@ def test_two_reconcilers_at_once_start_a_never_started_order_once(
 
 
 def test_a_start_still_refused_leaves_the_order_pending_for_the_next_sweep(
-    database: Database,
-    redis_client: "redis.Redis",
-    gateway: HttpGateway,
-    settings: Settings,
-    new_order: OrderFactory,
-    aws: Aws,
+    database: Database, gateway: HttpGateway, aws: Aws, watchdog: WatchdogFactory, order_id: str
 ) -> None:
     # Given an order whose saga never started, and a watchdog whose StartExecution is refused
     # (its saga ARN names no state machine, as after a deploy that broke the wiring)
-    order_id = stored_by_the_edge(database, new_order, aws)
-    refused = watchdog(aws, settings, redis_client, gateway, saga_arn=aws.saga_arn + "-gone")
+    refused = watchdog(saga_arn=aws.saga_arn + "-gone")
     # When its sweep runs
     outcomes = refused.settle_stuck(grace_seconds=0)
     # Then the order is left PENDING, neither compensated nor failed, for the next sweep
     assert outcomes == []
     assert (status(database, order_id), aws.executions(), books(gateway, order_id)) == ("PENDING", [], (0, 0))
     # which, with StartExecution answering again, starts it
-    assert acted(watchdog(aws, settings, redis_client, gateway).settle_stuck(0)) == [
-        (order_id, "started", "PENDING")
-    ]
+    assert acted(watchdog().settle_stuck(0)) == [(order_id, "started", "PENDING")]
 
 
 def test_an_order_its_saga_touched_is_not_started_again_but_ended(
-    database: Database,
-    redis_client: "redis.Redis",
-    gateway: HttpGateway,
-    settings: Settings,
-    new_order: OrderFactory,
-    aws: Aws,
+    database: Database, gateway: HttpGateway, aws: Aws, watchdog: WatchdogFactory, order_id: str
 ) -> None:
     # Given an order charged by its saga, whose execution is nowhere (asked twice)
-    order_id = stored_by_the_edge(database, new_order, aws)
     process_payment(database, gateway, order_id)
     # When the watchdog's sweep runs
-    outcomes = watchdog(aws, settings, redis_client, gateway).settle_stuck(grace_seconds=0)
+    outcomes = watchdog().settle_stuck(grace_seconds=0)
     # Then no saga is started for it: its charge is refunded and the order ends FAILED
     assert acted(outcomes) == [(order_id, "settled", "FAILED")]
     assert aws.executions() == []
@@ -217,37 +205,25 @@ def test_an_order_its_saga_touched_is_not_started_again_but_ended(
 
 
 def test_an_execution_pending_a_redrive_is_open(
-    database: Database,
-    redis_client: "redis.Redis",
-    gateway: HttpGateway,
-    settings: Settings,
-    new_order: OrderFactory,
-    aws: Aws,
+    database: Database, gateway: HttpGateway, aws: Aws, watchdog: WatchdogFactory, order_id: str
 ) -> None:
     # Given a charged order whose execution failed and was redriven: Step Functions reports it
     # PENDING_REDRIVE until it runs again (moto cannot redrive; its record is set so)
-    order_id = stored_by_the_edge(database, new_order, aws)
     process_payment(database, gateway, order_id)
     arn = aws.sfn.start_execution(stateMachineArn=aws.saga_arn, name=order_id)["executionArn"]
     stepfunctions_backends[ACCOUNT][REGION].describe_execution(arn).status = "PENDING_REDRIVE"
     # When the watchdog looks at the order
-    outcome = watchdog(aws, settings, redis_client, gateway).settle(order_id)
+    outcome = watchdog().settle(order_id)
     # Then it leaves the order to its execution: nothing refunded, nothing failed
     assert (outcome.action, outcome.execution_status) == ("none", "PENDING_REDRIVE")
     assert (status(database, order_id), books(gateway, order_id)) == ("PENDING", (1, 0))
 
 
 def test_a_not_found_for_a_just_created_execution_is_asked_again_before_acting(
-    database: Database,
-    redis_client: "redis.Redis",
-    gateway: HttpGateway,
-    settings: Settings,
-    new_order: OrderFactory,
-    aws: Aws,
+    database: Database, gateway: HttpGateway, aws: Aws, watchdog: WatchdogFactory, order_id: str
 ) -> None:
     # Given a charged order whose execution was just created, so that DescribeExecution (eventually
     # consistent) first answers "does not exist": the execution becomes visible right after
-    order_id = stored_by_the_edge(database, new_order, aws)
     process_payment(database, gateway, order_id)
     answers: list[str] = []
 
@@ -260,7 +236,7 @@ def test_a_not_found_for_a_just_created_execution_is_asked_again_before_acting(
 
     aws.sfn.meta.events.register("after-call.stepfunctions.DescribeExecution", visible_after_the_first_answer)
     # When the watchdog looks at the order
-    outcome = watchdog(aws, settings, redis_client, gateway).settle(order_id)
+    outcome = watchdog().settle(order_id)
     # Then it asked again, found the execution running, and left the order to it
     assert answers == ["ExecutionDoesNotExist", "RUNNING"]
     assert (outcome.action, outcome.execution_status) == ("none", "RUNNING")
