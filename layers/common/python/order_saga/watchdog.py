@@ -296,7 +296,7 @@ class SagaWatchdog:
             outcome = mark_order_cancelled(self._db, self._cache, order.order_id)
         else:
             error = StepError(
-                error=f"Execution.{execution_status or 'NOT_STARTED'}",
+                error=f"Execution.{execution_status or 'NOT_FOUND'}",
                 cause=f"{ERROR_NAME}: the execution closed before the order ended",
             )
             outcome = mark_order_failed(self._db, self._cache, order.order_id, error)
