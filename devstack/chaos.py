@@ -50,7 +50,7 @@ from order_saga.catalog import set_product
 from order_saga.db import Database
 from order_saga.errors import OrderSagaError
 from order_saga.settings import Settings
-from order_saga.watchdog import execution_arn_for
+from order_saga.workflow import execution_arn_for
 
 from . import faults
 from .chaos_plan import (

@@ -5,10 +5,11 @@
    reconcile at once: the execution name is the order_id, so an order is started at most once.
 2. Every order an execution may have left behind (PENDING or CANCELLING whose execution closed or
    never started, FAILED or CANCELLED still holding money or stock), untouched for the watchdog's
-   grace period, is handed to the saga watchdog (order_saga.watchdog), which ends it truthfully or
-   flags it NEEDS_ATTENTION. This pass is how the watchdog runs locally (moto emits no events);
-   in AWS, EventBridge invokes the SagaWatchdog function for every execution that fails, times
-   out or is aborted, and the edge runs no watchdog (WATCHDOG_GRACE_SECONDS=0, the default).
+   grace period, is handed to the saga watchdog (order_saga.watchdog), which starts a saga that
+   never started and ends every other order truthfully or flags it NEEDS_ATTENTION. This pass is
+   how the watchdog runs locally (moto emits no events); in AWS, EventBridge invokes the
+   SagaWatchdog function for every execution that fails, times out or is aborted, and the edge
+   runs no watchdog (WATCHDOG_GRACE_SECONDS=0, the default).
 """
 
 import threading

@@ -65,7 +65,8 @@ class EdgeSettings(Settings):
     watchdog_grace_seconds: float = Field(
         0.0,
         description="Seconds an order must stay untouched before the reconciler's pass hands it to the"
-        " saga watchdog (PENDING or CANCELLING with a closed execution, or still holding money or stock);"
+        " saga watchdog (PENDING or CANCELLING with a closed execution, PENDING with a saga that never"
+        " started, or still holding money or stock);"
         " 0 = no watchdog in the edge (AWS, where EventBridge invokes the SagaWatchdog function)",
     )
     shutdown_grace_seconds: float = Field(

@@ -3,8 +3,9 @@
 A rule on "Step Functions Execution Status Change" (FAILED, TIMED_OUT, ABORTED) of both state
 machines invokes the SagaWatchdog function (order_saga.watchdog), which ends the order truthfully
 or flags it NEEDS_ATTENTION. The function (built from FUNCTIONS like every step) is granted here
-what it needs beyond its database, cache and gateway: reading the two machines' executions and
-sending to the notification queue and the compensation DLQ, nothing more. A schedule runs the
+what it needs beyond its database, cache and gateway: reading the two machines' executions,
+starting an order saga that never started, and sending to the notification queue and the
+compensation DLQ, nothing more. A schedule runs the
 watchdog's sweep every 15 minutes for what no event reports (a charge that landed after its
 compensation and whose refund failed; an event lost). An event the function
 could not handle after EventBridge's and Lambda's retries lands on the watchdog's own DLQ; the
@@ -102,6 +103,7 @@ class Watchdog(Construct):
         assert function.role is not None
         # Its status, and the end of its history: whether the notify state ran.
         grant_execution_reads(function.role, machines, "the watchdog")
+        order_saga.grant_start_execution(function)  # a saga whose StartExecution was refused
         notification_queue.grant_send_messages(function)
         compensation_dlq.grant_send_messages(function)
 

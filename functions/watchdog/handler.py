@@ -3,7 +3,8 @@ fails, times out or is aborted ("Step Functions Execution Status Change"). The e
 is the order_id; the watchdog reads the execution's status itself and ends the order truthfully
 or flags it (order_saga.watchdog). A schedule also invokes it with `{"sweep_older_than_seconds":
 N}`: the same pass as the local reconciler's, for what no event reports (a charge that landed
-after its compensation and whose refund failed, an event that was lost)."""
+after its compensation and whose refund failed, an event that was lost, a saga whose
+StartExecution was refused: it is started)."""
 
 from functools import lru_cache
 from typing import Any

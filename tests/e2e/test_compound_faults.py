@@ -10,6 +10,7 @@ here as the edge builds it and run once, with no grace period: the edge's own pa
 order is a minute old, and its subject here is what one pass does, not the edge's timer.
 """
 
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -19,13 +20,16 @@ import redis
 from botocore.config import Config
 
 from devstack.services import MariaDB
+from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.reconciler import Reconciler
 from order_saga.db import Database
 from order_saga.errors import WorkflowUnavailable
+from order_saga.order_requests import NewOrder
 from order_saga.order_service import OrderService
 from order_saga.payment_gateway import HttpGateway
 from order_saga.watchdog import SagaWatchdog
 from tests.support.stack import (
+    HAPPY_PATH,
     INITIAL,
     Customer,
     LocalStack,
@@ -56,6 +60,7 @@ def reconciler(stack: LocalStack, gateway: HttpGateway | None = None) -> Reconci
         gateway or stack.gateway,
         stack.sfn,
         stack.sqs,
+        saga_arn=stack.saga_arn,
         cancellation_arn=stack.cancellation_arn,
         notification_queue_url=stack.notification_queue_url,
         compensation_dlq_url=stack.dlq_url,
@@ -87,6 +92,32 @@ def cancelled_without_a_start(stack: LocalStack) -> str:
             "user-1", order_id, "changed my mind"
         )
     return order_id
+
+
+def test_an_order_whose_start_was_refused_past_the_watchdogs_grace_is_started_once_and_confirms(
+    stack: LocalStack, customer: Customer
+) -> None:
+    # Given an order stored by an edge whose StartExecution is refused (Step Functions unreachable)
+    request = NewOrder(str(uuid.uuid4()), [("sku-1", 1)], "tok_visa", "buyer@example.com")
+    refusing = order_service(stack, unreachable_stepfunctions(stack))
+    order_id = refusing.create_order("user-1", request).order_id
+    assert stack.order(order_id)["status"] == "PENDING"
+    # When the reconciler makes two passes once the watchdog's grace (none) has passed, before
+    # the orphan pass's own minute has
+    passes = [reconciler(stack).run_once(), reconciler(stack).run_once()]
+    # Then the watchdog started its saga once, never failing it, and the order confirms
+    assert [[(o.order_id, o.action) for o in done.settled] for done in passes] == [
+        [(order_id, "started")],
+        [],
+    ]
+    path = stack.finish(order_id)
+    assert (path.status, states(path)) == ("SUCCEEDED", HAPPY_PATH)
+    found = stack.sfn.list_executions(stateMachineArn=stack.saga_arn)["executions"]
+    assert [execution["name"] for execution in found if execution["name"] == order_id] == [order_id]
+    assert customer.get(order_id).status == pb.ORDER_STATUS_CONFIRMED
+    assert stack.books(order_id) == (1, 0)
+    [mail] = stack.wait_for_emails(order_id)
+    assert mail["subject"] == f"Your order {order_id} is confirmed"
 
 
 def reservations(stack: LocalStack, order_id: str) -> list[str]:

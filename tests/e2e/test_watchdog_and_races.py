@@ -226,6 +226,39 @@ def test_a_customer_told_the_order_is_cancelled_is_not_told_afterwards_that_it_i
     ]
 
 
+def test_a_confirmation_whose_answer_was_lost_then_a_cancel_ends_cancelled_and_never_flagged(
+    stack: LocalStack, customer: Customer
+) -> None:
+    # Given an order whose first ConfirmOrder commits but loses its answer, and whose retry is
+    # held while the customer cancels and the cancellation machine ends (refund, notice)
+    with stack.held("ProcessPayment"):
+        order_id = customer.create({"sku-1": 2}).order_id
+        stack.fault("ConfirmOrder", "timeout", order_id=order_id, times=1)
+    with stack.held("ConfirmOrder"):
+        wait_until(lambda: stack.order(order_id)["status"] == "CONFIRMED", f"{order_id} to be CONFIRMED")
+        assert customer.cancel(order_id).status == pb.ORDER_STATUS_CANCELLING
+        assert stack.finish(order_id, cancellation=True).status == "SUCCEEDED"
+        # and the step's result is gone from Redis (evicted): the retry reaches MySQL
+        stack.forget_step_results("confirm_order")
+    # When the saga's ConfirmOrder retry goes on, and the saga ends
+    path = stack.finish(order_id)
+    # Then the retry answered the confirmation it had made, and the saga ended as a confirmed one
+    assert (path.status, path.states()) == ("SUCCEEDED", HAPPY_PATH)
+    # and the order is CANCELLED, refunded once, its stock back, never flagged
+    assert stack.order(order_id)["status"] == "CANCELLED"
+    assert stack.books(order_id) == (1, 1)
+    assert stack.stock() == INITIAL
+    assert "NEEDS_ATTENTION" not in {
+        row["status"] for row in stack.query("SELECT status FROM saga_log WHERE saga_id = %s", order_id)
+    }
+    assert [m for m in stack.dlq_messages() if m["order_id"] == order_id] == []
+    # and the customer got one notice: the cancellation (the late confirmation was STALE)
+    wait_until(lambda: notices_in_flight(stack) == 0, "the notification queue to be drained")
+    assert [mail["subject"] for mail in stack.emails_about(order_id)] == [
+        f"Your order {order_id} is cancelled"
+    ]
+
+
 def notices_in_flight(stack: LocalStack) -> int:
     """Messages in the notification queue, waiting or being handled."""
     names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]

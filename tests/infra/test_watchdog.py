@@ -6,6 +6,7 @@ from typing import Any
 
 from cdk import constants as c
 from order_saga.functions import function
+from order_saga.manifest import ORDER_SAGA
 from tests.support.synth import Synthesized, dump, lambda_function, refs, role_policy, state_machine
 
 
@@ -35,16 +36,21 @@ def test_every_failed_timed_out_or_aborted_execution_of_both_machines_reaches_th
     assert refs(invoke_config["DestinationConfig"]["OnFailure"]) == {dlq_id}
 
 
-def test_the_watchdog_may_read_executions_of_the_two_machines_and_nothing_else_of_step_functions(
+def test_the_watchdog_may_read_executions_of_the_two_machines_and_start_only_the_saga(
     synthesized: Synthesized,
 ) -> None:
     _, props = lambda_function(synthesized, function("SagaWatchdog"))
     statements = role_policy(synthesized, props["Role"]["Fn::GetAtt"][0])
     states = [s for s in statements if "states:" in dump(s["Action"])]
-    assert [s["Action"] for s in states] == [["states:DescribeExecution", "states:GetExecutionHistory"]]
+    assert [s["Action"] for s in states] == [
+        ["states:DescribeExecution", "states:GetExecutionHistory"],
+        "states:StartExecution",
+    ]
     machines = {state_machine(synthesized, name)[0] for name in c.STATE_MACHINES}
     assert refs(states[0]["Resource"]) - {"AWS::Partition", "AWS::AccountId"} == machines
     assert ":execution:" in dump(states[0]["Resource"])
+    # and may start the order saga (one that never started), not the cancellation
+    assert refs(states[1]["Resource"]) == {state_machine(synthesized, ORDER_SAGA.name)[0]}
     variables = props["Environment"]["Variables"]
     assert {"ORDER_CANCELLATION_STATE_MACHINE_ARN", "COMPENSATION_DLQ_URL"} <= set(variables)
 

@@ -7,7 +7,13 @@ import pytest
 import redis
 
 from order_saga.db import Database
-from order_saga.errors import InvalidStateTransition, OrderCancelled, OrderNotFound, PaymentDeclined
+from order_saga.errors import (
+    InvalidStateTransition,
+    OrderAlreadySettled,
+    OrderCancelled,
+    OrderNotFound,
+    PaymentDeclined,
+)
 from order_saga.feeds import status_channel
 from order_saga.models import OrderStatus
 from order_saga.payment_gateway import HttpGateway
@@ -207,6 +213,62 @@ def test_cancelling_a_confirmed_order_restocks(
         {"stock": 20, "reserved": 0}
     ]
     assert order_row(database, order_id)["status"] == "CANCELLED"
+
+
+def cancelled_after_its_confirmation(
+    database: Database, cache: "redis.Redis", gateway: HttpGateway, new_order: OrderFactory
+) -> str:
+    """An order confirmed by its saga, then cancelled by the customer through the cancellation
+    machine's steps (the edge set CANCELLING): CANCELLED, refunded, its stock back."""
+    order_id = paid_and_reserved(database, cache, gateway, new_order)
+    confirm_order(database, cache, order_id)
+    with database.transaction() as cursor:
+        cursor.execute("UPDATE orders SET status = 'CANCELLING' WHERE order_id = %s", (order_id,))
+    mark_order_cancelled(database, cache, compensated(database, cache, gateway, order_id))
+    return order_id
+
+
+def test_a_confirmation_retried_after_its_commit_answers_confirmed_though_the_customer_cancelled(
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory, gateway: HttpGateway
+) -> None:
+    # Given an order whose ConfirmOrder committed but whose answer was lost, then cancelled by
+    # the customer while the saga waited to retry it
+    order_id = cancelled_after_its_confirmation(database, redis_client, gateway, new_order)
+    # When the saga's ConfirmOrder retry runs (its fast-path record gone: MySQL decides)
+    outcome = confirm_order(database, redis_client, order_id)
+    # Then it answers the confirmation it made, and leaves the cancellation as it is
+    assert outcome.status is OrderStatus.CONFIRMED
+    assert order_row(database, order_id)["status"] == "CANCELLED"
+    assert query(database, "SELECT stock, reserved FROM inventory WHERE product_id = 'sku-1'") == [
+        {"stock": 20, "reserved": 0}
+    ]
+
+
+def test_a_confirmation_never_made_is_not_answered_confirmed(
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory, gateway: HttpGateway
+) -> None:
+    # Given an order cancelled before it was confirmed (its saga compensated it)
+    order_id = paid_and_reserved(database, redis_client, gateway, new_order)
+    compensated(database, redis_client, gateway, order_id)
+    mark_order_cancelled(database, redis_client, order_id)
+    # When a ConfirmOrder arrives for it, it is refused
+    with pytest.raises(InvalidStateTransition, match="only a PENDING order is confirmed"):
+        confirm_order(database, redis_client, order_id)
+
+
+def test_needs_attention_refuses_a_settled_order_that_owes_nothing(
+    database: Database, redis_client: "redis.Redis", new_order: OrderFactory, gateway: HttpGateway
+) -> None:
+    # Given an order cancelled and refunded by the cancellation machine
+    order_id = cancelled_after_its_confirmation(database, redis_client, gateway, new_order)
+    # When a saga that lost the race asks to flag it
+    error = StepError.model_validate({"Error": "InvalidStateTransition", "Cause": "order is CANCELLED"})
+    with pytest.raises(OrderAlreadySettled, match="owes nothing"):
+        mark_needs_attention(database, redis_client, order_id, error)
+    # Then the order stays CANCELLED, unflagged
+    assert order_row(database, order_id)["status"] == "CANCELLED"
+    steps = query(database, "SELECT step FROM saga_log WHERE saga_id = %s", order_id)
+    assert "MarkNeedsAttention" not in [row["step"] for row in steps]
 
 
 def test_needs_attention_records_what_is_still_owed(

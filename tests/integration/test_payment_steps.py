@@ -336,6 +336,7 @@ def test_the_watchdogs_sweep_refunds_a_failed_order_that_still_holds_money(
             gateway,
             boto3.client("stepfunctions", region_name="eu-west-1"),
             sqs,
+            saga_arn="arn:aws:states:eu-west-1:123456789012:stateMachine:OrderSaga",
             cancellation_arn="arn:aws:states:eu-west-1:123456789012:stateMachine:OrderCancellation",
             notification_queue_url=sqs.create_queue(QueueName="notifications")["QueueUrl"],
             compensation_dlq_url=sqs.create_queue(QueueName="compensation-dlq")["QueueUrl"],

@@ -44,7 +44,7 @@ from order_saga.manifest import (
 )
 from order_saga.payment_gateway import HttpGateway
 from order_saga.settings import Settings
-from order_saga.watchdog import execution_arn_for
+from order_saga.workflow import execution_arn_for
 from tests.support.data import CATALOG, OrderFactory, query
 from tests.support.gateway import books
 from tests.support.processes import cli, free_port
@@ -333,6 +333,13 @@ class LocalStack:
                 return False
 
         wait_until(entered, f"the saga of {order_id} to enter {state}")
+
+    def forget_step_results(self, handler: str) -> None:
+        """Drop the results a step's handler left in Redis for the idempotency fast path, as an
+        eviction or a cache failover would: the step's next call is decided by MySQL alone."""
+        cache = redis.Redis.from_url(self.settings.redis_url)
+        for key in cache.scan_iter(f"order-saga:{handler}#*"):
+            cache.delete(key)
 
     # -- the payment gateway ------------------------------------------------------------------
 

@@ -46,6 +46,12 @@ class InvalidStateTransition(BusinessError):
     """The order is not in a state that allows the requested change."""
 
 
+class OrderAlreadySettled(InvalidStateTransition):
+    """The order ended FAILED or CANCELLED and owes nothing: MarkNeedsAttention does not flag it,
+    since there is nothing left for a person to do (a saga that lost a race with the customer's
+    cancellation asks for it)."""
+
+
 class PaymentDisagreement(OrderSagaError):
     """Our payments row and the gateway disagree about a charge (the gateway does not know the
     charge we recorded, or holds less than we would refund). Never retried, never settled

@@ -9,7 +9,6 @@ A request is checked first (order_requests), a new order priced (pricing), a lis
 (order_pages); this module holds what the operations do with the database and Step Functions.
 """
 
-import json
 import threading
 import time
 import uuid
@@ -18,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 import redis
-from botocore.exceptions import BotoCoreError, ClientError
 
 from .db import Cursor, Database
 from .errors import (
@@ -38,7 +36,7 @@ from .order_pages import OrderPage, decode_page_token, encode_page_token, page_l
 from .order_requests import NewOrder, validate_new_order, validate_order_id, validate_reason
 from .pricing import PricedOrder, Pricing
 from .repository import ORDER_COLUMNS, log_step, order_from_row, placeholders
-from .watchdog import execution_arn_for
+from .workflow import execution_arn_for, start_execution, start_saga
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -156,7 +154,7 @@ class OrderService:
             # Also on CANCELLING: a retry after a failed start starts it now (same name: at most once).
             # A start that failed leaves the order CANCELLING with no such execution: the watchdog
             # (the reconciler's pass) then finishes the cancellation itself.
-            self._start(self.cancellation_arn, order_id)
+            start_execution(self._stepfunctions, self.cancellation_arn, order_id)
         return self.get_order(user_id, order_id)
 
     def watch_order(
@@ -209,7 +207,7 @@ class OrderService:
         started = []
         for order_id in orphans:
             try:
-                self._start_saga(order_id)
+                start_saga(self._database(), self._stepfunctions, self.saga_arn, order_id, "Reconciler")
             except WorkflowUnavailable as exc:
                 logger.warning("orphan not started", extra={"order_id": order_id, "error": str(exc)})
                 continue
@@ -256,7 +254,7 @@ class OrderService:
         """Start the saga; when Step Functions refuses (throttled, unreachable) the order stays
         PENDING and the reconciler starts it. The client gets its answer either way."""
         try:
-            self._start(self.saga_arn, order_id)
+            start_execution(self._stepfunctions, self.saga_arn, order_id)
         except WorkflowUnavailable as exc:
             logger.warning(
                 "saga not started; the reconciler will", extra={"order_id": order_id, "error": str(exc)}
@@ -306,33 +304,6 @@ class OrderService:
             created_at=row["created_at"],
             updated_at=row["created_at"],
         )
-
-    def _start_saga(self, order_id: str) -> None:
-        """The reconciler's start: StartExecution, then its mark in saga_log (so the next pass
-        leaves the order alone) and the execution ARN on an order stored without one."""
-        arn = self._start(self.saga_arn, order_id)
-        with self._database().transaction() as cursor:
-            cursor.execute(
-                "UPDATE orders SET execution_arn = %s WHERE order_id = %s AND execution_arn IS NULL",
-                (arn, order_id),
-            )
-            log_step(cursor, order_id, "Reconciler", "STARTED", None)
-
-    def _start(self, state_machine_arn: str, order_id: str) -> str:
-        """StartExecution named after the order, which makes a double start impossible. When the
-        name is taken, the ARN of that execution is returned, running or closed: whether it finished
-        its order is decided from its status (DescribeExecution) by the saga watchdog, not here."""
-        try:
-            answer = self._stepfunctions.start_execution(
-                stateMachineArn=state_machine_arn, name=order_id, input=json.dumps({"order_id": order_id})
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
-                return execution_arn_for(state_machine_arn, order_id)
-            raise WorkflowUnavailable(f"StartExecution on {state_machine_arn}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise WorkflowUnavailable(f"StartExecution on {state_machine_arn}: {exc}") from exc
-        return answer["executionArn"]
 
     @staticmethod
     def _load(cursor: Cursor, where: str, params: tuple[Any, ...]) -> list[Order]:

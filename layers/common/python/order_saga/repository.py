@@ -75,6 +75,16 @@ def log_step(cursor: Cursor, saga_id: str, step: str, status: str, detail: str |
     )
 
 
+def logged(cursor: Cursor, saga_id: str, steps: Sequence[str], status: str | None = None) -> bool:
+    """Whether saga_log holds an entry of one of `steps` for the order (with `status`, if given)."""
+    cursor.execute(
+        f"SELECT 1 FROM saga_log WHERE saga_id = %s AND step IN ({placeholders(steps)})"  # noqa: S608
+        " AND status = COALESCE(%s, status) LIMIT 1",
+        (saga_id, *steps, status),
+    )
+    return cursor.fetchone() is not None
+
+
 def placeholders(values: Sequence[object]) -> str:
     """`%s, %s, ...` for an IN list: the values themselves always travel as parameters."""
     return ", ".join(["%s"] * len(values))

@@ -1,24 +1,20 @@
 """The saga watchdog: whatever way an execution ends, its order ends truthfully or is flagged.
 
-An execution can close and leave its order behind: an operator stops it, it times out, a
-`States.Runtime` error ends it, MarkNeedsAttention itself runs out of retries (likely in an outage
-of the database it reports to), or a cancellation is never started. `settle` takes one order,
-reads what its execution did (DescribeExecution, never an error name) and, once the execution is
-closed, runs every compensation still owed, each on its own (one failing does not stop the
-other), then ends the order FAILED or CANCELLED with its notice. If a compensation still fails,
-the order is flagged NEEDS_ATTENTION with what it owes, and the full context goes to the
-compensation DLQ. A FAILED or CANCELLED order still holding money or stock (a charge that landed
-after its compensation and whose refund failed) is settled the same way. An execution that
-closed after ending its order but before its notify state (stopped, timed out) owed the customer
-a notice: the watchdog queues it, once (logged QUEUED in saga_log; the consumer sends a kind once).
+`settle` takes one order and reads what its execution did (DescribeExecution, never an error
+name). An order its saga never touched (PENDING, no payments row, no reservation, no step in
+saga_log) and whose execution does not exist is started, never failed. An execution still open
+(RUNNING, or PENDING_REDRIVE: it runs again) is left alone. Once the execution is closed, every
+compensation still owed runs, each on its own, then the order ends FAILED or CANCELLED with its
+notice; a compensation still failing flags it NEEDS_ATTENTION and puts the context on the
+compensation DLQ. A notice an execution closed before queueing is queued, once. The rules and
+their story are in docs/architecture.md and docs/decisions.md.
 
-In AWS an EventBridge rule on "Step Functions Execution Status Change" (FAILED, TIMED_OUT, ABORTED)
-invokes it per execution, and a schedule runs `settle_stuck` (which finds the candidates in
-MySQL) for what no event reports; locally (moto emits no events) the edge's reconciler pass
-calls `settle_stuck`.
+In AWS EventBridge invokes it per execution that failed, timed out or was aborted, and a schedule
+runs `settle_stuck`; locally the edge's reconciler pass calls `settle_stuck`.
 """
 
 import json
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,13 +23,13 @@ import redis
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
-from .db import Database
+from .db import Cursor, Database
 from .errors import InvalidStateTransition, OrderCancelled, OrderSagaError, WorkflowUnavailable
 from .manifest import ORDER_CANCELLATION, ORDER_SAGA, Step
 from .models import Order, OrderStatus
 from .observability import logger
 from .payment_gateway import HttpGateway, create_gateway
-from .repository import fetch_order, log_step
+from .repository import fetch_order, log_step, logged
 from .settings import Settings
 from .steps.inventory import release_stock
 from .steps.notification import NOTICE_OF, STEP_NAMES, NotificationKind
@@ -42,9 +38,11 @@ from .steps.orders import (
     mark_needs_attention,
     mark_order_cancelled,
     mark_order_failed,
+    never_started,
     owed_compensations,
 )
 from .steps.payment import refund_payment
+from .workflow import execution_arn_for, start_saga
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -52,8 +50,13 @@ if TYPE_CHECKING:
 else:
     SFNClient = SQSClient = Any
 
-RUNNING = "RUNNING"
+# An execution in one of these runs, or will run again (a redriven one): its order is its own.
+OPEN = frozenset({"RUNNING", "PENDING_REDRIVE"})
 SUCCEEDED = "SUCCEEDED"
+# DescribeExecution is eventually consistent: a "not found" for an execution of an order touched
+# this recently is asked once more, after RECHECK_SECONDS, before the watchdog acts on it.
+RECENT_SECONDS = 60
+RECHECK_SECONDS = 1.0
 ERROR_NAME = "SagaWatchdog"
 # A closed execution's last events hold its notify state's exit, if it got that far (after it
 # come at most a Succeed or Fail state and the execution's end).
@@ -63,14 +66,10 @@ HISTORY_TAIL = 25
 NOTICE_SWEEP_SECONDS = 3600
 
 
-def execution_arn_for(state_machine_arn: str, name: str) -> str:
-    """The ARN Step Functions gives the execution `name` of a state machine (a documented format)."""
-    return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
-
-
 class WatchdogOutcome(BaseModel):
     order_id: str
-    action: str  # "none" (nothing owed, or its execution still runs), "settled", "flagged", "notified"
+    # "none" (nothing owed, or its execution still runs), "started", "settled", "flagged", "notified"
+    action: str
     status: OrderStatus
     execution_status: str | None = None
     owed: list[str] = []
@@ -85,6 +84,7 @@ class SagaWatchdog:
         stepfunctions: SFNClient,
         sqs: SQSClient,
         *,
+        saga_arn: str,
         cancellation_arn: str,
         notification_queue_url: str,
         compensation_dlq_url: str,
@@ -94,22 +94,26 @@ class SagaWatchdog:
         self._gateway = gateway
         self._stepfunctions = stepfunctions
         self._sqs = sqs
+        self._saga_arn = saga_arn
         self._cancellation_arn = cancellation_arn
         self._notification_queue_url = notification_queue_url
         self._compensation_dlq_url = compensation_dlq_url
 
     def settle(self, order_id: str) -> WatchdogOutcome:
-        """Bring the order to a truthful end if its execution is closed (or was never started)."""
+        """Bring the order to a truthful end if its execution is closed, or start it if its saga
+        never started."""
         with self._db.transaction() as cursor:
             order = fetch_order(cursor, order_id)
             owed = sorted(owed_compensations(cursor, order))
+            untouched = never_started(cursor, order)
+            recent = self._touched_recently(cursor, order_id)
         arn = self._execution_of(order)
         execution_status = self.execution_status(arn)
-        # The edge stores the ARN with the order, before StartExecution: a PENDING order whose
-        # execution does not exist and that holds nothing was never started (throttled, or the
-        # edge died), and the reconciler starts it.
-        never_started = order.status is OrderStatus.PENDING and execution_status is None and not owed
-        if order.status is OrderStatus.NEEDS_ATTENTION or execution_status == RUNNING or never_started:
+        if execution_status is None and untouched:
+            return self._start(order)
+        if execution_status is None and recent and not order.status.is_terminal:
+            execution_status = self._recheck(arn)
+        if order.status is OrderStatus.NEEDS_ATTENTION or execution_status in OPEN:
             return WatchdogOutcome(
                 order_id=order_id, action="none", status=order.status, execution_status=execution_status
             )
@@ -180,7 +184,8 @@ class SagaWatchdog:
         return outcomes
 
     def execution_status(self, execution_arn: str | None) -> str | None:
-        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED; None when there is no such execution."""
+        """RUNNING, PENDING_REDRIVE, SUCCEEDED, FAILED, TIMED_OUT or ABORTED; None when there is
+        no such execution."""
         if execution_arn is None:
             return None
         try:
@@ -193,6 +198,32 @@ class SagaWatchdog:
             raise WorkflowUnavailable(f"DescribeExecution: {exc}") from exc
 
     # -- steps ---------------------------------------------------------------------------------
+
+    def _start(self, order: Order) -> WatchdogOutcome:
+        """Start a saga that never started (a StartExecution refused for longer than the grace):
+        under the order's name, so a start made meanwhile (ExecutionAlreadyExists) counts."""
+        start_saga(self._db, self._stepfunctions, self._saga_arn, order.order_id, ERROR_NAME)
+        logger.info("saga started by the watchdog", extra={"order_id": order.order_id})
+        return WatchdogOutcome(order_id=order.order_id, action="started", status=order.status)
+
+    def _recheck(self, arn: str | None) -> str | None:
+        """The status asked once more, a moment later: a "not found" for a new execution may be
+        DescribeExecution's eventual consistency, not an execution that never was."""
+        time.sleep(RECHECK_SECONDS)
+        return self.execution_status(arn)
+
+    @staticmethod
+    def _touched_recently(cursor: Cursor, order_id: str) -> bool:
+        """Whether the order or its saga_log changed in the last RECENT_SECONDS (database clock)."""
+        cursor.execute(
+            "SELECT GREATEST(o.updated_at, COALESCE(MAX(l.`timestamp`), o.updated_at))"
+            " > CURRENT_TIMESTAMP(3) - INTERVAL %s SECOND AS recent"
+            " FROM orders o LEFT JOIN saga_log l ON l.saga_id = o.order_id WHERE o.order_id = %s"
+            " GROUP BY o.order_id, o.updated_at",
+            (RECENT_SECONDS, order_id),
+        )
+        row = cursor.fetchone()
+        return bool(row and row["recent"])
 
     def _execution_of(self, order: Order) -> str | None:
         if order.status is OrderStatus.CANCELLING:
@@ -224,11 +255,7 @@ class SagaWatchdog:
 
     def _queued_before(self, order_id: str, kind: NotificationKind) -> bool:
         with self._db.transaction() as cursor:
-            cursor.execute(
-                "SELECT 1 FROM saga_log WHERE saga_id = %s AND step = %s AND status = 'QUEUED' LIMIT 1",
-                (order_id, STEP_NAMES[kind]),
-            )
-            return cursor.fetchone() is not None
+            return logged(cursor, order_id, [STEP_NAMES[kind]], "QUEUED")
 
     def _queue_notice(self, order_id: str, kind: NotificationKind) -> None:
         """Queue the notice and log it (QUEUED, by the watchdog), so no later pass queues it again."""
@@ -269,7 +296,7 @@ class SagaWatchdog:
             outcome = mark_order_cancelled(self._db, self._cache, order.order_id)
         else:
             error = StepError(
-                error=f"Execution.{execution_status or 'NOT_STARTED'}",
+                error=f"Execution.{execution_status or 'NOT_FOUND'}",
                 cause=f"{ERROR_NAME}: the execution closed before the order ended",
             )
             outcome = mark_order_failed(self._db, self._cache, order.order_id, error)
@@ -327,6 +354,7 @@ def create_watchdog(settings: Settings, db: Database, cache: "redis.Redis") -> S
         create_gateway(settings),
         boto3.client("stepfunctions"),
         boto3.client("sqs"),
+        saga_arn=settings.order_saga_state_machine_arn,
         cancellation_arn=settings.order_cancellation_state_machine_arn,
         notification_queue_url=settings.notification_queue_url,
         compensation_dlq_url=settings.compensation_dlq_url,

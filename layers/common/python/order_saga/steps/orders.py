@@ -4,7 +4,8 @@ Each moves the order's status under its row lock, writes saga_log in the same tr
 publishes the new status once committed. Repeating a step that already took effect changes nothing.
 An order that does not complete gets a customer-friendly `failure_reason` and a stable
 `reason_code` (order_saga.reasons); the raw error goes to saga_log only, for operators.
-A NEEDS_ATTENTION order records which compensations it still owes, read from the data itself.
+A NEEDS_ATTENTION order records which compensations it still owes, read from the data itself;
+an order that ended FAILED or CANCELLED and owes nothing is never flagged.
 """
 
 import contextlib
@@ -14,12 +15,12 @@ import redis
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..db import Cursor, Database
-from ..errors import InvalidStateTransition, OrderCancelled
+from ..errors import InvalidStateTransition, OrderAlreadySettled, OrderCancelled
 from ..feeds import publish_status
-from ..manifest import Step
+from ..manifest import STATE_MACHINE_STEPS, Step
 from ..models import Order, OrderStatus, PaymentStatus, ReservationStatus
 from ..reasons import ReasonCode, reason_code, sentence
-from ..repository import fetch_order, fetch_payment, fetch_reservations, log_step
+from ..repository import fetch_order, fetch_payment, fetch_reservations, log_step, logged
 from .inventory import commit_stock
 
 FAILURE_REASON_LENGTH = 500
@@ -72,6 +73,17 @@ def owed_compensations(cursor: Cursor, order: Order) -> set[str]:
     return owed
 
 
+def never_started(cursor: Cursor, order: Order) -> bool:
+    """Whether the order's saga left no marker at all: PENDING, no payments row, no reservation,
+    no saga_log entry of any step. Such an order is owed a start, never a compensation."""
+    return (
+        order.status is OrderStatus.PENDING
+        and fetch_payment(cursor, order.order_id) is None
+        and not fetch_reservations(cursor, order.order_id)
+        and not logged(cursor, order.order_id, STATE_MACHINE_STEPS)
+    )
+
+
 def _set_status(
     cursor: Cursor,
     order: Order,
@@ -117,6 +129,9 @@ def _move(
         if owed and target is not OrderStatus.NEEDS_ATTENTION:
             # No order ends FAILED or CANCELLED while it still holds money or stock.
             raise InvalidStateTransition(f"order {order_id} still owes {', '.join(sorted(owed))}")
+        if not owed and order.status in {OrderStatus.FAILED, OrderStatus.CANCELLED}:
+            # Flagging it would hand a person a finished order (and a re-drive could end it FAILED).
+            raise OrderAlreadySettled(f"order {order_id} is {order.status} and owes nothing; {step} refused")
         if owed:
             detail = f"{detail}; still owed: {', '.join(sorted(owed))}"
         _set_status(cursor, order, target, step, code=code, detail=detail, owed=owed)
@@ -126,11 +141,17 @@ def _move(
 
 
 def confirm_order(db: Database, cache: "redis.Redis", order_id: str) -> OrderOutcome:
+    """Confirm a paid, reserved PENDING order. A retry after its own commit (its answer lost)
+    answers CONFIRMED again, even when the customer has since cancelled: that cancellation is the
+    cancellation machine's, and the saga goes on to its confirmation notice, which the consumer
+    records STALE."""
     with db.transaction() as cursor:
         order = fetch_order(cursor, order_id, for_update=True)
-        if order.status is OrderStatus.CONFIRMED:
-            return OrderOutcome.of(order)
         if order.status is not OrderStatus.PENDING:
+            if order.status is OrderStatus.CONFIRMED or logged(
+                cursor, order_id, [Step.CONFIRM_ORDER], OrderStatus.CONFIRMED
+            ):
+                return OrderOutcome(order_id=order_id, status=OrderStatus.CONFIRMED)
             raise InvalidStateTransition(
                 f"order {order_id} is {order.status}; only a PENDING order is confirmed"
             )
