@@ -28,28 +28,20 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-import grpc
 import redis
 import urllib3
-from botocore.exceptions import ClientError
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from grpc_edge.channel import open_channel
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
-from order_ops.audit import AuditReport, read_books
+from order_ops.audit import AuditReport
 from order_ops.executions import path_of
-from order_saga.cache import create_redis
-from order_saga.catalog import set_product
-from order_saga.db import Database
 from order_saga.errors import OrderSagaError
-from order_saga.settings import Settings
 from order_saga.workflow import execution_arn_for
 
 from . import faults
@@ -63,19 +55,20 @@ from .chaos_plan import (
     OrderPlan,
     aimed_fault,
     hot_stock,
-    unit_price,
+)
+from .chaos_stack import (
+    ChaosStack,
+    call_edge,
+    first_steps_held,
+    order_statuses,
+    ride_out_failover,
+    settle,
+    stock_the_catalog,
+    stop_execution,
 )
 from .commands_gateway import rotate_gateway_key
-from .gateway.process import PaymentGatewayServer
-from .services import LocalServer, Redis, ServiceError, port_in_use
+from .services import ServiceError, port_in_use
 
-RETRYABLE = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-}
-NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
-CLIENT_PATIENCE_SECONDS = 90.0  # how long a client keeps retrying a call through an outage
 WATCH_SECONDS = 180.0  # how long a client waits for an order to settle before cancelling it
 POLL_SECONDS = 0.25  # between a client's GetOrder calls while it waits: most sagas end within a second
 TERMINAL = {
@@ -86,30 +79,6 @@ TERMINAL = {
 }
 
 
-@dataclass
-class ChaosStack:
-    """How the campaign reaches the stack, and the servers it may disturb."""
-
-    address: str
-    settings: Settings  # the database and Redis the functions and the edge use
-    sfn: Any
-    sqs: Any
-    saga_arn: str
-    notification_queue_url: str
-    edge: LocalServer
-    mariadb: LocalServer
-    redis_server: Redis
-    retry_time_scale: float  # the stack's scale of its Retry waits (1: real time)
-    gateway: PaymentGatewayServer
-    secrets: Any  # the Secrets Manager client of the gateway's key
-    mint_token: Callable[[str], str]
-    audit: Callable[..., AuditReport]  # (deadline_seconds=, stock_baseline=, since=) -> report
-    faults_file: Path = field(default_factory=lambda: faults.FAULTS_FILE)
-
-
-# A failover's length (RDS documents 60-120 s for Multi-AZ; the saga's budget is 210 s of waits),
-# scaled like the stack's Retry waits so that the outage keeps its place in the budget.
-FAILOVER_SECONDS = 60.0
 # A storm of one kind of the gateway's answers, before execution: the next N requests meet it.
 GATEWAY_STORM = 12
 GATEWAY_STORMS = {
@@ -188,7 +157,10 @@ class Campaign:
     def run(self, settle_timeout: float = 600.0) -> CampaignResult:
         began = time.monotonic()
         previous_plan = self.stack.faults_file.read_text() if self.stack.faults_file.exists() else ""
-        baseline, since = self._stock_the_catalog()
+        baseline, since = stock_the_catalog(
+            self.stack.settings,
+            {p: hot_stock(self.plan.orders) if p in HOT else PLENTY_STOCK for p in PRICES},
+        )
         try:
             # What is planned before the first order is in place before any client starts: a
             # client with a later order must not run ahead of it.
@@ -212,7 +184,7 @@ class Campaign:
                 self._ensure_running()
                 self.stack.gateway.clear_faults()  # a storm's answers not yet given
         clients_done = time.monotonic()
-        settled = self._settle(settle_timeout)
+        settled = settle(self.stack, self.order_ids, settle_timeout, self.echo)
         settle_seconds = time.monotonic() - clients_done
         self._count_what_happened_to_the_sagas(left)
         report = self.stack.audit(deadline_seconds=0.0, stock_baseline=baseline, since=since)
@@ -227,33 +199,6 @@ class Campaign:
             report,
             self.order_ids,
         )
-
-    def _stock_the_catalog(self) -> tuple[dict[str, int], datetime]:
-        """The campaign's products at their planned stock (plus whatever is still reserved), the
-        stock baseline of those products, and the database's clock at the start."""
-        database, cache = Database(self.stack.settings), create_redis(self.stack.settings)
-        try:
-            with database.transaction() as cursor:
-                cursor.execute("SELECT product_id, reserved FROM inventory")
-                reserved = {row["product_id"]: int(row["reserved"]) for row in cursor.fetchall()}
-            for product in PRICES:
-                units = hot_stock(self.plan.orders) if product in HOT else PLENTY_STOCK
-                set_product(
-                    database,
-                    cache,
-                    product_id=product,
-                    stock=units + reserved.get(product, 0),
-                    unit_price=unit_price(product),
-                    currency="EUR",
-                    name=f"chaos {product}",
-                )
-            baseline = read_books(database).stock_baseline()
-            with database.transaction() as cursor:
-                cursor.execute("SELECT CURRENT_TIMESTAMP(3) AS now")
-                now = cursor.fetchone()["now"]  # type: ignore[index]
-        finally:
-            database.close()
-        return {product: baseline[product] for product in PRICES}, now
 
     def _client(self, client: int) -> None:
         channel = open_channel(self.stack.address)
@@ -328,21 +273,19 @@ class Campaign:
         what = f"order {line.index} CreateOrder"
         if not (line.aimed_fault or line.stop_execution):
             return self._call(stub.CreateOrder, request, user, what)
-        hold = faults.make_fault(function=FIRST_STEP, kind=faults.FaultKind.HOLD)
-        faults.add_fault(hold, self.stack.faults_file, first=True)
-        try:
+        with first_steps_held(self.stack.faults_file):
             created = self._call(stub.CreateOrder, request, user, what)
             if created is not None:
                 self._aim(created.order.order_id, line)
             return created
-        finally:
-            faults.remove_fault(hold, self.stack.faults_file)
 
     def _aim(self, order_id: str, line: OrderPlan) -> None:
         """Aim the order's fault at its held first step; or stop its saga, whose held step then
         does nothing (it neither charges nor reports to the stopped execution)."""
         if line.stop_execution:
-            self._stop_execution(order_id)
+            status = stop_execution(self.stack, order_id)
+            with self._lock:
+                self._stopped[order_id] = status
             fields = {"function": FIRST_STEP, "kind": "skip", "times": 1, "order_id": order_id}
         else:
             assert line.aimed_fault is not None  # one of the two, or it was not held
@@ -360,28 +303,14 @@ class Campaign:
                 self._count(kind)
 
     def _call(self, method: Any, request: Any, user: str, what: str) -> Any:
-        """One RPC, retried through outages (UNAVAILABLE, rate limits) for a while. None when the
-        edge refused it for a business reason; INTERNAL or UNKNOWN is a violation."""
-        deadline = time.monotonic() + CLIENT_PATIENCE_SECONDS
-        while True:
-            try:
-                return method(
-                    request,
-                    metadata=(("authorization", f"Bearer {self.stack.mint_token(user)}"),),
-                    timeout=15,
-                )
-            except grpc.RpcError as error:
-                code = error.code()
-                if code in NEVER:
-                    self._violation(f"{what}: {code.name}: {error.details()}")
-                    return None
-                if code not in RETRYABLE:
-                    self._count(f"edge-refused:{code.name}")
-                    return None
-                if time.monotonic() > deadline:
-                    self._violation(f"{what}: still {code.name} after {CLIENT_PATIENCE_SECONDS:.0f}s")
-                    return None
-                time.sleep(0.5)
+        """One RPC through the edge (retried through outages). None when the edge refused it for a
+        business reason; INTERNAL or UNKNOWN is a violation."""
+        answer = call_edge(self.stack, method, request, user, what)
+        if answer.violation:
+            self._violation(answer.violation)
+        elif answer.refused:
+            self._count(f"edge-refused:{answer.refused.name}")
+        return answer.reply
 
     def _cancel(self, stub: Any, user: str, order_id: str) -> None:
         self._call(
@@ -401,18 +330,6 @@ class Campaign:
                 return int(order.status) if order is not None else pb.ORDER_STATUS_UNSPECIFIED
             time.sleep(POLL_SECONDS)
         return pb.ORDER_STATUS_UNSPECIFIED
-
-    def _stop_execution(self, order_id: str) -> None:
-        """What an operator does from the console: stop the order's saga where it is. Its status
-        just before is kept (StopExecution answers for a finished execution too)."""
-        arn = execution_arn_for(self.stack.saga_arn, order_id)
-        try:
-            status = self.stack.sfn.describe_execution(executionArn=arn)["status"]
-            self.stack.sfn.stop_execution(executionArn=arn, error="Operator", cause="chaos")
-        except ClientError as exc:  # not started: the reconciler starts it later
-            status = f"not stopped: {exc}"
-        with self._lock:
-            self._stopped[order_id] = status
 
     # -- infrastructure ---------------------------------------------------------------------
 
@@ -438,9 +355,7 @@ class Campaign:
             self.stack.mariadb.start()
         elif kind in {"mariadb-failover", "redis-failover"}:
             server = self.stack.mariadb if kind == "mariadb-failover" else self.stack.redis_server
-            server.stop()
-            time.sleep(FAILOVER_SECONDS * self.stack.retry_time_scale)
-            server.start()
+            ride_out_failover(server, self.stack.retry_time_scale)
         elif kind == "redis-restart":
             self.stack.redis_server.stop()
             self.stack.redis_server.start()
@@ -510,70 +425,12 @@ class Campaign:
             for visit in path.visits
         )
 
-    def _settle(self, timeout: float) -> bool:
-        """Wait until no execution of the campaign's orders runs, every order is settled (one
-        whose saga was stopped waits for the watchdog, an orphan for the reconciler) and no
-        notice waits on the queue (a failed one is received again after its visibility timeout)."""
-        deadline = time.monotonic() + timeout
-        ours = set(self.order_ids)
-        database = Database(self.stack.settings)
-        try:
-            while True:
-                running = [
-                    e["name"]
-                    for arn in {self.stack.saga_arn, *self._other_machines()}
-                    for e in self.stack.sfn.list_executions(
-                        stateMachineArn=arn, statusFilter="RUNNING", maxResults=1000
-                    )["executions"]
-                    if e["name"] in ours
-                ]
-                with database.transaction() as cursor:
-                    cursor.execute(
-                        "SELECT COUNT(*) AS n FROM orders WHERE status IN ('PENDING', 'CANCELLING')"
-                        " AND order_id IN %s",
-                        (list(ours) or [""],),
-                    )
-                    unsettled = int(cursor.fetchone()["n"])  # type: ignore[index]
-                waiting = self._queued_notices()
-                if not running and not unsettled and not waiting:
-                    return True
-                if time.monotonic() > deadline:
-                    self.echo(
-                        f"  not settled: {len(running)} running, {unsettled} orders unsettled,"
-                        f" {waiting} notices queued"
-                    )
-                    return False
-                time.sleep(2.0)
-        finally:
-            database.close()
-
-    def _other_machines(self) -> list[str]:
-        names = {m["stateMachineArn"] for m in self.stack.sfn.list_state_machines()["stateMachines"]}
-        return sorted(names - {self.stack.saga_arn})
-
-    def _queued_notices(self) -> int:
-        attributes = self.stack.sqs.get_queue_attributes(
-            QueueUrl=self.stack.notification_queue_url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(
-            attributes["ApproximateNumberOfMessagesNotVisible"]
-        )
-
     def _outcomes(self) -> dict[str, int]:
         return dict(Counter(self._statuses().values()))
 
     def _statuses(self) -> dict[str, str]:
         """Each of the campaign's orders' status."""
-        database = Database(self.stack.settings)
-        try:
-            with database.transaction() as cursor:
-                cursor.execute(
-                    "SELECT order_id, status FROM orders WHERE order_id IN %s", (self.order_ids or [""],)
-                )
-                return {row["order_id"]: row["status"] for row in cursor.fetchall()}
-        finally:
-            database.close()
+        return order_statuses(self.stack.settings, self.order_ids)
 
     def _count(self, kind: str, n: int = 1) -> None:
         with self._lock:

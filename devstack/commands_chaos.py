@@ -16,8 +16,9 @@ from order_saga.payment_gateway import create_gateway
 from order_saga.settings import Settings
 
 from .aws_settings import AwsStackSettings
-from .chaos import Campaign, ChaosStack
+from .chaos import Campaign
 from .chaos_plan import make_plan
+from .chaos_stack import ChaosStack
 from .commands_aws import env_value, reported
 from .devtokens import mint_token
 from .gateway.process import payment_gateway_server

@@ -6,7 +6,7 @@ from functools import partial
 
 import pytest
 
-from devstack.chaos import ChaosStack
+from devstack.chaos_stack import ChaosStack
 from devstack.devtokens import mint_token
 from devstack.gateway.process import PaymentGatewayServer
 from devstack.services import MariaDB, Redis

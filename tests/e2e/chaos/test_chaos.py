@@ -6,8 +6,9 @@ import json
 import pytest
 
 from devstack import faults
-from devstack.chaos import Campaign, ChaosStack
+from devstack.chaos import Campaign
 from devstack.chaos_plan import AIMED, INFRA_KINDS, CampaignPlan, FaultEvent, OrderPlan
+from devstack.chaos_stack import ChaosStack
 from tests.support.processes import cli
 from tests.support.stack import LocalStack
 
