@@ -169,10 +169,14 @@ def _locked_plan(path: Path) -> Iterator[FaultPlan]:
 
 
 def read_plan(path: Path | None = None) -> FaultPlan:
+    """The plan as it stands, read under a shared lock: a writer empties the file before it writes
+    the new plan, so a read without the lock can see no plan, or half of one."""
     path = path or FAULTS_FILE
     if not path.exists():
         return FaultPlan()
-    return parse_plan(path.read_text(), str(path))
+    with path.open() as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        return parse_plan(handle.read(), str(path))
 
 
 def add_fault(fault: Fault, path: Path | None = None, *, first: bool = False) -> None:

@@ -1,8 +1,10 @@
 """The fault plan: validation, matching, counting, and the file it lives in."""
 
 import json
+import multiprocessing
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -144,3 +146,38 @@ def test_a_fault_added_first_is_taken_before_the_others_and_one_is_removed_by_va
     # and removing the hold removes one of the two, then the other, then nothing
     assert [faults.remove_fault(hold, plan_file) for _ in range(3)] == [True, True, False]
     assert faults.read_plan(plan_file).faults == [anyone]
+
+
+REWRITES = 300  # the other process's rewrites a reader must see through
+
+
+def test_a_plan_read_while_another_process_rewrites_it_is_never_torn(plan_file: Path) -> None:
+    # Given a plan that another process rewrites again and again (a tool adding and removing a
+    # hold, as the crash matrix does while the invoker's held calls read the plan)
+    steady = faults.make_fault(function="ReserveStock", kind="duplicate", times=1, order_id="o-1")
+    faults.add_fault(steady, plan_file)
+    rewrites = multiprocessing.Value("i", 0)
+    writer = multiprocessing.Process(target=_rewrite, args=(plan_file, rewrites))
+    writer.start()
+    try:
+        # When a held call reads it meanwhile
+        reads: list[bool | FaultPlanError] = []
+        while writer.is_alive():
+            try:
+                reads.append(faults.still_planned(steady, plan_file))
+            except FaultPlanError as exc:
+                reads.append(exc)
+    finally:
+        writer.join()
+    # Then every read saw a whole plan, with the fault nobody removed
+    assert (writer.exitcode, rewrites.value) == (0, REWRITES)
+    torn = [read for read in reads if read is not True]
+    assert torn == [], f"{len(torn)} of {len(reads)} reads torn, e.g. {torn[:3]}"
+
+
+def _rewrite(plan_file: Path, rewrites: Any) -> None:
+    hold = faults.make_fault(function="ProcessPayment", kind="hold", order_id="an-order-" * 10)
+    for _ in range(REWRITES):
+        faults.add_fault(hold, plan_file, first=True)
+        faults.remove_fault(hold, plan_file)
+        rewrites.value += 1
