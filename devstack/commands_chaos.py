@@ -1,4 +1,4 @@
-"""`order-saga chaos`: the seeded chaos campaign against the running local stack."""
+"""`order-saga chaos`: the seeded chaos campaign, or the crash matrix, against the running local stack."""
 
 import json
 import os
@@ -11,7 +11,7 @@ import boto3
 import click
 
 from order_ops.commands_audit import attention_queues, audit_books
-from order_saga.manifest import Setting
+from order_saga.manifest import Setting, Step
 from order_saga.payment_gateway import create_gateway
 from order_saga.settings import Settings
 
@@ -20,6 +20,7 @@ from .chaos import Campaign
 from .chaos_plan import make_plan
 from .chaos_stack import ChaosStack
 from .commands_aws import env_value, reported
+from .crash_matrix import STEPS, Cell, CrashFault, CrashMatrix, cells
 from .devtokens import mint_token
 from .gateway.process import payment_gateway_server
 from .paths import STATE_DIR
@@ -57,13 +58,35 @@ def local_chaos_stack() -> ChaosStack:
               help="seconds to wait for the sagas in flight once the run is over")  # fmt: skip
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="the JSON report (default .devstack/chaos/chaos-<seed>-<orders>.json)")  # fmt: skip
-@click.option("--plan-only", is_flag=True, help="print the plan as JSON and exit")
+@click.option("--plan-only", is_flag=True, help="print the plan (with --matrix, the cells) as JSON and exit")
+@click.option("--matrix", is_flag=True, help="run the crash matrix instead (docs/reliability.md)")
+@click.option("--step", "steps", multiple=True, type=click.Choice([step.value for step in STEPS]),
+              help="with --matrix: only this step's cells (repeatable; default every step)")  # fmt: skip
+@click.option("--fault", "kinds", multiple=True, type=click.Choice([kind.value for kind in CrashFault]),
+              help="with --matrix: only this fault's cells (repeatable; default every fault)")  # fmt: skip
 @reported
 def chaos(
-    *, orders: int, clients: int, seed: int, settle_timeout: float, report_path: Path | None, plan_only: bool
+    *,
+    orders: int,
+    clients: int,
+    seed: int,
+    settle_timeout: float,
+    report_path: Path | None,
+    plan_only: bool,
+    matrix: bool,
+    steps: tuple[str, ...],
+    kinds: tuple[str, ...],
 ) -> None:
     """Run ORDERS orders through the local stack with CLIENTS clients while faults combine, then
-    audit the books. Exits 1 with the seed and the offending orders on any violation."""
+    audit the books. Exits 1 with the seed and the offending orders on any violation. With
+    --matrix, run the crash matrix: exits 1 on any violation, unsettled or missed cell."""
+    if matrix:
+        chosen = cells(
+            [Step(step) for step in steps] if steps else STEPS,
+            [CrashFault(kind) for kind in kinds] if kinds else tuple(CrashFault),
+        )
+        _crash_matrix(chosen, settle_timeout, report_path, plan_only)
+        return
     plan = make_plan(seed, orders, clients)
     if plan_only:
         click.echo(json.dumps(plan.as_json(), indent=2))
@@ -72,10 +95,31 @@ def chaos(
     # SIGTERM (a timeout, a CI stop) ends the run like Ctrl-C: the fault plan found is put back.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     result = Campaign(plan, local_chaos_stack(), click.echo).run(settle_timeout)
-    path = report_path or STATE_DIR / "chaos" / f"chaos-{seed}-{orders}.json"
+    _report(
+        result.as_json(), result.render(), report_path or STATE_DIR / "chaos" / f"chaos-{seed}-{orders}.json"
+    )
+    sys.exit(0 if result.ok else 1)
+
+
+def _crash_matrix(
+    matrix: list[Cell], settle_timeout: float, report_path: Path | None, plan_only: bool
+) -> None:
+    if plan_only:
+        click.echo(
+            json.dumps([{"step": cell.step.value, "fault": cell.fault.value} for cell in matrix], indent=2)
+        )
+        return
+    click.echo(f"crash matrix: {len(matrix)} cells")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    result = CrashMatrix(local_chaos_stack(), matrix, click.echo).run(settle_timeout)
+    _report(result.as_json(), result.render(), report_path or STATE_DIR / "chaos" / "crash-matrix.json")
+    sys.exit(0 if result.ok else 1)
+
+
+def _report(report: dict[str, object], lines: list[str], path: Path) -> None:
+    """Save the JSON report, print the result and where the report is."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result.as_json(), indent=2, default=str) + "\n")
-    for line in result.render():
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    for line in lines:
         click.echo(line)
     click.echo(f"report: {path}")
-    sys.exit(0 if result.ok else 1)
