@@ -132,15 +132,18 @@ def attribute(report: AuditReport, cell_of: Mapping[str, Cell]) -> tuple[dict[st
 
 
 def path_end(path: ExecutionPath) -> str:
-    """How a saga's execution ended: its last state; or, aborted (or still running), the steps it
-    had entered and not left (both compensations, when it stopped in the Parallel)."""
+    """How a saga's execution ended: its last state (OrderConfirmed, OrderFailed...); failed in a
+    step, that step and the error; aborted (or still running), the steps it had entered and not
+    left (both compensations, when it stopped in the Parallel)."""
     if not path.visits:
         return path.status
-    if path.status in {"SUCCEEDED", "FAILED"}:
-        return path.visits[-1].name
-    steps = set(Step)
+    last, steps = path.visits[-1].name, set(Step)
+    if path.status == "SUCCEEDED" or (path.status == "FAILED" and last not in steps):
+        return last
+    if path.status == "FAILED":
+        return f"FAILED in {last}: {path.error}"
     open_steps = sorted({visit.name for visit in path.visits if visit.exited is None and visit.name in steps})
-    return f"{path.status} in {', '.join(open_steps) or path.visits[-1].name}"
+    return f"{path.status} in {', '.join(open_steps) or last}"
 
 
 @dataclass

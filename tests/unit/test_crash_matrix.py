@@ -111,8 +111,8 @@ def visit(name: str, *, left: bool = True) -> StateVisit:
     return StateVisit(name, NOW, NOW if left else None, attempts=1)
 
 
-def execution(status: str, *visits: StateVisit) -> ExecutionPath:
-    return ExecutionPath("o-1", "OrderSaga", "arn", status, NOW, NOW, list(visits))
+def execution(status: str, *visits: StateVisit, error: str | None = None) -> ExecutionPath:
+    return ExecutionPath("o-1", "OrderSaga", "arn", status, NOW, NOW, list(visits), error)
 
 
 def test_a_path_ends_in_its_last_state_or_where_it_was_aborted() -> None:
@@ -120,6 +120,9 @@ def test_a_path_ends_in_its_last_state_or_where_it_was_aborted() -> None:
         path_end(execution("SUCCEEDED", visit("ConfirmOrder"), visit("OrderConfirmed"))) == "OrderConfirmed"
     )
     assert path_end(execution("FAILED", visit("MarkOrderFailed"), visit("OrderFailed"))) == "OrderFailed"
+    # failed in a step (moto ends a stopped saga so when the held call it waits for fails)
+    throttled = execution("FAILED", visit("ProcessPayment"), error="Lambda.TooManyRequestsException")
+    assert path_end(throttled) == "FAILED in ProcessPayment: Lambda.TooManyRequestsException"
     # aborted while its RefundPayment was held and its ReleaseStock had finished
     aborted = execution(
         "ABORTED",

@@ -34,19 +34,16 @@ def test_the_first_step_and_the_first_compensation_keep_the_books_through_every_
     assert [(c["step"], c["fault"], c["missed"]) for c in cells if c["missed"]] == [], output
     assert (result["audit"]["violations"], result["settled"]) == (0, True), output
     assert (run.returncode, result["ok"]) == (0, True), output
-    # and each cell's saga took the path its fault leads to (stopped in its held RefundPayment,
-    # the saga's other compensation may not have ended yet)
+    # and each cell's saga took the path its fault leads to; a stopped one ended where it was held
     ends = {(c["step"], c["fault"]): (c["status"], c["path_end"]) for c in cells}
-    assert ends.pop(("RefundPayment", "hold+stop")) in {
-        ("FAILED", "ABORTED in RefundPayment"),
-        ("FAILED", "ABORTED in RefundPayment, ReleaseStock"),
-    }, output
+    for step in STEPS:
+        status, end = ends.pop((step, "hold+stop"))
+        assert (status, stopped_in(step, end)) == ("FAILED", True), output
     assert ends == {
         ("ProcessPayment", "error"): ("CONFIRMED", "OrderConfirmed"),
         ("ProcessPayment", "timeout"): ("CONFIRMED", "OrderConfirmed"),
         ("ProcessPayment", "duplicate"): ("CONFIRMED", "OrderConfirmed"),
         ("ProcessPayment", "hold+cancel"): ("CANCELLED", "OrderCancelled"),
-        ("ProcessPayment", "hold+stop"): ("FAILED", "ABORTED in ProcessPayment"),
         ("RefundPayment", "error"): ("FAILED", "OrderFailed"),
         ("RefundPayment", "timeout"): ("FAILED", "OrderFailed"),
         ("RefundPayment", "duplicate"): ("FAILED", "OrderFailed"),
@@ -54,3 +51,10 @@ def test_the_first_step_and_the_first_compensation_keep_the_books_through_every_
     }, output
     # and the fault plan is empty again
     assert faults.read_plan(stack.faults_file).faults == [], output
+
+
+def stopped_in(step: str, end: str) -> bool:
+    """Whether a saga stopped while held in `step` ended there: ABORTED (with the other
+    compensation, in the Parallel), or FAILED in it when the held call failed as it was released
+    (moto ends a stopped execution so; the local invoker throttles a burst of calls)."""
+    return end.startswith(("ABORTED in", "FAILED in")) and step in end
