@@ -376,9 +376,9 @@ class CrashMatrix:
         ride_out_failover(self.stack.mariadb, self.stack.retry_time_scale, while_down=release)
 
     def _notified(self, stopped: list[str], timeout: float) -> bool:
-        """Whether each stopped saga's order got the notice its status owes within `timeout`. Its
-        held step may have made it final, and the saga never queued the notice: the watchdog sends
-        it once the order is untouched for its grace (60 s locally)."""
+        """Whether each stopped saga's order got the notice its status owes (SENT, not only
+        claimed) within `timeout`. Its held step may have made it final, and the saga never queued
+        the notice: the watchdog sends it once the order is untouched for its grace (60 s locally)."""
         deadline = time.monotonic() + timeout
         database = Database(self.stack.settings)
         try:
@@ -386,7 +386,7 @@ class CrashMatrix:
                 with database.transaction() as cursor:
                     cursor.execute(
                         "SELECT o.order_id, o.status, n.kind FROM orders o LEFT JOIN notifications n"
-                        " ON n.order_id = o.order_id WHERE o.order_id IN %s",
+                        " ON n.order_id = o.order_id AND n.status = 'SENT' WHERE o.order_id IN %s",
                         (stopped or [""],),
                     )
                     rows = cursor.fetchall()
