@@ -92,6 +92,7 @@ def test_offences_are_told_to_the_cell_whose_order_they_name() -> None:
         orders=3,
         in_flight=[],
         owed=[],
+        reclaimed=[],
     )
     cell_of = {
         "o-1": Cell(Step.REFUND_PAYMENT, CrashFault.STOP),
