@@ -8,7 +8,8 @@ Routes:
   Redis status channel the saga's steps publish to (the page re-reads itself on each);
 - `/attention`: NEEDS_ATTENTION orders and compensation DLQ messages, with the command for each.
 Bad input (a malformed id, an unknown filter, a page out of range) is a 400 page, an unknown
-order or page a 404 page; nothing the client sends reaches SQL other than as a parameter.
+order or page a 404 page; nothing the client sends reaches SQL other than as a parameter. A
+request whose Host is not a loopback name is refused (400).
 """
 
 import json
@@ -26,6 +27,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -46,6 +49,7 @@ HERE = Path(__file__).parent
 ORDER_ID = re.compile(ORDER_ID_PATTERN)
 KEEPALIVE_SECONDS = 15.0
 EXAMPLE_ORDER_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+LOOPBACK_NAMES = ["127.0.0.1", "localhost"]
 SPECS = {spec.name: spec for spec in STATE_MACHINES}
 
 
@@ -180,6 +184,9 @@ def create_app(sources: Sources) -> Starlette:
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ],
         exception_handlers={HTTPException: http_error, OrderNotFound: not_found, OrderSagaError: unavailable},
+        # Only the loopback names it serves: a page on another site whose name is made to resolve
+        # to 127.0.0.1 (DNS rebinding) sends its own name, and would otherwise read every order.
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_NAMES)],
     )
 
 

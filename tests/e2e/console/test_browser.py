@@ -205,6 +205,26 @@ def test_bad_input_gets_a_clean_error_page(
     assert "<script>alert" not in browser.page_source
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_the_console_answers_its_loopback_names(console_stack: ConsoleStack, host: str) -> None:
+    port = console_stack.console_url.rsplit(":", 1)[1]
+    request = urllib.request.Request(
+        console_stack.console_url + "/orders", headers={"Host": f"{host}:{port}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        assert reply.status == 200
+
+
+def test_a_request_naming_another_host_is_refused(console_stack: ConsoleStack) -> None:
+    # A page on another site whose name resolves to 127.0.0.1 (DNS rebinding) sends its own Host
+    request = urllib.request.Request(
+        console_stack.console_url + "/orders", headers={"Host": "orders.attacker.example"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 400
+
+
 def test_the_demo_judged_only_its_own_orders(console_stack: ConsoleStack) -> None:
     # Given an unrelated flagged order holding a reserved pen, the demo's stock check passed, and
     # it exited 0 (the fixture requires it) with every scenario as expected
