@@ -3,12 +3,19 @@
 import contextlib
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from devstack.services import Redis
+import devstack.aws
+import devstack.console.server
+import devstack.prometheus
+import devstack.services
+import devstack.stack
+from devstack.services import LocalServer, Redis
 from order_saga.settings import Settings
 from tests.support.processes import cli, free_port, our_processes
+from tests.support.stack import stack_environment
 
 
 @pytest.fixture
@@ -122,3 +129,32 @@ def test_an_unreachable_redis_is_one_clear_line(settings: Settings) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("error: Redis at REDIS_URL=redis://127.0.0.1:1/0 is unreachable")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# Every module that defines one of the local stack's servers (imported: their classes register).
+SERVER_MODULES = (
+    devstack.services,
+    devstack.aws,
+    devstack.stack,
+    devstack.console.server,
+    devstack.prometheus,
+)
+
+
+def servers(cls: type[Any]) -> set[type[Any]]:
+    """Every subclass of `cls`, at any depth."""
+    found: set[type[Any]] = set()
+    for direct in cls.__subclasses__():
+        found |= {direct, *servers(direct)}
+    return found
+
+
+def test_a_stack_of_the_tests_own_gives_every_server_a_port_of_its_own(tmp_path: Path) -> None:
+    # A server left on its default port would meet the one a running demo holds (`make demo`, then
+    # `make test`): every port setting of the stack's servers is one the tests' stacks set
+    assert all(module.__name__.startswith("devstack") for module in SERVER_MODULES)
+    env = stack_environment(tmp_path / "stack")
+    settings = {server.port_setting for server in servers(LocalServer)}
+    assert {"DEVSTACK_GATEWAY_PORT", "DEVSTACK_CONSOLE_PORT"} <= settings  # the servers were found
+    assert settings <= env.keys()
+    assert "DEVSTACK_METRICS_PORT" in env  # the edge's second port

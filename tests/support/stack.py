@@ -60,7 +60,17 @@ WAIT_SECONDS = 300.0
 def stack_environment(folder: Path, **extra: str) -> dict[str, str]:
     """The environment of a stack with a state folder and ports of its own (nothing inherited
     from a stack this checkout may run: its settings would point there)."""
-    inherited = ("MYSQL_", "REDIS_", "AWS_", "JWT_", "ORDERS_", "DEVSTACK_")
+    inherited = (
+        "MYSQL_",
+        "REDIS_",
+        "AWS_",
+        "JWT_",
+        "ORDERS_",
+        "CONSOLE_",
+        "PROMETHEUS_",
+        "PAYMENT_GATEWAY_",
+        "DEVSTACK_",
+    )
     env = {key: value for key, value in os.environ.items() if not key.startswith(inherited)}
     return (
         env

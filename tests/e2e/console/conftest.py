@@ -7,7 +7,6 @@ unit, as a real stack may have: the demo must judge only its own orders, and the
 must show it.
 """
 
-import os
 import re
 import shutil
 import uuid
@@ -22,7 +21,8 @@ from selenium.webdriver.chrome.service import Service
 from order_saga.db import Database
 from order_saga.settings import Settings
 from tests.support.console import ConsoleStack
-from tests.support.processes import cli, free_port
+from tests.support.processes import cli
+from tests.support.stack import stack_environment
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ORDER_LINE = re.compile(r"^  ([0-9a-f-]{36}) (.+?)(?: \(.*\))?$")
@@ -54,15 +54,7 @@ def _flag_an_unrelated_order(database: Database) -> str:
 
 @pytest.fixture(scope="package")
 def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleStack]:
-    inherited = ("MYSQL_", "REDIS_", "AWS_", "JWT_", "ORDERS_", "CONSOLE_", "PROMETHEUS_")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(inherited)}
-    env |= {
-        "DEVSTACK_DIR": str(tmp_path_factory.mktemp("console") / "stack"),
-        **{
-            f"DEVSTACK_{part}_PORT": str(free_port())
-            for part in ("MYSQL", "REDIS", "MOTO", "GRPC", "METRICS", "CONSOLE", "PROMETHEUS")
-        },
-    }
+    env = stack_environment(tmp_path_factory.mktemp("console") / "stack")
     try:
         up = cli("up", "--with-prometheus", env=env, timeout=300)
         assert up.returncode == 0, up.stdout + up.stderr
