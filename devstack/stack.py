@@ -1,7 +1,8 @@
-"""The whole local stack in one command: MariaDB, Redis, moto with the local Lambda invoker, and
-the gRPC edge on 127.0.0.1:50051, with a demo catalog. `order-saga up` starts what is not running
-(and is harmless when all is), `order-saga down` stops everything, `order-saga run` stays in the
-foreground until Ctrl-C. Each part writes how to reach it to `.devstack/env`.
+"""The whole local stack in one command: MariaDB, Redis, the payment gateway server, moto with the
+local Lambda invoker, and the gRPC edge on 127.0.0.1:50051, with a demo catalog. `order-saga up`
+starts what is not running (and is harmless when all is), `order-saga down` stops everything,
+`order-saga run` stays in the foreground until Ctrl-C. Each part writes how to reach it to
+`.devstack/env`.
 """
 
 import os
