@@ -212,8 +212,6 @@ class EdgeService(Construct):
                 Setting.ORDER_SAGA_STATE_MACHINE_ARN: deps.order_saga.state_machine_arn,
                 Setting.ORDER_CANCELLATION_STATE_MACHINE_ARN: deps.order_cancellation.state_machine_arn,
                 Setting.JWT_ISSUER: identity.issuer,
-                # Cognito access tokens carry the app client's id in `client_id`, not in `aud`.
-                Setting.JWT_AUDIENCE: identity.client.user_pool_client_id,
                 Setting.JWT_JWKS_URL: identity.jwks_url,
                 Setting.GRPC_PORT: str(c.GRPC_PORT),
                 Setting.METRICS_PORT: str(c.METRICS_PORT),
@@ -222,6 +220,7 @@ class EdgeService(Construct):
                 Setting.TLS_KEY_FILE: f"{TLS_DIR}/server.key",
                 Setting.TLS_CLIENT_CA_FILE: f"{TLS_DIR}/client-ca.crt",
                 Setting.RATE_LIMIT_PER_MINUTE: "600",
+                Setting.RATE_LIMIT_PER_CLIENT_PER_MINUTE: "60000",
                 "POWERTOOLS_SERVICE_NAME": "grpc-edge",
             },
         )

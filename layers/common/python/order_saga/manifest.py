@@ -82,7 +82,6 @@ class Setting(StrEnum):
     DEPLOYMENT_ENVIRONMENT = "ORDER_SAGA_ENVIRONMENT"
     # The edge's own.
     JWT_ISSUER = "JWT_ISSUER"
-    JWT_AUDIENCE = "JWT_AUDIENCE"
     JWT_JWKS_URL = "JWT_JWKS_URL"
     GRPC_PORT = "GRPC_PORT"
     METRICS_PORT = "METRICS_PORT"
@@ -90,6 +89,7 @@ class Setting(StrEnum):
     TLS_KEY_FILE = "TLS_KEY_FILE"
     TLS_CLIENT_CA_FILE = "TLS_CLIENT_CA_FILE"
     RATE_LIMIT_PER_MINUTE = "RATE_LIMIT_PER_MINUTE"
+    RATE_LIMIT_PER_CLIENT_PER_MINUTE = "RATE_LIMIT_PER_CLIENT_PER_MINUTE"
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,8 @@ QUEUES = (NOTIFICATION_QUEUE, NOTIFICATION_DLQ, COMPENSATION_DLQ)
 RESOURCE_SERVER = "orders-api"
 SCOPE_READ = "orders:read"
 SCOPE_WRITE = "orders:write"
+# A trusted backend acting for the customer it names in the `x-customer-id` metadata.
+SCOPE_ACT_AS = "orders:act-as"
 
 
 def arn_substitution(function_name: str) -> str:
