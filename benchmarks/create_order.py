@@ -23,18 +23,17 @@ import uuid
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
-import jwt
 import redis
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from figures import Figure, print_table
 from prometheus_client import CollectorRegistry
 
 from devstack import services
 from devstack.envfile import load_env
+from devstack.issuer.keys import KeyRing
+from devstack.issuer.server import serving_issuer
+from devstack.issuer.tokens import LocalIssuer
 from devstack.paths import STATE_DIR
 from devstack.scratch import create_scratch_database
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
@@ -46,7 +45,6 @@ from order_saga.settings import Settings
 
 DATABASE = "orders_bench"
 SAGA_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:OrderSaga"
-ISSUER, AUDIENCE = "order-saga-bench", "orders-api-bench"
 ECHO_METHOD = "/bench.Echo/Echo"
 
 
@@ -184,22 +182,12 @@ def step_functions_endpoint() -> "subprocess.Popen[str]":
     return process
 
 
-def signed_token() -> tuple[Path, str]:
-    """A fresh RS256 key (its public half in a file for the edge) and a token it signed."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_file = STATE_DIR / "bench-public.pem"
-    public_file.parent.mkdir(parents=True, exist_ok=True)
-    public_file.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "bench", "exp": now + 3600, "scope": "orders:write"}
-    return public_file, jwt.encode(claims, key, "RS256")
-
-
 def measure(*, clients: int = 8, seconds: float = 10.0) -> list[Figure]:
+    with serving_issuer(KeyRing(STATE_DIR / "bench-issuer")) as issuer:
+        return measure_with(issuer, clients=clients, seconds=seconds)
+
+
+def measure_with(issuer: LocalIssuer, *, clients: int, seconds: float) -> list[Figure]:
     logging.disable(logging.INFO)  # one access-log line per call would measure the terminal
     services.services_up()
     load_env()
@@ -211,16 +199,14 @@ def measure(*, clients: int = 8, seconds: float = 10.0) -> list[Figure]:
     }.items():
         os.environ[name] = value
     endpoint = step_functions_endpoint()
-    public_file, token = signed_token()
-    metadata = (("authorization", f"Bearer {token}"),)
+    metadata = (("authorization", f"Bearer {issuer.customer_token('bench', ('orders:write',))}"),)
     edge_settings = EdgeSettings(
         **settings.model_dump()
         | {
             "order_saga_state_machine_arn": SAGA_ARN,
             "order_cancellation_state_machine_arn": SAGA_ARN,
-            "jwt_issuer": ISSUER,
-            "jwt_audience": AUDIENCE,
-            "jwt_public_key_file": Path(public_file),
+            "jwt_issuer": issuer.url,
+            "jwt_jwks_url": issuer.jwks_url,
             "rate_limit_per_minute": 0,
         }
     )

@@ -28,8 +28,8 @@ import grpc
 from create_order import echo_callers, echo_server, load, print_comparison
 from figures import Figure, percentile_ms, print_table
 
-from devstack.devtokens import mint_token
 from devstack.envfile import read_env
+from devstack.issuer.process import local_issuer
 from devstack.paths import REPO_ROOT
 from devstack.stack import stack_up
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
@@ -174,7 +174,7 @@ def measure(*, clients: int = 8, orders: int = 120, seconds: float = 0.0) -> lis
     database = Database(settings)
     set_product(database, create_redis(settings), product_id=PRODUCT, stock=10**9,
                 unit_price=Decimal("1.00"), currency="EUR")  # fmt: skip
-    metadata = (("authorization", f"Bearer {mint_token('bench', ttl_seconds=7200)}"),)
+    metadata = (("authorization", f"Bearer {local_issuer().customer_token('bench', ttl_seconds=7200)}"),)
     address = read_env()["ORDERS_GRPC_ADDRESS"]
     if seconds:
         closed_loop(address, metadata, clients, seconds)

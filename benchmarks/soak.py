@@ -27,8 +27,8 @@ from typing import Any
 
 import grpc
 
-from devstack.devtokens import mint_token
 from devstack.envfile import read_env
+from devstack.issuer.process import local_issuer
 from devstack.stack import edge_server, stack_up
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
@@ -81,7 +81,9 @@ class Shopper:
         self.rng = random.Random(seed)  # noqa: S311 - a traffic mix, not cryptography
         self.channel = grpc.insecure_channel(address)
         self.stub = orders_pb2_grpc.OrderServiceStub(self.channel)
-        self.metadata = (("authorization", f"Bearer {mint_token(user, ttl_seconds=7200)}"),)
+        self.metadata = (
+            ("authorization", f"Bearer {local_issuer().customer_token(user, ttl_seconds=7200)}"),
+        )
         self.user, self.codes, self.lock = user, codes, lock
         self.mine: list[str] = []
 

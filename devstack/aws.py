@@ -1,10 +1,11 @@
 """The local AWS stack: the moto server process, and bringing it up wired, or down.
 
-`order-saga aws up` starts the payment gateway server (devstack/gateway/) and moto
+`order-saga aws up` starts the payment gateway server (devstack/gateway/), the token issuer that
+stands in for Cognito (devstack/issuer/) and moto
 (devstack/moto_server.py) on DEVSTACK_MOTO_PORT, creates every resource from the function
 definitions and the ASL files (devstack/wiring.py), with the gateway's API key in a secret, and
 writes the endpoint, the state machine ARNs, the queue URLs and the gateway's URL and secret to
-`.devstack/env`. It is separate from
+`.devstack/env`, with the issuer's URL and JWKS URL. It is separate from
 `services up` because the MariaDB/Redis pair is useful alone (integration tests, migrations),
 while the AWS part needs the database first (the functions' secret points at it).
 """
@@ -18,6 +19,7 @@ from order_saga.settings import Settings
 from .aws_settings import AwsStackSettings
 from .envfile import remove_env, update_env
 from .gateway.process import payment_gateway_server
+from .issuer.process import token_issuer_server
 from .services import LocalServer, ServiceError
 
 
@@ -56,28 +58,30 @@ class MotoServer(LocalServer):
 
 
 def aws_up(database: Settings, settings: AwsStackSettings | None = None) -> list[str]:
-    """Start the gateway and moto (if needed), wire every resource, write the settings to
-    `.devstack/env`."""
+    """Start the gateway, the token issuer and moto (if needed), wire every resource, write the
+    settings to `.devstack/env`."""
     from .wiring import GatewayAccess, wire  # noqa: PLC0415 - boto3 is only needed here
 
     settings = settings or AwsStackSettings()
     gateway = payment_gateway_server()
+    issuer = token_issuer_server()
     server = MotoServer(settings)
-    lines = [gateway.start(), server.start()]
+    lines = [gateway.start(), issuer.start(), server.start()]
     wiring = wire(settings, database, GatewayAccess(gateway.url, gateway.api_key))
-    update_env(**server.env(), **wiring.env())
+    update_env(**server.env(), **issuer.env(), **wiring.env())
     lines += wiring.describe()
     return lines
 
 
 def aws_down(settings: AwsStackSettings | None = None) -> list[str]:
-    """Stop moto and the gateway, and take their settings out of `.devstack/env` (they would
-    point at nothing). The gateway's books stay in its store for the next start."""
+    """Stop moto, the issuer and the gateway, and take their settings out of `.devstack/env` (they
+    would point at nothing). The gateway's books and the issuer's keys stay for the next start."""
     from .wiring import ENV_KEYS  # noqa: PLC0415
 
     server = MotoServer(settings or AwsStackSettings())
-    lines = [server.stop(), payment_gateway_server().stop()]
-    remove_env(*server.env(), *ENV_KEYS)
+    issuer = token_issuer_server()
+    lines = [server.stop(), issuer.stop(), payment_gateway_server().stop()]
+    remove_env(*server.env(), *issuer.env(), *ENV_KEYS)
     return lines
 
 

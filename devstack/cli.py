@@ -24,8 +24,8 @@ from . import (
     commands_token,
     services,
 )
-from .devtokens import mint_token
 from .envfile import load_env
+from .issuer.process import local_issuer
 
 
 def clean_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -47,7 +47,7 @@ def clean_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 def main(ctx: click.Context) -> None:
     """Run and drive the order saga locally."""
     load_env()
-    ctx.meta[order_commands.TOKEN_ISSUER] = mint_token  # `orders` acts as --user with a local token
+    ctx.meta[order_commands.TOKEN_ISSUER] = local_issuer()  # `orders` mints the local issuer's tokens
 
 
 @main.group(name="services")
@@ -105,6 +105,7 @@ def check() -> None:
 
 
 main.add_command(commands_token.token)
+main.add_command(commands_token.issuer)
 main.add_command(order_commands.orders)
 main.add_command(commands_chaos.chaos)
 main.add_command(commands_gateway.gateway)

@@ -21,8 +21,8 @@ from .chaos_plan import make_plan
 from .chaos_stack import ChaosStack
 from .commands_aws import env_value, reported
 from .crash_matrix import STEPS, Cell, CrashFault, CrashMatrix, cells
-from .devtokens import mint_token
 from .gateway.process import payment_gateway_server
+from .issuer.process import local_issuer
 from .paths import STATE_DIR
 from .services import MariaDB, Redis
 from .stack import edge_server
@@ -45,7 +45,7 @@ def local_chaos_stack() -> ChaosStack:
         retry_time_scale=AwsStackSettings().retry_time_scale,
         gateway=payment_gateway_server(),
         secrets=boto3.client("secretsmanager"),
-        mint_token=mint_token,
+        mint_token=local_issuer().customer_token,
         audit=partial(audit_books, settings, create_gateway(settings), sfn, sqs, attention_queues(sqs)),
     )
 

@@ -29,7 +29,7 @@ from order_saga.repository import fetch_reservations
 from order_saga.settings import Settings
 
 from . import faults
-from .devtokens import mint_token
+from .issuer.process import local_issuer
 
 WATCH_SECONDS = 120
 TERMINAL = {
@@ -67,7 +67,7 @@ class Client:
         self.user = user
 
     def _metadata(self) -> tuple[tuple[str, str]]:
-        return (("authorization", f"Bearer {mint_token(self.user)}"),)
+        return (("authorization", f"Bearer {local_issuer().customer_token(self.user)}"),)
 
     def create(self, items: dict[str, int], pay_with: str = "tok_visa", key: str | None = None) -> pb.Order:
         request = pb.CreateOrderRequest(

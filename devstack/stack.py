@@ -20,7 +20,6 @@ from order_saga.settings import Settings
 
 from .aws import aws_down, aws_up
 from .console.server import console_server
-from .devtokens import ensure_dev_keys
 from .envfile import read_env, remove_env, update_env
 from .prometheus import prometheus_server
 from .services import LocalServer, ensure_packages, services_down, services_up
@@ -108,7 +107,6 @@ def stack_up(*, with_prometheus: bool = False) -> list[str]:
     applied = apply_migrations(Database(settings).credentials)
     lines.append(f"schema: applied {', '.join(applied)}" if applied else "schema: up to date")
     lines += aws_up(settings)
-    ensure_dev_keys()
     seed_catalog(settings)
     edge = edge_server()
     lines.append(edge.start())

@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from order_saga.errors import FieldViolation, InvalidRequest, RateLimited
+from order_saga.models import Actor
 from order_saga.observability import logger
 
 from . import auth
@@ -28,7 +29,7 @@ from .generated.orders.v1 import orders_pb2 as pb
 
 SERVICE = "orders.v1.OrderService"
 PREFIX = f"/{SERVICE}/"
-RATE_LIMIT_KEY = "order-saga:ratelimit:{user}:{window}"
+RATE_LIMIT_KEY = "order-saga:ratelimit:{kind}:{name}:{window}"
 RATE_WINDOW_SECONDS = 60
 
 
@@ -40,7 +41,7 @@ class RpcCall:
     request: Any
     context: grpc.ServicerContext
     response: Any = None
-    user: str | None = None
+    actor: Actor | None = None  # whom it acts for, once authenticated
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -200,7 +201,8 @@ class AccessLogStage(RpcStage):
                     "code": call.code.name,
                     "duration_ms": round((time.perf_counter() - call.started) * 1000, 2),
                     "correlation_id": call.order_id or None,
-                    "user": call.user,
+                    "customer": call.actor.customer_id if call.actor else None,
+                    "client": call.actor.client_id if call.actor else None,
                     "peer": call.context.peer(),
                 },
             )
@@ -218,50 +220,65 @@ class ErrorMappingStage(RpcStage):
 
 
 class AuthStage(RpcStage):
-    """Verifies the access token and the scope of the RPC; the caller is bound for the RPC."""
+    """Verifies the access token and the scope of the RPC; whom it acts for is bound for the RPC."""
 
     def __init__(self, verifier: auth.TokenVerifier) -> None:
         self.verifier = verifier
 
     @contextmanager
     def around(self, call: RpcCall) -> Iterator[None]:
-        principal = auth.authenticate(self.verifier, tuple(call.context.invocation_metadata()), call.method)
-        call.user = principal.subject
-        token = auth.bind_principal(principal)
+        metadata = tuple(call.context.invocation_metadata())
+        _, call.actor = auth.authenticate(self.verifier, metadata, call.method)
+        token = auth.bind_actor(call.actor)
         try:
             yield
         finally:
-            auth.unbind_principal(token)
+            auth.unbind_actor(token)
 
 
 class RateLimitStage(RpcStage):
-    """A fixed one-minute window per user in Redis, shared by every edge task. When Redis cannot
-    answer, requests pass (a warning is logged): the limit protects, it must not take the API down.
-    `clock` (seconds since the epoch) places each request in its window."""
+    """Fixed one-minute windows in Redis, shared by every edge task: one per customer, and one
+    per app client (a storefront serves many customers; its own limit is set to its size). When
+    Redis cannot answer, requests pass (a warning is logged): the limit protects, it must not take
+    the API down. `clock` (seconds since the epoch) places each request in its window."""
 
-    def __init__(self, cache: redis.Redis, per_minute: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        cache: redis.Redis,
+        per_minute: int,
+        per_client_per_minute: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.cache = cache
-        self.per_minute = per_minute
+        self.limits = {"customer": per_minute, "client": per_client_per_minute}
         self._clock = clock
 
     @contextmanager
     def around(self, call: RpcCall) -> Iterator[None]:
-        if self.per_minute > 0 and call.user is not None:
-            self._count(call.user)
+        if call.actor is not None:
+            self._count({"customer": call.actor.customer_id, "client": call.actor.client_id})
         yield
 
-    def _count(self, user: str) -> None:
+    def _count(self, names: dict[str, str]) -> None:
+        counted = [kind for kind, limit in self.limits.items() if limit > 0]
+        if not counted:
+            return
         now = self._clock()
         window = int(now // RATE_WINDOW_SECONDS)
-        key = RATE_LIMIT_KEY.format(user=user, window=window)
         try:
             with self.cache.pipeline(transaction=False) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, RATE_WINDOW_SECONDS * 2)
-                count = int(pipe.execute()[0])
+                for kind in counted:
+                    key = RATE_LIMIT_KEY.format(kind=kind, name=names[kind], window=window)
+                    pipe.incr(key)
+                    pipe.expire(key, RATE_WINDOW_SECONDS * 2)
+                counts = pipe.execute()[::2]
         except redis.RedisError as exc:
             logger.warning("rate limit not checked: Redis unreachable", extra={"error": str(exc)})
             return
-        if count > self.per_minute:
-            retry_after = int((window + 1) * RATE_WINDOW_SECONDS - now) + 1
-            raise RateLimited(f"more than {self.per_minute} requests per minute", retry_after=retry_after)
+        for kind, count in zip(counted, counts, strict=True):
+            if int(count) > self.limits[kind]:
+                retry_after = int((window + 1) * RATE_WINDOW_SECONDS - now) + 1
+                raise RateLimited(
+                    f"more than {self.limits[kind]} requests per minute for this {kind}",
+                    retry_after=retry_after,
+                )

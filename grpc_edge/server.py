@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from order_saga.cache import create_redis
 from order_saga.db import Database
+from order_saga.errors import ConfigurationError
 from order_saga.observability import logger
 from order_saga.order_service import OrderService
 from order_saga.watchdog import create_watchdog
@@ -70,13 +71,14 @@ def build_order_service(settings: EdgeSettings, cache: "redis.Redis") -> OrderSe
 
 
 def build_verifier(settings: EdgeSettings) -> TokenVerifier:
+    if not settings.jwt_issuer or not settings.jwt_jwks_url:
+        raise ConfigurationError("set JWT_ISSUER and JWT_JWKS_URL: the edge verifies every token")
     return TokenVerifier(
         issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        public_key_file=settings.jwt_public_key_file,
         jwks_url=settings.jwt_jwks_url,
         cache_size=settings.token_cache_size,
         refetch_seconds=settings.jwt_jwks_refetch_seconds,
+        key_lifetime_seconds=settings.jwt_jwks_cache_seconds,
     )
 
 
@@ -112,7 +114,9 @@ def create_server(
             AccessLogStage(),
             ErrorMappingStage(),
             AuthStage(verifier),
-            RateLimitStage(cache, settings.rate_limit_per_minute, clock),
+            RateLimitStage(
+                cache, settings.rate_limit_per_minute, settings.rate_limit_per_client_per_minute, clock
+            ),
         ]
     )
     server = grpc.server(

@@ -9,20 +9,22 @@ from order_saga.settings import Settings
 
 
 class EdgeSettings(Settings):
-    jwt_issuer: str = Field("order-saga-local", description="Expected `iss` of access tokens")
-    jwt_audience: str = Field(
-        "orders-api", description="Expected `aud` (or Cognito's `client_id`) of access tokens"
+    jwt_issuer: str | None = Field(
+        None, description="Expected `iss` of access tokens: the Cognito user pool (the local issuer locally)"
     )
     jwt_jwks_url: str | None = Field(
-        None, description="JWKS URL of the token issuer (Cognito in AWS); wins over JWT_PUBLIC_KEY_FILE"
+        None, description="JWKS URL of the token issuer, whose keys verify access tokens"
+    )
+    jwt_jwks_cache_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds the issuer's keys (and tokens verified with them) stay cached: a key"
+        " withdrawn from the JWKS stops verifying within this time",
     )
     jwt_jwks_refetch_seconds: float = Field(
         30.0,
         ge=0,
         description="Least seconds between JWKS refetches that a token with an unknown `kid` triggers",
-    )
-    jwt_public_key_file: Path | None = Field(
-        None, description="PEM public key that verifies access tokens (the local stack's dev key)"
     )
     grpc_host: str = Field(
         "127.0.0.1", description="Address the gRPC server binds (0.0.0.0 in the container)"
@@ -39,7 +41,7 @@ class EdgeSettings(Settings):
         None, description="PEM CA bundle of client certificates; when set, clients must present one (mTLS)"
     )
     watch_max_per_user: int = Field(
-        4, ge=1, description="Open WatchOrder streams one user may hold on a server"
+        4, ge=1, description="Open WatchOrder streams one customer may hold on a server"
     )
     watch_max_seconds: float = Field(
         900.0, gt=0, description="A WatchOrder stream ends (OK) after this long; the client opens a new one"
@@ -49,7 +51,11 @@ class EdgeSettings(Settings):
         gt=0,
         description="Seconds between WatchOrder's re-reads of the order (they cover a lost publish)",
     )
-    rate_limit_per_minute: int = Field(600, description="RPCs per user per minute (0 = no limit)")
+    rate_limit_per_minute: int = Field(600, description="RPCs per customer per minute (0 = no limit)")
+    rate_limit_per_client_per_minute: int = Field(
+        60_000,
+        description="RPCs per app client per minute, all its customers together (0 = no limit)",
+    )
     catalog_ttl_seconds: float = Field(
         5.0, ge=0, description="Seconds the edge reuses a product's price before reading it again"
     )

@@ -1,8 +1,9 @@
-"""`order-saga token` and `order-saga orders ...`: a client of the edge, as a shop's backend is.
+"""`order-saga orders ...`: a client of the edge, as a customer's app or a shop's backend is.
 
-The orders commands talk gRPC to the edge (ORDERS_GRPC_ADDRESS), authenticated with a dev token
-minted for `--user` (or the token in ORDER_SAGA_TOKEN). Output is a readable table, or JSON with
-`--json` for scripts.
+The orders commands talk gRPC to the edge (ORDERS_GRPC_ADDRESS) with an access token: the one in
+`--token` (ORDER_SAGA_TOKEN), or one the local issuer mints, for the customer `--user`, or for the
+service `--client`. A service names the customer it acts for with `--for` (the `x-customer-id`
+metadata). Output is a readable table, or JSON with `--json` for scripts.
 """
 
 import json
@@ -11,7 +12,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import click
 import grpc
@@ -71,28 +72,46 @@ def grpc_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-class EdgeClient:
-    """The stub and the caller's token, minted only when an RPC is about to be sent."""
+CUSTOMER_METADATA = "x-customer-id"  # the customer a service acts for
 
-    def __init__(self, stub: orders_pb2_grpc.OrderServiceStub, token: Callable[[], str]) -> None:
+
+class EdgeClient:
+    """The stub, the caller's token (minted only when an RPC is about to be sent) and the
+    customer a service acts for."""
+
+    def __init__(
+        self, stub: orders_pb2_grpc.OrderServiceStub, token: Callable[[], str], acting_for: str | None = None
+    ) -> None:
         self.stub = stub
         self._token = token
+        self._acting_for = acting_for
 
     @property
-    def metadata(self) -> tuple[tuple[str, str]]:
-        return (("authorization", f"Bearer {self._token()}"),)
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        bearer = ("authorization", f"Bearer {self._token()}")
+        return (bearer,) if self._acting_for is None else (bearer, (CUSTOMER_METADATA, self._acting_for))
+
+
+class TokenIssuer(Protocol):
+    """What mints tokens for the command line (the local stack's issuer; a deployment has none)."""
+
+    def customer_token(self, customer: str) -> str: ...
+
+    def service_token(self, client: str) -> str: ...
 
 
 pass_client = click.make_pass_decorator(EdgeClient)
-# The `ctx.meta` key of a function that mints an access token for a user (the local issuer).
+# The `ctx.meta` key of the TokenIssuer, set by whoever assembles the command line.
 TOKEN_ISSUER = "order_client.token_issuer"  # noqa: S105 - a key, not a secret
 
 
 @click.group()
 @click.option("--address", envvar="ORDERS_GRPC_ADDRESS", default=DEFAULT_ADDRESS, show_default=True)
 @click.option(
-    "--user", envvar="ORDER_SAGA_USER", default="demo-user", show_default=True, help="Acts as this user."
+    "--user", envvar="ORDER_SAGA_USER", default="demo-user", show_default=True, help="Acts as this customer."
 )
+@click.option("--client", help="Acts as this service (a client-credentials token), for --for.")
+@click.option("--for", "acting_for", help="The customer a service acts for (x-customer-id).")
 @click.option(
     "--token", "bearer", envvar="ORDER_SAGA_TOKEN", help="Use this access token instead of minting one."
 )
@@ -111,6 +130,8 @@ def orders(
     *,
     address: str,
     user: str,
+    client: str | None,
+    acting_for: str | None,
     bearer: str | None,
     ca: Path | None,
     cert: Path | None,
@@ -118,18 +139,21 @@ def orders(
 ) -> None:
     """Create, read, list, cancel and watch orders through the gRPC edge."""
     channel = ctx.with_resource(open_channel(address, ca_file=ca, cert_file=cert, key_file=key))
-    ctx.obj = EdgeClient(orders_pb2_grpc.OrderServiceStub(channel), _token_of(ctx, bearer, user))
+    stub = orders_pb2_grpc.OrderServiceStub(channel)
+    ctx.obj = EdgeClient(stub, _token_of(ctx, bearer, user, client), acting_for)
 
 
-def _token_of(ctx: click.Context, bearer: str | None, user: str) -> Callable[[], str]:
-    """The caller's token: the one given, or one the command line's issuer mints for `user` (the
-    local stack's, set by whoever assembles the command line; a deployment has none)."""
+def _token_of(ctx: click.Context, bearer: str | None, user: str, client: str | None) -> Callable[[], str]:
+    """The caller's token: the one given, or one the command line's issuer mints for the service
+    `client` or else the customer `user`."""
     if bearer:
         return lambda: bearer
-    issuer: Callable[[str], str] | None = ctx.meta.get(TOKEN_ISSUER)
+    issuer: TokenIssuer | None = ctx.meta.get(TOKEN_ISSUER)
     if issuer is None:
         raise click.UsageError("no access token: pass --token or set ORDER_SAGA_TOKEN")
-    return lambda: issuer(user)
+    if client is not None:
+        return lambda: issuer.service_token(client)
+    return lambda: issuer.customer_token(user)
 
 
 def parse_item(value: str) -> pb.OrderItem:

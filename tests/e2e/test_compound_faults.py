@@ -19,11 +19,13 @@ import pytest
 import redis
 from botocore.config import Config
 
+from devstack.issuer.tokens import CUSTOMER_APP_CLIENT
 from devstack.services import MariaDB
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.reconciler import Reconciler
 from order_saga.db import Database
 from order_saga.errors import WorkflowUnavailable
+from order_saga.models import Actor
 from order_saga.order_requests import NewOrder
 from order_saga.order_service import OrderService
 from order_saga.payment_gateway import HttpGateway
@@ -89,7 +91,7 @@ def cancelled_without_a_start(stack: LocalStack) -> str:
     assert stack.finish(order_id).status == "SUCCEEDED"
     with pytest.raises(WorkflowUnavailable):
         order_service(stack, unreachable_stepfunctions(stack)).cancel_order(
-            "user-1", order_id, "changed my mind"
+            Actor("user-1", CUSTOMER_APP_CLIENT), order_id, "changed my mind"
         )
     return order_id
 
@@ -100,7 +102,7 @@ def test_an_order_whose_start_was_refused_past_the_watchdogs_grace_is_started_on
     # Given an order stored by an edge whose StartExecution is refused (Step Functions unreachable)
     request = NewOrder(str(uuid.uuid4()), [("sku-1", 1)], "tok_visa", "buyer@example.com")
     refusing = order_service(stack, unreachable_stepfunctions(stack))
-    order_id = refusing.create_order("user-1", request).order_id
+    order_id = refusing.create_order(Actor("user-1", CUSTOMER_APP_CLIENT), request).order_id
     assert stack.order(order_id)["status"] == "PENDING"
     # When the reconciler makes two passes once the watchdog's grace (none) has passed, before
     # the orphan pass's own minute has

@@ -1,22 +1,24 @@
 """An edge of the tests' own through a real gRPC channel: its settings, a client of it, tokens from
-a test issuer, moto's state machines, and what its error details say."""
+the tests' own token issuer (the local issuer, serving its JWKS from a thread), moto's state
+machines, and what its error details say."""
 
 import json
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import grpc
-import jwt
 import redis
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from prometheus_client import CollectorRegistry
 
+from devstack.issuer.tokens import CUSTOMER_APP_CLIENT, LocalIssuer, cognito_scope
+
+__all__ = ["LocalIssuer"]  # the tests name the issuer through this module
+from grpc_edge.auth import CUSTOMER_METADATA
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
 from grpc_edge.settings import EdgeSettings
@@ -24,33 +26,24 @@ from order_saga.db import Database
 from order_saga.settings import Settings
 from tests.support.processes import free_port
 
-ISSUER = "order-saga-test"
-AUDIENCE = "orders-api-test"
 ALL_SCOPES = ("orders:read", "orders:write")
+SERVICE_SCOPES = (*ALL_SCOPES, "orders:act-as")
+Metadata = tuple[tuple[str, str], ...]
 DEFINITION = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
 ROLE = "arn:aws:iam::123456789012:role/order-saga-test"
 # The edge tests' shop: product id -> (stock, unit price in EUR).
 SHOP = {"book": (50, Decimal("12.50")), "lamp": (5, Decimal("30.00")), "pen": (1000, Decimal("1.20"))}
 
 
-@dataclass(frozen=True)
-class SigningKey:
-    private_pem: bytes
-    public_file: Path
-
-
-def make_token(key: SigningKey, sub: str, scopes: tuple[str, ...] = ALL_SCOPES, **overrides: Any) -> str:
-    now = int(time.time())
+def make_token(issuer: LocalIssuer, sub: str, scopes: tuple[str, ...] = ALL_SCOPES, **overrides: Any) -> str:
+    """A customer's access token, with `overrides` for its claims (None leaves a claim out)."""
     claims = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
         "sub": sub,
-        "iat": now,
-        "exp": now + 300,
-        "scope": " ".join(scopes),
+        "client_id": CUSTOMER_APP_CLIENT,
+        "token_use": "access",
+        "scope": " ".join(map(cognito_scope, scopes)),
     }
-    claims.update(overrides)
-    return jwt.encode({k: v for k, v in claims.items() if v is not None}, key.private_pem, algorithm="RS256")
+    return issuer.sign(claims | overrides, ttl_seconds=300)
 
 
 @dataclass(frozen=True)
@@ -72,21 +65,31 @@ class Edge:
     port: int
     settings: EdgeSettings
     registry: CollectorRegistry
-    key: SigningKey
+    issuer: LocalIssuer
     database: Database
     machines: StateMachines
 
     def auth(self, sub: str = "alice", scopes: tuple[str, ...] = ALL_SCOPES) -> tuple[tuple[str, str]]:
-        return (("authorization", f"Bearer {make_token(self.key, sub, scopes)}"),)
+        """A customer's own call."""
+        return (("authorization", f"Bearer {make_token(self.issuer, sub, scopes)}"),)
+
+    def service_auth(
+        self, client: str, customer: str | None, scopes: tuple[str, ...] = SERVICE_SCOPES
+    ) -> Metadata:
+        """A service's call, for `customer` (None: naming nobody)."""
+        bearer = ("authorization", f"Bearer {self.issuer.service_token(client, scopes, ttl_seconds=300)}")
+        return (bearer,) if customer is None else (bearer, (CUSTOMER_METADATA, customer))
 
     def create(self, items: list[tuple[str, int]], sub: str = "alice", **fields: Any) -> pb.Order:
+        """CreateOrder as the customer `sub`, or with the `metadata` given (a service's call)."""
+        metadata = fields.pop("metadata", None) or self.auth(sub)
         request = pb.CreateOrderRequest(
             idempotency_key=fields.pop("idempotency_key", str(uuid.uuid4())),
             items=[pb.OrderItem(product_id=p, quantity=q) for p, q in items],
             payment_token=fields.pop("payment_token", "tok_visa"),
             email=fields.pop("email", "alice@example.com"),
         )
-        return self.stub.CreateOrder(request, metadata=self.auth(sub), timeout=30).order
+        return self.stub.CreateOrder(request, metadata=metadata, timeout=30).order
 
     def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with self.database.transaction() as cursor:
@@ -101,17 +104,16 @@ EdgeFactory = Callable[..., Edge]
 
 
 def make_edge_settings(
-    settings: Settings, machines: StateMachines, key: SigningKey, **overrides: Any
+    settings: Settings, machines: StateMachines, issuer: LocalIssuer, **overrides: Any
 ) -> EdgeSettings:
-    """The test database and Redis, moto's state machines, and the test issuer's key."""
+    """The test database and Redis, moto's state machines, and the test issuer."""
     return EdgeSettings(
         **settings.model_dump()
         | {
             "order_saga_state_machine_arn": machines.saga_arn,
             "order_cancellation_state_machine_arn": machines.cancellation_arn,
-            "jwt_issuer": ISSUER,
-            "jwt_audience": AUDIENCE,
-            "jwt_public_key_file": key.public_file,
+            "jwt_issuer": issuer.url,
+            "jwt_jwks_url": issuer.jwks_url,
         }
         | overrides
     )

@@ -26,8 +26,8 @@ from dotenv import dotenv_values
 from devstack import faults
 from devstack.asl import load
 from devstack.aws_settings import AwsStackSettings
-from devstack.devtokens import mint_token
 from devstack.gateway.process import PaymentGatewayServer
+from devstack.issuer.process import TokenIssuerServer
 from devstack.wiring import GATEWAY_SECRET, queue_name
 from grpc_edge.channel import open_channel
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
@@ -84,6 +84,7 @@ def stack_environment(folder: Path, **extra: str) -> dict[str, str]:
             "DEVSTACK_CONSOLE_PORT": str(free_port()),
             "DEVSTACK_PROMETHEUS_PORT": str(free_port()),
             "DEVSTACK_GATEWAY_PORT": str(free_port()),
+            "DEVSTACK_ISSUER_PORT": str(free_port()),
         }
         | extra
     )
@@ -228,6 +229,7 @@ class LocalStack:
         ]
         self.channel = open_channel(self.grpc_address)
         self.gateway_server = PaymentGatewayServer(int(self.env["DEVSTACK_GATEWAY_PORT"]), self.state_dir)
+        self.issuer = TokenIssuerServer(int(self.env["DEVSTACK_ISSUER_PORT"]), self.state_dir).issuer
 
     @classmethod
     def running(cls, env: dict[str, str]) -> "LocalStack":
@@ -254,9 +256,8 @@ class LocalStack:
         )
 
     def customer(self, user: str = "user-1") -> Customer:
-        key_dir = self.state_dir / "jwt"
         return Customer(
-            orders_pb2_grpc.OrderServiceStub(self.channel), lambda: mint_token(user, key_dir=key_dir)
+            orders_pb2_grpc.OrderServiceStub(self.channel), lambda: self.issuer.customer_token(user)
         )
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,6 @@ from functools import partial
 import pytest
 
 from devstack.chaos_stack import ChaosStack
-from devstack.devtokens import mint_token
 from devstack.gateway.process import PaymentGatewayServer
 from devstack.services import MariaDB, Redis
 from devstack.stack import EdgeServer
@@ -34,7 +33,7 @@ def chaos_stack(stack: LocalStack) -> ChaosStack:
         retry_time_scale=stack.aws.retry_time_scale,
         gateway=PaymentGatewayServer(int(env["DEVSTACK_GATEWAY_PORT"]), stack.state_dir),
         secrets=stack.client("secretsmanager"),
-        mint_token=partial(mint_token, key_dir=stack.state_dir / "jwt"),
+        mint_token=stack.issuer.customer_token,
         audit=partial(
             audit_books,
             stack.settings,

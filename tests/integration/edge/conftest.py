@@ -10,12 +10,13 @@ import boto3
 import grpc
 import pytest
 import redis
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from moto import mock_aws
 from prometheus_client import CollectorRegistry
 
 from devstack.gateway.process import PaymentGatewayServer
+from devstack.issuer.keys import KeyRing
+from devstack.issuer.server import serving_issuer
+from devstack.issuer.tokens import LocalIssuer
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
 from grpc_edge.server import build_order_service, build_verifier, create_server
 from order_saga.db import Database
@@ -26,25 +27,16 @@ from tests.support.edge import (
     SHOP,
     Edge,
     EdgeFactory,
-    SigningKey,
     StateMachines,
     make_edge_settings,
 )
 
 
 @pytest.fixture(scope="session")
-def signing_key(tmp_path_factory: pytest.TempPathFactory) -> SigningKey:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_file = tmp_path_factory.mktemp("jwt") / "public.pem"
-    public_file.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return SigningKey(private_pem, public_file)
+def token_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIssuer]:
+    """The run's token issuer: the local stack's, its JWKS served from a thread of the run."""
+    with serving_issuer(KeyRing(tmp_path_factory.mktemp("issuer") / "keys")) as issuer:
+        yield issuer
 
 
 @pytest.fixture
@@ -71,7 +63,7 @@ def edge_factory(
     database: Database,
     redis_client: "redis.Redis",
     state_machines: StateMachines,
-    signing_key: SigningKey,
+    token_issuer: LocalIssuer,
     payment_gateway_server: PaymentGatewayServer,
 ) -> Iterator[EdgeFactory]:
     servers: list[tuple[grpc.Server, grpc.Channel]] = []
@@ -91,7 +83,7 @@ def edge_factory(
         `clock` places each request in its rate-limit window."""
         cache = cache or redis_client
         edge_settings = make_edge_settings(
-            settings, state_machines, signing_key, **({"grpc_max_workers": 8} | gateway | overrides)
+            settings, state_machines, token_issuer, **({"grpc_max_workers": 8} | gateway | overrides)
         )
         registry = CollectorRegistry()
         server, port = create_server(
@@ -112,7 +104,7 @@ def edge_factory(
             port,
             edge_settings,
             registry,
-            signing_key,
+            token_issuer,
             database,
             state_machines,
         )

@@ -12,6 +12,7 @@ import redis
 from devstack.stepfunctions_endpoint import StepFunctionsEndpoint
 from order_saga.db import Database
 from order_saga.errors import UnknownProduct
+from order_saga.models import Actor
 from order_saga.order_requests import NewOrder
 from order_saga.order_service import OrderService
 from order_saga.settings import Settings
@@ -19,6 +20,7 @@ from tests.support.clock import Clock
 
 SAGA = "arn:aws:states:us-east-1:123456789012:stateMachine:OrderSaga"
 TTL = 5.0
+ALICE = Actor("alice", "shop-app")
 
 
 @pytest.fixture
@@ -46,7 +48,7 @@ def test_a_price_change_reaches_new_orders_after_the_ttl_and_a_new_product_at_on
     )  # fmt: skip
     orders = OrderService(lambda: Database(settings), redis_client, sfn, saga_arn=SAGA, cancellation_arn=SAGA,
                           catalog_ttl_seconds=TTL, clock=clock)  # fmt: skip
-    assert orders.create_order("alice", order_of("pen")).total == Decimal("1.20")
+    assert orders.create_order(ALICE, order_of("pen")).total == Decimal("1.20")
 
     # Given: the price changes in MySQL, and a product is added
     with database.transaction() as cursor:
@@ -56,12 +58,12 @@ def test_a_price_change_reaches_new_orders_after_the_ttl_and_a_new_product_at_on
         )
     # Then: within the TTL the remembered price holds, and the new product is found at once ...
     clock.now += TTL - 1
-    assert orders.create_order("alice", order_of("pen")).total == Decimal("1.20")
-    assert orders.create_order("alice", order_of("mug")).total == Decimal("8.00")
+    assert orders.create_order(ALICE, order_of("pen")).total == Decimal("1.20")
+    assert orders.create_order(ALICE, order_of("mug")).total == Decimal("8.00")
     # ... and after it the new price applies
     clock.now += 2
-    assert orders.create_order("alice", order_of("pen")).total == Decimal("2.00")
+    assert orders.create_order(ALICE, order_of("pen")).total == Decimal("2.00")
     # A product that does not exist is never remembered as existing
     with pytest.raises(UnknownProduct):
-        orders.create_order("alice", order_of("ghost"))
+        orders.create_order(ALICE, order_of("ghost"))
     assert len(endpoint.started) == 4

@@ -1,24 +1,28 @@
-"""`order-saga token`, `orders ...` and `inventory ...` against a real edge and database."""
+"""`order-saga token`, `issuer ...`, `orders ...` and `inventory ...` against a real edge, the
+local token issuer and a real database."""
 
 import json
 import os
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
 import redis
 from click.testing import CliRunner, Result
 
-from devstack import devtokens
+from devstack import services
 from devstack.cli import main
+from devstack.issuer.keys import KeyRing
+from devstack.issuer.server import serving_issuer
+from devstack.issuer.tokens import LocalIssuer
 from order_saga.db import Database
 from order_saga.settings import Settings
 from tests.support.edge import Edge, EdgeFactory
 
 Catalog = dict[str, tuple[int, Decimal]]
-ISSUER, AUDIENCE = "order-saga-cli-test", "orders-api-cli-test"
 
 
 @pytest.fixture(autouse=True)
@@ -31,23 +35,23 @@ def _restore_environment() -> Iterator[None]:
 
 
 @pytest.fixture
-def dev_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Path:
-    """The CLI's dev key pair in a scratch folder, and the CLI pointed at the test database."""
-    monkeypatch.setattr(devtokens, "KEY_DIR", tmp_path / "jwt")
-    monkeypatch.setattr(devtokens, "update_env", lambda **_: None)  # leave .devstack/env alone
-    for name, value in {
-        "JWT_ISSUER": ISSUER,
-        "JWT_AUDIENCE": AUDIENCE,
-        "MYSQL_DATABASE": settings.mysql_database,
-        "REDIS_URL": settings.redis_url,
-    }.items():
-        monkeypatch.setenv(name, value)
-    return devtokens.ensure_dev_keys()
+def cli_issuer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[LocalIssuer]:
+    """The CLI's token issuer with its state in a scratch folder (serving its JWKS), and the CLI
+    pointed at the test database."""
+    monkeypatch.setattr(services, "STATE_DIR", tmp_path)
+    with serving_issuer(KeyRing(tmp_path / "issuer" / "keys")) as issuer:
+        for name, value in {
+            "DEVSTACK_ISSUER_PORT": str(urlsplit(issuer.url).port),
+            "MYSQL_DATABASE": settings.mysql_database,
+            "REDIS_URL": settings.redis_url,
+        }.items():
+            monkeypatch.setenv(name, value)
+        yield issuer
 
 
 @pytest.fixture
-def cli_edge(edge_factory: EdgeFactory, dev_keys: Path) -> Edge:
-    return edge_factory(jwt_public_key_file=dev_keys, jwt_issuer=ISSUER, jwt_audience=AUDIENCE)
+def cli_edge(edge_factory: EdgeFactory, cli_issuer: LocalIssuer) -> Edge:
+    return edge_factory(jwt_issuer=cli_issuer.url, jwt_jwks_url=cli_issuer.jwks_url)
 
 
 def run(*args: str) -> Result:
@@ -58,11 +62,70 @@ def orders_cli(edge: Edge, *args: str, user: str = "carol") -> Result:
     return run("orders", "--address", f"127.0.0.1:{edge.port}", "--user", user, *args)
 
 
-def test_token_mints_an_rs256_token_the_dev_public_key_verifies(dev_keys: Path) -> None:
-    result = run("token", "--sub", "dave", "--scope", "orders:read")
-    claims = jwt.decode(result.output.strip(), dev_keys.read_text(), algorithms=["RS256"], audience=AUDIENCE)
-    assert (claims["sub"], claims["scope"], claims["iss"]) == ("dave", "orders:read", ISSUER)
-    assert (dev_keys.parent / "dev-signing-key.pem").stat().st_mode & 0o777 == 0o600
+def claims_of(token: str, issuer: LocalIssuer) -> dict[str, object]:
+    """The claims of a token, verified with the key the issuer's JWKS names by its kid."""
+    key = jwt.PyJWKClient(issuer.jwks_url).get_signing_key_from_jwt(token).key
+    return dict(
+        jwt.decode(token, key, algorithms=["RS256"], issuer=issuer.url, options={"verify_aud": False})
+    )
+
+
+def test_token_mints_cognito_shaped_tokens_the_issuers_jwks_verifies(cli_issuer: LocalIssuer) -> None:
+    customer = claims_of(run("token", "--sub", "dave", "--scope", "orders:read").output.strip(), cli_issuer)
+    assert (customer["sub"], customer["client_id"], customer["token_use"], customer["scope"]) == (
+        "dave", "order-saga-local-app", "access", "orders-api/orders:read",
+    )  # fmt: skip
+    service = claims_of(run("token", "--client", "storefront").output.strip(), cli_issuer)
+    assert (service["sub"], service["client_id"], service["token_use"]) == (
+        "storefront",
+        "storefront",
+        "access",
+    )
+    assert service["scope"] == "orders-api/orders:read orders-api/orders:write orders-api/orders:act-as"
+    identity = claims_of(run("token", "--sub", "dave", "--id-token").output.strip(), cli_issuer)
+    assert (identity["token_use"], identity["aud"], "scope" in identity) == (
+        "id",
+        "order-saga-local-app",
+        False,
+    )
+    (key_file,) = (cli_issuer.keys.directory).glob("*.pem")
+    assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    "args", [("token",), ("token", "--sub", "a", "--client", "b"), ("token", "--client", "b", "--id-token")]
+)
+def test_token_needs_exactly_one_kind_of_caller(cli_issuer: LocalIssuer, args: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 2
+    assert "--sub" in result.output
+
+
+def test_issuer_rotates_and_withdraws_its_keys(cli_issuer: LocalIssuer) -> None:
+    first = cli_issuer.keys.signing_key()[0]
+    rotated = run("issuer", "rotate-key")
+    second = cli_issuer.keys.signing_key()[0]
+    assert (rotated.output.strip(), run("issuer", "keys").output.split()) == (
+        f"signing with {second}",
+        [first, second],
+    )
+    assert run("issuer", "withdraw-key", first).output.strip() == f"withdrew {first}"
+    assert [key["kid"] for key in cli_issuer.keys.jwks()["keys"]] == [second]
+    unknown = CliRunner().invoke(main, ["issuer", "withdraw-key", first])
+    assert (unknown.exit_code, f"no published key {first!r}" in unknown.output) == (1, True)
+
+
+def test_orders_act_for_a_customer_as_a_service(cli_edge: Edge, shop: Catalog) -> None:
+    created = run(
+        "orders", "--address", f"127.0.0.1:{cli_edge.port}", "--client", "storefront", "--for", "erin",
+        "create", "--item", "pen", "--json",
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    order_id = json.loads(created.output)["order_id"]
+    assert json.loads(created.output)["user_id"] == "erin"
+    assert order_id in orders_cli(cli_edge, "get", order_id, user="erin").output
+    logged = cli_edge.sql("SELECT customer_id, client_id FROM saga_log WHERE saga_id = %s", (order_id,))
+    assert logged == [{"customer_id": "erin", "client_id": "storefront"}]
 
 
 def test_orders_create_get_list_cancel_watch(cli_edge: Edge, shop: Catalog) -> None:
@@ -101,7 +164,9 @@ def test_a_refused_rpc_prints_its_code_and_field_violations(cli_edge: Edge, shop
     assert (another.exit_code, "NOT_FOUND" in another.stderr) == (1, True)
 
 
-def test_inventory_set_and_list(dev_keys: Path, database: Database, redis_client: "redis.Redis") -> None:
+def test_inventory_set_and_list(
+    cli_issuer: LocalIssuer, database: Database, redis_client: "redis.Redis"
+) -> None:
     result = run("inventory", "set", "mug", "--stock", "7", "--price", "9.90", "--name", "Mug", "--json")
     assert json.loads(result.output) == {
         "product_id": "mug",
@@ -117,7 +182,9 @@ def test_inventory_set_and_list(dev_keys: Path, database: Database, redis_client
     assert "9.90" in listed.output
 
 
-def test_inventory_set_refuses_stock_below_the_reserved_units(dev_keys: Path, database: Database) -> None:
+def test_inventory_set_refuses_stock_below_the_reserved_units(
+    cli_issuer: LocalIssuer, database: Database
+) -> None:
     run("inventory", "set", "mug", "--stock", "7", "--price", "9.90")
     with database.transaction() as cursor:
         cursor.execute("UPDATE inventory SET reserved = 5 WHERE product_id = 'mug'")

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
-from tests.support.edge import AUDIENCE, ISSUER, Edge, SigningKey, make_token
+from tests.support.edge import Edge, LocalIssuer, make_token
 
 REQUESTS = int(os.environ.get("FUZZ_REQUESTS", "40"))
 REPORT = os.environ.get("FUZZ_REPORT")  # a file that gets the counts too
@@ -110,19 +110,19 @@ metadata_keys = st.text(
 ascii_values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=200)
 
 
-def tokens(key: SigningKey) -> st.SearchStrategy[list[tuple[str, str]]]:
-    """Good tokens, and every way to spoil one: garbled, expired, wrong issuer, audience, scope,
-    algorithm, plain garbage; plus random extra metadata, or none at all."""
+def tokens(key: LocalIssuer) -> st.SearchStrategy[list[tuple[str, str]]]:
+    """Good tokens, and every way to spoil one: garbled, expired, wrong issuer, an ID token, an
+    unprefixed or unknown scope, another algorithm, plain garbage; plus random extra metadata
+    (an `x-customer-id` among it), or none at all."""
     good = st.sampled_from(USERS).map(lambda sub: make_token(key, sub))
     spoiled = st.one_of(
         st.tuples(good, st.integers(0, 400), st.sampled_from("A-_.x")).map(_garble),
         st.sampled_from(USERS).map(lambda sub: make_token(key, sub, exp=int(time.time()) - 60)),
         st.sampled_from(USERS).map(lambda sub: make_token(key, sub, iss="someone-else")),
-        st.sampled_from(USERS).map(lambda sub: make_token(key, sub, aud="another-api")),
+        st.sampled_from(USERS).map(key.id_token),
+        st.sampled_from(USERS).map(lambda sub: make_token(key, sub, scope="orders:read orders:write")),
         st.sampled_from(USERS).map(lambda sub: make_token(key, sub, scopes=("orders:admin",))),
-        st.sampled_from(USERS).map(
-            lambda sub: jwt.encode({"sub": sub, "iss": ISSUER, "aud": AUDIENCE}, "k", "HS256")
-        ),
+        st.sampled_from(USERS).map(lambda sub: jwt.encode({"sub": sub, "iss": key.url}, "k", "HS256")),
         st.just(UNSIGNED),
         ascii_values,
     )
@@ -131,7 +131,7 @@ def tokens(key: SigningKey) -> st.SearchStrategy[list[tuple[str, str]]]:
         spoiled.map(lambda token: f"Bearer {token}"),
         ascii_values,
     )
-    extra = st.lists(st.tuples(metadata_keys, ascii_values), max_size=3)
+    extra = st.lists(st.tuples(st.one_of(metadata_keys, st.just("x-customer-id")), ascii_values), max_size=3)
     with_auth = st.tuples(authorization, extra).map(lambda pair: [("authorization", pair[0]), *pair[1]])
     return st.one_of(with_auth, extra)
 
@@ -254,7 +254,7 @@ def test_generated_messages_never_break_the_edge(
     edge, existing = fuzzed_edge
     method, request = data.draw(requests(existing))
     metadata = data.draw(
-        st.one_of(st.sampled_from(USERS).map(lambda u: list(edge.auth(u))), tokens(edge.key))
+        st.one_of(st.sampled_from(USERS).map(lambda u: list(edge.auth(u))), tokens(edge.issuer))
     )
     checked(edge, method, lambda: call(edge, method, request, metadata))
 
@@ -266,7 +266,7 @@ def test_random_and_garbled_tokens_are_refused_cleanly(
 ) -> None:
     edge, existing = fuzzed_edge
     method, request = data.draw(requests(existing))
-    metadata = data.draw(tokens(edge.key))
+    metadata = data.draw(tokens(edge.issuer))
     checked(edge, method, lambda: call(edge, method, request, metadata))
 
 
@@ -321,7 +321,7 @@ def test_a_token_with_an_unusable_subject_is_unauthenticated(
     fuzzed_edge: tuple[Edge, list[str]], sub: str
 ) -> None:
     edge, _ = fuzzed_edge
-    metadata = [("authorization", f"Bearer {make_token(edge.key, sub)}")]
+    metadata = [("authorization", f"Bearer {make_token(edge.issuer, sub)}")]
     request = pb.CreateOrderRequest(
         idempotency_key=str(uuid.uuid4()),
         items=[pb.OrderItem(product_id="pen", quantity=1)],

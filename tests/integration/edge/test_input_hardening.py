@@ -47,7 +47,7 @@ def test_a_string_that_is_not_utf8_is_invalid_argument_not_internal(edge: Edge) 
 
 @pytest.mark.parametrize("subject", ["", " ", "u" * 129, " alice"])
 def test_a_token_subject_that_could_never_own_an_order_is_unauthenticated(edge: Edge, subject: str) -> None:
-    metadata = (("authorization", f"Bearer {make_token(edge.key, subject, ALL_SCOPES)}"),)
+    metadata = (("authorization", f"Bearer {make_token(edge.issuer, subject, ALL_SCOPES)}"),)
     with pytest.raises(grpc.RpcError) as error:
         edge.stub.ListOrders(pb.ListOrdersRequest(), metadata=metadata)
     assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -62,7 +62,7 @@ def test_no_error_path_of_the_edge_shows_internals(edge_factory: EdgeFactory, sh
     failed = insert_order(edge, "FAILED")
 
     def token(sub: str, scopes: tuple[str, ...] = ALL_SCOPES) -> tuple[tuple[str, str]]:
-        return (("authorization", f"Bearer {make_token(edge.key, sub, scopes)}"),)
+        return (("authorization", f"Bearer {make_token(edge.issuer, sub, scopes)}"),)
 
     def create(**fields: Any) -> pb.CreateOrderRequest:
         body = {

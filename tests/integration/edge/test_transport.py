@@ -32,7 +32,7 @@ from tests.support.edge import (
     DEFINITION,
     ROLE,
     EdgeFactory,
-    SigningKey,
+    LocalIssuer,
     StateMachines,
     insert_orphan,
     make_edge_settings,
@@ -104,7 +104,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     )
 
 
-def health_call(channel: grpc.Channel, key: SigningKey) -> pb.ListOrdersResponse:
+def health_call(channel: grpc.Channel, key: LocalIssuer) -> pb.ListOrdersResponse:
     token = make_token(key, "alice")
     stub = orders_pb2_grpc.OrderServiceStub(channel)
     return stub.ListOrders(
@@ -113,21 +113,21 @@ def health_call(channel: grpc.Channel, key: SigningKey) -> pb.ListOrdersResponse
 
 
 def test_tls_serves_clients_that_trust_the_ca(
-    edge_factory: EdgeFactory, pki: Pki, signing_key: SigningKey
+    edge_factory: EdgeFactory, pki: Pki, token_issuer: LocalIssuer
 ) -> None:
     edge = edge_factory(
         lambda port: open_channel(f"localhost:{port}", ca_file=pki.ca),
         tls_cert_file=pki.server_cert,
         tls_key_file=pki.server_key,
     )
-    assert list(health_call(edge.channel, signing_key).orders) == []
+    assert list(health_call(edge.channel, token_issuer).orders) == []
     with grpc.insecure_channel(f"127.0.0.1:{edge.port}") as plaintext, pytest.raises(grpc.RpcError) as error:
-        health_call(plaintext, signing_key)
+        health_call(plaintext, token_issuer)
     assert status_of(error.value) == grpc.StatusCode.UNAVAILABLE
 
 
 def test_mtls_requires_a_client_certificate_from_the_private_ca(
-    edge_factory: EdgeFactory, pki: Pki, signing_key: SigningKey, tmp_path: Path
+    edge_factory: EdgeFactory, pki: Pki, token_issuer: LocalIssuer, tmp_path: Path
 ) -> None:
     # Given: an edge that requires client certificates issued by the private CA
     edge = edge_factory(
@@ -139,13 +139,13 @@ def test_mtls_requires_a_client_certificate_from_the_private_ca(
         tls_client_ca_file=pki.ca,
     )
     # Then: a client with a certificate is served ...
-    assert list(health_call(edge.channel, signing_key).orders) == []
+    assert list(health_call(edge.channel, token_issuer).orders) == []
     # ... and one without is refused at the handshake, before any RPC runs
     with (
         open_channel(f"localhost:{edge.port}", ca_file=pki.ca) as anonymous,
         pytest.raises(grpc.RpcError) as error,
     ):
-        health_call(anonymous, signing_key)
+        health_call(anonymous, token_issuer)
     assert status_of(error.value) == grpc.StatusCode.UNAVAILABLE
     # ... and so is one whose certificate another CA issued
     rogue_ca, rogue_key = _issue(tmp_path, "rogue-ca", x509.Name([]), None, ca=True)
@@ -159,7 +159,7 @@ def test_mtls_requires_a_client_certificate_from_the_private_ca(
         ) as impostor,
         pytest.raises(grpc.RpcError) as error,
     ):
-        health_call(impostor, signing_key)
+        health_call(impostor, token_issuer)
     assert status_of(error.value) == grpc.StatusCode.UNAVAILABLE
 
 
@@ -204,7 +204,7 @@ def test_the_edge_process_serves_reconciles_and_stops_on_sigterm(
     settings: Settings,
     database: Database,
     moto_server: StateMachines,
-    signing_key: SigningKey,
+    token_issuer: LocalIssuer,
     pki: Pki,
     tmp_path: Path,
 ) -> None:
@@ -214,7 +214,7 @@ def test_the_edge_process_serves_reconciles_and_stops_on_sigterm(
     edge_settings = make_edge_settings(
         settings,
         moto_server,
-        signing_key,
+        token_issuer,
         grpc_port=free_port(),
         metrics_port=free_port(),
         tls_cert_file=pki.server_cert,
@@ -266,7 +266,7 @@ def test_sigterm_drains_the_in_flight_rpc_refuses_new_ones_and_says_not_serving(
     settings: Settings,
     database: Database,
     moto_server: StateMachines,
-    signing_key: SigningKey,
+    token_issuer: LocalIssuer,
     tmp_path: Path,
 ) -> None:
     # Given: the edge process with a grace period, a health watcher, and a CancelOrder in flight,
@@ -275,7 +275,7 @@ def test_sigterm_drains_the_in_flight_rpc_refuses_new_ones_and_says_not_serving(
     edge_settings = make_edge_settings(
         settings,
         moto_server,
-        signing_key,
+        token_issuer,
         grpc_port=free_port(),
         metrics_port=0,
         shutdown_grace_seconds=120,
@@ -283,7 +283,7 @@ def test_sigterm_drains_the_in_flight_rpc_refuses_new_ones_and_says_not_serving(
     )
     log = tmp_path / "edge.log"
     address = f"127.0.0.1:{edge_settings.grpc_port}"
-    auth = (("authorization", f"Bearer {make_token(signing_key, 'alice')}"),)
+    auth = (("authorization", f"Bearer {make_token(token_issuer, 'alice')}"),)
     deadline = Deadline(BUDGET_SECONDS)
     with edge_process(edge_settings, log) as process, grpc.insecure_channel(address) as channel:
         wait_for(deadline, "its health check to say SERVING", lambda: probe(edge_settings), process, log)

@@ -1,5 +1,6 @@
 """Domain models: the tables' rows (docs/architecture.md) as validated values, for functions and the edge."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -13,6 +14,9 @@ MAX_QUANTITY = 1000
 ORDER_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 PRODUCT_ID_PATTERN = r"^[A-Za-z0-9._-]+$"
 MAX_PRODUCT_ID = 36
+# A customer: Cognito's `sub` (a UUID) in AWS, a name such as `alice` locally.
+CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]*$"
+MAX_CUSTOMER_ID = 128  # orders.user_id
 
 OrderId = Annotated[str, StringConstraints(pattern=ORDER_ID_PATTERN)]
 """A lower-case UUID: the primary key of an order and the name of its saga execution."""
@@ -20,9 +24,18 @@ OrderId = Annotated[str, StringConstraints(pattern=ORDER_ID_PATTERN)]
 ProductId = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_PRODUCT_ID, pattern=PRODUCT_ID_PATTERN)
 ]
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CUSTOMER_ID)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Money = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2)]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Whom an operation of the edge acts for: the customer, whose orders alone it sees, and the
+    app client that called (the customer's own app, or a service acting for the customer)."""
+
+    customer_id: str
+    client_id: str
 
 
 class OrderStatus(StrEnum):

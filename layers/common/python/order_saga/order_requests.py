@@ -9,7 +9,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import FieldViolation, InvalidRequest
-from .models import MAX_ORDER_LINES, MAX_PRODUCT_ID, MAX_QUANTITY, ORDER_ID_PATTERN, PRODUCT_ID_PATTERN
+from .models import (
+    CUSTOMER_ID_PATTERN,
+    MAX_CUSTOMER_ID,
+    MAX_ORDER_LINES,
+    MAX_PRODUCT_ID,
+    MAX_QUANTITY,
+    ORDER_ID_PATTERN,
+    PRODUCT_ID_PATTERN,
+)
 
 MAX_IDEMPOTENCY_KEY = 128
 MAX_PAYMENT_TOKEN = 255
@@ -19,6 +27,7 @@ MAX_REASON = 500
 # Always matched with fullmatch: `$` alone would accept a trailing newline.
 ORDER_ID = re.compile(ORDER_ID_PATTERN)
 _PRODUCT_ID = re.compile(PRODUCT_ID_PATTERN)
+_CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -84,6 +93,15 @@ def _item_violations(path: str, product_id: str, quantity: int, seen: set[str]) 
 def validate_order_id(order_id: str, field: str = "order_id") -> None:
     if not ORDER_ID.fullmatch(order_id):
         raise InvalidRequest([FieldViolation(field, "is not an order id (a lower-case UUID)")])
+
+
+def customer_id_violation(customer_id: str, field: str) -> FieldViolation | None:
+    """What is wrong with a customer id (a token's subject, or the customer a service names)."""
+    if len(customer_id) > MAX_CUSTOMER_ID or not _CUSTOMER_ID.fullmatch(customer_id):
+        return FieldViolation(
+            field, f"is not a customer id (1 to {MAX_CUSTOMER_ID} letters, digits and . _ @ -)"
+        )
+    return None
 
 
 def validate_reason(reason: str) -> None:

@@ -1,6 +1,7 @@
 """The edge's operations on orders: create, read, list, cancel, watch, and start orphaned sagas.
 
-Every operation acts for one user (the access token's subject) and sees only that user's orders.
+Every operation acts for one customer (an Actor: the customer, and the app client that called for
+them) and sees only that customer's orders; the saga log's entries name both.
 MySQL is the truth; Redis serves the availability pre-check and the status feed; Step Functions
 runs each order's saga under the execution name = order_id, which makes a second start of the
 same order impossible.
@@ -30,7 +31,7 @@ from .errors import (
     WorkflowUnavailable,
 )
 from .feeds import publish_status, status_channel
-from .models import Order, OrderStatus
+from .models import Actor, Order, OrderStatus
 from .observability import logger
 from .order_pages import OrderPage, decode_page_token, encode_page_token, page_limit
 from .order_requests import NewOrder, validate_new_order, validate_order_id, validate_reason
@@ -70,12 +71,12 @@ class OrderService:
 
     # -- the operations ------------------------------------------------------------------------
 
-    def create_order(self, user_id: str, request: NewOrder) -> Order:
+    def create_order(self, actor: Actor, request: NewOrder) -> Order:
         """Validate, price from the catalog, pre-check availability, store PENDING, start the saga.
 
         One transaction per new order: the insert carries the execution ARN (the state machine's
         ARN and the order id name it before it exists) and is the idempotency check too (the
-        unique key on user and idempotency key); a replay is looked up only when it collides."""
+        unique key on customer and idempotency key); a replay is looked up only when it collides."""
         violations = validate_new_order(request)
         if violations:
             raise InvalidRequest(violations)
@@ -83,30 +84,30 @@ class OrderService:
             priced = self._pricing.price_and_check(request)
         except (InvalidRequest, UnknownProduct, OutOfStock) as exc:
             # A replay is answered as before even if the catalog or the stock changed since.
-            return self._replay_or_raise(user_id, request, exc)
+            return self._replay_or_raise(actor.customer_id, request, exc)
         try:
-            order = self._insert(str(uuid.uuid4()), user_id, request, priced)
+            order = self._insert(str(uuid.uuid4()), actor, request, priced)
         except pymysql.err.IntegrityError as exc:
             if exc.args[0] != ER_DUP_ENTRY:
                 raise
-            return self._replay_or_raise(user_id, request, exc)  # the key was used: its replay
+            return self._replay_or_raise(actor.customer_id, request, exc)  # the key was used: its replay
         self._start_or_leave_pending(order.order_id)
         return order
 
-    def get_order(self, user_id: str, order_id: str) -> Order:
+    def get_order(self, actor: Actor, order_id: str) -> Order:
         validate_order_id(order_id)
         with self._database().transaction() as cursor:
-            orders = self._load(cursor, "order_id = %s AND user_id = %s", (order_id, user_id))
+            orders = self._load(cursor, "order_id = %s AND user_id = %s", (order_id, actor.customer_id))
         if not orders:
             raise OrderNotFound(f"no order {order_id}")
         return orders[0]
 
     def list_orders(
-        self, user_id: str, *, page_size: int, page_token: str, status: OrderStatus | None
+        self, actor: Actor, *, page_size: int, page_token: str, status: OrderStatus | None
     ) -> OrderPage:
-        """The user's orders, newest first, by keyset pagination (stable under concurrent inserts)."""
+        """The customer's orders, newest first, by keyset pagination (stable under concurrent inserts)."""
         limit = page_limit(page_size)
-        where, params = "user_id = %s", list[Any]([user_id])
+        where, params = "user_id = %s", list[Any]([actor.customer_id])
         if status is not None:
             where, params = where + " AND status = %s", [*params, status.value]
         if page_token:
@@ -120,14 +121,16 @@ class OrderService:
         next_token = encode_page_token(orders[limit - 1], status) if len(orders) > limit else ""
         return OrderPage(orders[:limit], next_token)
 
-    def cancel_order(self, user_id: str, order_id: str, reason: str) -> Order:
+    def cancel_order(self, actor: Actor, order_id: str, reason: str) -> Order:
         """The cancellation rule (docs/architecture.md): PENDING → flag for the saga; CONFIRMED →
         CANCELLING and the cancellation saga; CANCELLED → unchanged; FAILED or NEEDS_ATTENTION →
         InvalidStateTransition."""
         validate_order_id(order_id)
         validate_reason(reason)
         with self._database().transaction() as cursor:
-            orders = self._load(cursor, "order_id = %s AND user_id = %s FOR UPDATE", (order_id, user_id))
+            orders = self._load(
+                cursor, "order_id = %s AND user_id = %s FOR UPDATE", (order_id, actor.customer_id)
+            )
             if not orders:
                 raise OrderNotFound(f"no order {order_id}")
             status = orders[0].status
@@ -138,7 +141,7 @@ class OrderService:
                     "UPDATE orders SET cancel_requested = TRUE, version = version + 1 WHERE order_id = %s",
                     (order_id,),
                 )
-                log_step(cursor, order_id, "CancelOrder", "REQUESTED", reason)
+                log_step(cursor, order_id, "CancelOrder", "REQUESTED", reason, actor=actor)
             elif status is OrderStatus.CONFIRMED:
                 # The cancellation's ARN is stored with CANCELLING, before its start (as CreateOrder
                 # stores the saga's): whatever becomes of the start, the order says it is cancelling.
@@ -147,7 +150,7 @@ class OrderService:
                     " version = version + 1 WHERE order_id = %s",
                     (execution_arn_for(self.cancellation_arn, order_id), order_id),
                 )
-                log_step(cursor, order_id, "CancelOrder", OrderStatus.CANCELLING, reason)
+                log_step(cursor, order_id, "CancelOrder", OrderStatus.CANCELLING, reason, actor=actor)
         if status is OrderStatus.CONFIRMED:
             publish_status(self._cache, order_id, OrderStatus.CANCELLING)
         if status in {OrderStatus.CONFIRMED, OrderStatus.CANCELLING}:
@@ -155,11 +158,11 @@ class OrderService:
             # A start that failed leaves the order CANCELLING with no such execution: the watchdog
             # (the reconciler's pass) then finishes the cancellation itself.
             start_execution(self._stepfunctions, self.cancellation_arn, order_id)
-        return self.get_order(user_id, order_id)
+        return self.get_order(actor, order_id)
 
     def watch_order(
         self,
-        user_id: str,
+        actor: Actor,
         order_id: str,
         *,
         is_active: Callable[[], bool],
@@ -174,14 +177,14 @@ class OrderService:
         pubsub = self._cache.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         try:
             pubsub.subscribe(status_channel(order_id))
-            last = self.get_order(user_id, order_id)
+            last = self.get_order(actor, order_id)
             yield last
             last_read = time.monotonic()
             while not last.status.is_terminal and is_active():
                 message = pubsub.get_message(timeout=wait_seconds)
                 if message is None and time.monotonic() - last_read < reread_seconds:
                     continue
-                current, last_read = self.get_order(user_id, order_id), time.monotonic()
+                current, last_read = self.get_order(actor, order_id), time.monotonic()
                 if current.status != last.status:
                     yield current
                 last = current
@@ -260,7 +263,7 @@ class OrderService:
                 "saga not started; the reconciler will", extra={"order_id": order_id, "error": str(exc)}
             )
 
-    def _insert(self, order_id: str, user_id: str, request: NewOrder, priced: PricedOrder) -> Order:
+    def _insert(self, order_id: str, actor: Actor, request: NewOrder, priced: PricedOrder) -> Order:
         """The order, its execution ARN and its lines in ONE transaction, with the saga log's first
         entry; the order as stored (its timestamps are the database's)."""
         execution_arn = execution_arn_for(self.saga_arn, order_id)
@@ -271,7 +274,7 @@ class OrderService:
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'PENDING', %s)",
                 (
                     order_id,
-                    user_id,
+                    actor.customer_id,
                     request.idempotency_key,
                     request.request_hash,
                     priced.total,
@@ -286,13 +289,13 @@ class OrderService:
                 "VALUES (%s, %s, %s, %s)",
                 [(order_id, item.product_id, item.quantity, item.unit_price) for item in priced.items],
             )
-            log_step(cursor, order_id, "CreateOrder", OrderStatus.PENDING, None)
+            log_step(cursor, order_id, "CreateOrder", OrderStatus.PENDING, None, actor=actor)
             cursor.execute("SELECT created_at FROM orders WHERE order_id = %s", (order_id,))
             row = cursor.fetchone()
         assert row is not None  # inserted by this transaction
         return Order(
             order_id=order_id,
-            user_id=user_id,
+            user_id=actor.customer_id,
             idempotency_key=request.idempotency_key,
             status=OrderStatus.PENDING,
             items=tuple(priced.items),

@@ -5,7 +5,7 @@ from typing import Any
 
 from .db import Cursor
 from .errors import OrderNotFound
-from .models import Order, OrderItem, Payment, Reservation
+from .models import Actor, Order, OrderItem, Payment, Reservation
 
 ORDER_COLUMNS = (
     "order_id, user_id, idempotency_key, status, total, currency, email, payment_token, failure_reason,"
@@ -67,11 +67,21 @@ def fetch_reservations(cursor: Cursor, order_id: str) -> list[Reservation]:
     return [Reservation(**row) for row in cursor.fetchall()]
 
 
-def log_step(cursor: Cursor, saga_id: str, step: str, status: str, detail: str | None = None) -> None:
-    """Append to saga_log inside the step's own transaction, so the log never disagrees with the data."""
+def log_step(
+    cursor: Cursor,
+    saga_id: str,
+    step: str,
+    status: str,
+    detail: str | None = None,
+    *,
+    actor: Actor | None = None,
+) -> None:
+    """Append to saga_log inside the step's own transaction, so the log never disagrees with the
+    data; an entry the edge writes for a caller names whom it acted for and the calling client."""
     cursor.execute(
-        "INSERT INTO saga_log (saga_id, step, status, detail) VALUES (%s, %s, %s, %s)",
-        (saga_id, step, status, detail),
+        "INSERT INTO saga_log (saga_id, step, status, detail, customer_id, client_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (saga_id, step, status, detail, actor and actor.customer_id, actor and actor.client_id),
     )
 
 
