@@ -29,7 +29,10 @@ from tests.support.stack import (
 @pytest.fixture(scope="package")
 def stack_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     folder: Path = tmp_path_factory.mktemp("e2e") / "stack"
-    return stack_environment(folder, DEVSTACK_RETRY_TIME_SCALE=str(RETRY_TIME_SCALE))
+    # The edge's key cache is short here, so a withdrawn key's expiry is seen within seconds.
+    return stack_environment(
+        folder, DEVSTACK_RETRY_TIME_SCALE=str(RETRY_TIME_SCALE), JWT_JWKS_CACHE_SECONDS="2"
+    )
 
 
 # Package scope: the stack stops as soon as the e2e tier is done.

@@ -28,6 +28,8 @@ from devstack.asl import load
 from devstack.aws_settings import AwsStackSettings
 from devstack.gateway.process import PaymentGatewayServer
 from devstack.issuer.process import TokenIssuerServer
+from devstack.issuer.tokens import SERVICE_SCOPES
+from grpc_edge.auth import CUSTOMER_METADATA
 from devstack.wiring import GATEWAY_SECRET, queue_name
 from grpc_edge.channel import open_channel
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
@@ -160,14 +162,17 @@ def status_name(status: int) -> str:
 
 @dataclass
 class Customer:
-    """A client of the running edge, as a shop's backend is: a real channel and a token per call."""
+    """A client of the running edge: a real channel and a token per call; the customer's own app,
+    or a service acting for the customer it names (`acting_for`)."""
 
     stub: orders_pb2_grpc.OrderServiceStub
     token: Callable[[], str]
+    acting_for: str | None = None
 
     @property
-    def metadata(self) -> tuple[tuple[str, str]]:
-        return (("authorization", f"Bearer {self.token()}"),)
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        bearer = ("authorization", f"Bearer {self.token()}")
+        return (bearer,) if self.acting_for is None else (bearer, (CUSTOMER_METADATA, self.acting_for))
 
     def create(
         self,
@@ -191,6 +196,14 @@ class Customer:
 
     def get(self, order_id: str) -> pb.Order:
         return self.stub.GetOrder(pb.GetOrderRequest(order_id=order_id), metadata=self.metadata, timeout=30)
+
+    def orders(self) -> list[pb.Order]:
+        """The first page of the orders this caller sees."""
+        return list(
+            self.stub.ListOrders(
+                pb.ListOrdersRequest(page_size=100), metadata=self.metadata, timeout=30
+            ).orders
+        )
 
     def watch(self, order_id: str, seconds: float = WAIT_SECONDS) -> list[str]:
         """The statuses WatchOrder streams until the order is final (the stream then ends)."""
@@ -256,9 +269,16 @@ class LocalStack:
         )
 
     def customer(self, user: str = "user-1") -> Customer:
-        return Customer(
-            orders_pb2_grpc.OrderServiceStub(self.channel), lambda: self.issuer.customer_token(user)
-        )
+        """The customer's own app, with the customer's access token."""
+        stub = orders_pb2_grpc.OrderServiceStub(self.channel)
+        return Customer(stub, lambda: self.issuer.customer_token(user))
+
+    def service(
+        self, client: str, acting_for: str | None, scopes: tuple[str, ...] = SERVICE_SCOPES
+    ) -> Customer:
+        """A service (client credentials) acting for the customer it names."""
+        stub = orders_pb2_grpc.OrderServiceStub(self.channel)
+        return Customer(stub, lambda: self.issuer.service_token(client, scopes), acting_for)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`order-saga ARGS` against this stack, in a process of its own."""

@@ -113,7 +113,9 @@ def test_the_access_log_carries_the_order_id_as_correlation_id(
 ) -> None:
     order = edge.create([("pen", 1)])
     [entry] = [vars(record) for record in caplog.records if getattr(record, "rpc", None) == "CreateOrder"]
-    assert (entry["correlation_id"], entry["code"], entry["user"]) == (order.order_id, "OK", "alice")
+    assert (entry["correlation_id"], entry["code"], entry["customer"], entry["client"]) == (
+        order.order_id, "OK", "alice", "order-saga-local-app",
+    )  # fmt: skip
     assert isinstance(entry["duration_ms"], float)  # how long it took is logged; its value is the machine's
 
 
