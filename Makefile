@@ -33,7 +33,7 @@ services-up: install ## Start the project-private MariaDB and Redis (installs th
 services-down: ## Stop every part of the local stack, leaving no process of ours behind
 	@if [ -x $(CLI) ]; then $(CLI) down; else echo "nothing to stop (no virtualenv)"; fi
 
-aws-up: migrate ## Start the payment gateway server and the local AWS stack (moto + the local Lambda invoker), and wire them
+aws-up: migrate ## Start the payment gateway server, the token issuer and the local AWS stack (moto + the local Lambda invoker), and wire them
 	$(CLI) aws up
 
 aws-down: ## Stop the local AWS stack
@@ -45,7 +45,7 @@ migrate: services-up ## Apply the schema migrations
 check: migrate ## Connect to every part with the current settings
 	$(CLI) check
 
-run: install ## Start the whole local stack (MariaDB, Redis, the gateway, moto, the edge on 127.0.0.1:50051) until Ctrl-C
+run: install ## Start the whole local stack (MariaDB, Redis, the gateway, the token issuer, moto, the edge on 127.0.0.1:50051) until Ctrl-C
 	$(CLI) run
 
 demo: install ## Start the stack if needed and run the demo scenarios through the gRPC API

@@ -36,8 +36,8 @@ def ready_line() -> str:
 @click.command()
 @click.option("--with-prometheus", is_flag=True, help="also run Prometheus (Debian's) scraping the edge")
 def up(*, with_prometheus: bool) -> None:
-    """Start MariaDB, Redis, the gateway server, the local AWS stack, the gRPC edge and the console
-    (what is not running)."""
+    """Start MariaDB, Redis, the gateway server, the token issuer, the local AWS stack, the gRPC edge
+    and the console (what is not running)."""
     _up(with_prometheus=with_prometheus)
     click.echo(f"{ready_line()}; settings in .devstack/env")
 
