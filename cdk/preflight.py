@@ -46,7 +46,7 @@ def tls_problems(secrets: Any, env: str) -> list[str]:
 
 
 def sender_problems(ses: Any, sender: str) -> list[str]:
-    domain = sender.rsplit("@", 1)[-1]
+    domain = c.sender_domain(sender)
     attributes = ses.get_identity_verification_attributes(Identities=[domain])["VerificationAttributes"]
     status = attributes.get(domain, {}).get("VerificationStatus", "absent")
     if status != "Success":
