@@ -4,8 +4,9 @@
 context as the app does (cdk.json, then `-c`), and checks what the stacks use but never create:
 the edge's TLS secret with its three PEM fields, the account's Lambda concurrency (what the
 environment reserves must leave the 100 Lambda keeps unreserved), and in prod the SES identity of
-the sender's domain, verified for sending. (A sender at an example domain or a missing gateway URL already
-stop the synthesis, see cdk/app.py.) Each problem is one line; the exit status is 1 if any.
+the sender's domain, verified for sending. (A sender at an example domain, a missing gateway URL or
+customer callback URL already stop the synthesis, see cdk/app.py.) Each problem is one line; the
+exit status is 1 if any.
 """
 
 import argparse

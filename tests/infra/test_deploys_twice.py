@@ -70,6 +70,7 @@ def test_state_machine_log_groups_are_unique_to_the_stack_instance(synthesized: 
     [
         ({"emailSender": "orders@example.com"}, "emailSender"),
         ({"paymentGatewayUrl": ""}, "paymentGatewayUrl"),
+        ({"customerCallbackUrls": ""}, "customerCallbackUrls"),
     ],
 )
 def test_prod_without_its_prerequisites_fails_with_one_clear_line(
