@@ -2,33 +2,72 @@
 
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 from aws_cdk import App, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from cdk import constants as c
+from cdk.capabilities.identity import CustomerApp
 from cdk.stacks import DataStack, DeploymentOptions, EdgeStack, NetworkStack, ObservabilityStack, SagaStack
 
 DEFAULT_SENDER = "orders@example.com"
 DEFAULT_REGION = "us-east-1"
 # The reserved example domains (RFC 2606): a sender there can never be verified in SES.
 EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
+# Schemes a browser runs or reads itself: a redirect there would hand the code to a page.
+BROWSER_SCHEMES = ("javascript", "data", "file", "blob", "about", "vbscript")
+CALLBACK_URLS = (
+    "-c customerCallbackUrls=<where the hosted UI returns a signed-in shopper: https://..., or the "
+    "mobile app's own scheme such as com.example.shop://callback; comma-separated>"
+)
+LOGOUT_URLS = "-c customerLogoutUrls=<https://... or the app's own scheme; comma-separated>"
 
 
 class MissingContext(ValueError):
     """A context value production cannot run without; synthesis stops before building anything."""
 
 
+def redirect_refusal(url: str, env: str) -> str | None:
+    """Why the customer app may not be sent back to `url` (None: it may).
+
+    https:// with a host; a mobile app's own scheme followed by `:/` (RFC 8252's private-use
+    schemes, e.g. `com.example.shop://callback`); http://localhost only in dev, for an app run on
+    the developer's machine. Never a fragment (RFC 6749 §3.1.2) or a scheme the browser handles.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    on_this_machine = scheme == "http" and parts.hostname == "localhost" and env == "dev"
+    refusals = (
+        ("#" in url, "a fragment"),
+        (scheme == "https" and not parts.hostname, "no host"),
+        (scheme == "http" and not on_this_machine, "plain http (only http://localhost, and only in dev)"),
+        (not scheme or not url[len(scheme) + 1 :].startswith("/"), "neither https:// nor an app's scheme:/"),
+        (scheme in BROWSER_SCHEMES, f"the browser's own {scheme}: scheme"),
+    )
+    return next((why for refused, why in refusals if refused), None)
+
+
+def redirect_problems(setting: str, urls: tuple[str, ...], env: str) -> list[str]:
+    refused = [f"{url}: {why}" for url in urls if (why := redirect_refusal(url, env))]
+    return [f"{setting} (not {'; '.join(refused)})"] if refused else []
+
+
 def context_problems(options: DeploymentOptions) -> list[str]:
     """What keeps these options from a deployment: every environment names its payment gateway
-    (dev: the provider's test mode), and prod sends from a verified domain."""
+    (dev: the provider's test mode) and where the customer app signs in, and prod sends from a
+    verified domain."""
     problems = []
-    if options.config.name == "prod" and options.email_sender.rsplit("@", 1)[-1].lower() in EXAMPLE_DOMAINS:
+    env = options.config.name
+    if env == "prod" and c.sender_domain(options.email_sender).lower() in EXAMPLE_DOMAINS:
         problems.append(
             f"-c emailSender=<an address of your SES-verified domain> (not {options.email_sender})"
         )
     if not options.payment_gateway_url.startswith("https://"):
         problems.append("-c paymentGatewayUrl=https://<your payment gateway's API, its test mode for dev>")
+    callbacks = options.customer_app.callback_urls
+    problems += redirect_problems(CALLBACK_URLS, callbacks, env) if callbacks else [CALLBACK_URLS]
+    problems += redirect_problems(LOGOUT_URLS, options.customer_app.logout_urls, env)
     return problems
 
 
@@ -37,11 +76,20 @@ def options_from_context(app: App) -> DeploymentOptions:
         value = app.node.try_get_context(key)
         return default if value is None else str(value)
 
+    def urls(key: str) -> tuple[str, ...]:
+        """A list in cdk.json, or comma-separated on the command line (`-c key=a,b`)."""
+        value = app.node.try_get_context(key) or ""
+        items = value if isinstance(value, list) else str(value).split(",")
+        return tuple(url for url in (str(item).strip() for item in items) if url)
+
     options = DeploymentOptions(
         config=c.environment_config(context("env", "dev")),
         region=context("region", DEFAULT_REGION),
         email_sender=context("emailSender", DEFAULT_SENDER),
         payment_gateway_url=context("paymentGatewayUrl", ""),
+        customer_app=CustomerApp(
+            callback_urls=urls("customerCallbackUrls"), logout_urls=urls("customerLogoutUrls")
+        ),
     )
     problems = context_problems(options)
     if problems:

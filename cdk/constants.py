@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import Aws, Duration, Fn, RemovalPolicy
+from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_logs as logs
 
 from order_saga import manifest
@@ -56,7 +57,7 @@ EDGE_LATENCY_METRIC = "grpc_server_handling_seconds"
 # Codes that mean the server failed (not the client): they page someone.
 EDGE_ERROR_CODES = ("INTERNAL", "UNKNOWN", "UNAVAILABLE", "DEADLINE_EXCEEDED")
 
-# Cognito: the resource server and its scopes (the edge checks `orders:read` / `orders:write`).
+# Cognito: the resource server and its scopes (the edge checks them with the resource server's prefix).
 RESOURCE_SERVER_ID = manifest.RESOURCE_SERVER
 SCOPE_READ = manifest.SCOPE_READ
 SCOPE_WRITE = manifest.SCOPE_WRITE
@@ -96,6 +97,8 @@ class EnvironmentConfig:
     trace_sampling_rate: float  # the X-Ray sampling rule's fixed rate for the state machines
     removal_policy: RemovalPolicy  # for data: DESTROY in dev, SNAPSHOT/RETAIN in prod
     deletion_protection: bool
+    # The shoppers' user pool: PLUS adds threat protection (billed per monthly active user).
+    user_pool_plan: cognito.FeaturePlan
 
     @property
     def reserved_concurrency_total(self) -> int:
@@ -129,6 +132,7 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         trace_sampling_rate=1.0,
         removal_policy=RemovalPolicy.DESTROY,
         deletion_protection=False,
+        user_pool_plan=cognito.FeaturePlan.ESSENTIALS,
     ),
     "prod": EnvironmentConfig(
         name="prod",
@@ -150,6 +154,7 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         trace_sampling_rate=0.05,
         removal_policy=RemovalPolicy.SNAPSHOT,
         deletion_protection=True,
+        user_pool_plan=cognito.FeaturePlan.PLUS,
     ),
 }
 
@@ -159,6 +164,11 @@ ALARM_EVALUATION = Duration.minutes(5)
 def edge_tls_secret_name(env: str) -> str:
     """The secret with the edge's PEMs: a prerequisite, created by the operator (docs/deploy.md)."""
     return f"order-saga/{env}/edge-tls"
+
+
+def sender_domain(sender: str) -> str:
+    """The domain of an e-mail address: prod's SES identity, verified beforehand."""
+    return sender.rsplit("@", 1)[-1]
 
 
 def stack_instance_id() -> str:

@@ -63,6 +63,10 @@ PRICES = {
         "token request ($2.25 per 1,000)",
         "https://cur.vantage-api.com/aws/amazoncognito/user-pools-m2m/cupm2mtokenrequestsfull",
     ),
+    # The user pool's feature plans, per monthly active user (a third-party transcription of the
+    # pricing page; not verified on the AWS page here). Essentials' first 10,000 are free.
+    "cognito_mau_essentials": Price(0.015, "monthly active user, Essentials", PRICING_PAGE.format("cognito")),
+    "cognito_mau_plus": Price(0.020, "monthly active user, Plus", PRICING_PAGE.format("cognito")),
     "sfn_transition": Price(0.000025, "state transition, Standard", PRICING_PAGE.format("step-functions")),
     "lambda_request": Price(0.0000002, "request", PRICING_PAGE.format("lambda")),
     "lambda_gb_second": Price(0.0000133334, "GB-second, arm64", PRICING_PAGE.format("lambda")),
@@ -95,6 +99,9 @@ PROMETHEUS_SERIES_PER_TASK = 300  # the edge's counters and histogram buckets, p
 SCRAPE_SECONDS = 15
 XRAY_RESERVOIR_PER_SECOND = 1  # the sampling rule's reservoir
 TOKEN_CLIENTS = 1  # machine clients, each caching its one-hour token
+ORDERS_PER_ACTIVE_SHOPPER = 2  # a month: the shoppers who sign in (or refresh) are the user pool's MAU
+# The price of a monthly active user by the user pool's plan (`UserPoolTier`, Essentials if absent).
+MAU_PRICES = {"ESSENTIALS": "cognito_mau_essentials", "PLUS": "cognito_mau_plus"}
 KB_PER_GB = 1024 * 1024
 
 
@@ -245,11 +252,24 @@ def fixed_lines(stacks: list[dict[str, Any]]) -> list[Line]:
         "KMS keys": ("AWS::KMS::Key", "kms_key_month"),
         "Secrets": ("AWS::SecretsManager::Secret", "secret_month"),
         "Dashboards": ("AWS::CloudWatch::Dashboard", "dashboard_month"),
-        "Cognito M2M app clients": ("AWS::Cognito::UserPoolClient", "cognito_m2m_client_month"),
     }
     for item, (kind, key) in counted.items():
         n = len(resources(stacks, kind))
         lines.append(Line(item, f"{n}", cost(key, n), key))
+    # Only clients with the client-credentials grant are M2M; the customer app's are shoppers (MAU).
+    machines = [
+        client
+        for client in resources(stacks, "AWS::Cognito::UserPoolClient")
+        if "client_credentials" in client.get("AllowedOAuthFlows", [])
+    ]
+    lines.append(
+        Line(
+            "Cognito M2M app clients",
+            f"{len(machines)}",
+            cost("cognito_m2m_client_month", len(machines)),
+            "cognito_m2m_client_month",
+        )
+    )
     alarm_metrics = sum(
         len([m for m in a["Metrics"] if "MetricStat" in m]) if "Metrics" in a else 1
         for a in resources(stacks, "AWS::CloudWatch::Alarm")
@@ -263,6 +283,20 @@ def fixed_lines(stacks: list[dict[str, Any]]) -> list[Line]:
         )
     )
     return lines
+
+
+def shoppers_line(stacks: list[dict[str, Any]], orders: float) -> Line:
+    """The user pool's monthly active users, billed by its feature plan."""
+    (pool,) = resources(stacks, "AWS::Cognito::UserPool")
+    plan = str(pool.get("UserPoolTier", "ESSENTIALS"))
+    try:
+        key = MAU_PRICES[plan]
+    except KeyError:
+        raise UnknownPrice(f"no MAU price for the {plan} plan: add it to cdk/cost_estimate.py") from None
+    shoppers = orders / ORDERS_PER_ACTIVE_SHOPPER
+    return Line(
+        "Cognito active shoppers", f"{shoppers:,.0f} a month, {plan.title()} plan", cost(key, shoppers), key
+    )
 
 
 def sampled_traces(orders: float, fixed_rate: float) -> float:
@@ -316,6 +350,7 @@ def volume_lines(stacks: list[dict[str, Any]], orders: float, *, token_per_call:
             cost("ses_email", orders * EMAILS_PER_ORDER),
             "ses_email",
         ),
+        shoppers_line(stacks, orders),
         Line(
             "Cognito token requests",
             "one per call" if token_per_call else f"{TOKEN_CLIENTS} client caching its 1-hour token",

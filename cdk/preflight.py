@@ -4,8 +4,9 @@
 context as the app does (cdk.json, then `-c`), and checks what the stacks use but never create:
 the edge's TLS secret with its three PEM fields, the account's Lambda concurrency (what the
 environment reserves must leave the 100 Lambda keeps unreserved), and in prod the SES identity of
-the sender's domain, verified for sending. (A sender at an example domain or a missing gateway URL already
-stop the synthesis, see cdk/app.py.) Each problem is one line; the exit status is 1 if any.
+the sender's domain, verified for sending. (A sender at an example domain, a missing gateway URL or
+customer callback URL already stop the synthesis, see cdk/app.py.) Each problem is one line; the
+exit status is 1 if any.
 """
 
 import argparse
@@ -46,7 +47,7 @@ def tls_problems(secrets: Any, env: str) -> list[str]:
 
 
 def sender_problems(ses: Any, sender: str) -> list[str]:
-    domain = sender.rsplit("@", 1)[-1]
+    domain = c.sender_domain(sender)
     attributes = ses.get_identity_verification_attributes(Identities=[domain])["VerificationAttributes"]
     status = attributes.get(domain, {}).get("VerificationStatus", "absent")
     if status != "Success":

@@ -16,7 +16,7 @@ from cdk.capabilities.cache import Cache
 from cdk.capabilities.database import Database
 from cdk.capabilities.edge import EdgeDependencies, EdgeService
 from cdk.capabilities.email import Email
-from cdk.capabilities.identity import Identity
+from cdk.capabilities.identity import CustomerApp, Identity
 from cdk.capabilities.layers import Layers
 from cdk.capabilities.monitoring import Monitored, Monitoring
 from cdk.capabilities.network import Network
@@ -41,6 +41,7 @@ class DeploymentOptions:
     region: str  # the account stays open (any account the credentials name); the region is fixed
     email_sender: str
     payment_gateway_url: str  # https: the gateway the functions call (docs/payment-gateway.md)
+    customer_app: CustomerApp  # where the hosted UI sends shoppers back (docs/deploy.md)
 
 
 class OrderSagaStack(Stack):
@@ -173,7 +174,13 @@ class EdgeStack(OrderSagaStack):
         saga: SagaStack,
     ) -> None:
         super().__init__(scope, construct_id, options, "gRPC edge on ECS Fargate, NLB, Cognito")
-        self.identity = Identity(self, "Identity", config=options.config)
+        self.identity = Identity(
+            self,
+            "Identity",
+            config=options.config,
+            customer_app=options.customer_app,
+            email_sender=options.email_sender,
+        )
         self.edge = EdgeService(
             self,
             "Edge",
@@ -190,7 +197,9 @@ class EdgeStack(OrderSagaStack):
         )
         CfnOutput(self, "GrpcEndpoint", value=f"{self.edge.nlb.load_balancer_dns_name}:{c.NLB_TLS_PORT}")
         CfnOutput(self, "TokenUrl", value=self.identity.token_url)
-        CfnOutput(self, "ClientId", value=self.identity.client.user_pool_client_id)
+        CfnOutput(self, "AuthorizeUrl", value=self.identity.authorize_url)
+        CfnOutput(self, "ServiceClientId", value=self.identity.service_client.user_pool_client_id)
+        CfnOutput(self, "CustomerClientId", value=self.identity.customer_client.user_pool_client_id)
         CfnOutput(self, "UserPoolId", value=self.identity.user_pool.user_pool_id)
         CfnOutput(self, "PrometheusWorkspace", value=self.edge.prometheus.attr_workspace_id)
 

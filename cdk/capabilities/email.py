@@ -21,5 +21,5 @@ class Email(Construct):
         if config.name == "dev":
             self.identity = ses.EmailIdentity(self, "Sender", identity=ses.Identity.email(sender))
         else:
-            domain = sender.rsplit("@", 1)[-1]
+            domain = c.sender_domain(sender)
             self.identity = ses.EmailIdentity.from_email_identity_name(self, "Sender", domain)

@@ -80,3 +80,16 @@ def test_without_templates_the_script_says_what_to_run(
     assert out == ""
     assert err.strip().endswith("run `make synth` (CDK_ENV=dev|prod) first")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_shoppers_are_billed_by_the_plan_of_the_pool_and_only_machine_clients_as_m2m(
+    synthesized: Synthesized, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out, _ = run(capsys, "--cdk-out", str(synthesized.directory), "--orders", str(ORDERS))
+    # prod's pool is on Plus (threat protection), dev's on Essentials
+    per_shopper = 0.020 if synthesized.env == "prod" else 0.015
+    shoppers = ORDERS / cost_estimate.ORDERS_PER_ACTIVE_SHOPPER
+    assert amount(out, "Cognito active shoppers") == pytest.approx(shoppers * per_shopper, abs=0.01)
+    # Two app clients, one of them M2M: the customer app's tokens are paid for by its shoppers
+    assert len(synthesized.resources("Edge", "AWS::Cognito::UserPoolClient")) == 2
+    assert amount(out, "Cognito M2M app clients") == pytest.approx(6.00)

@@ -137,13 +137,6 @@ def test_edge_image_is_an_arm64_asset_without_local_state(synthesized: Synthesiz
         assert not (context / excluded).exists(), excluded
 
 
-def test_cognito_issues_tokens_with_the_order_scopes(synthesized: Synthesized) -> None:
-    server = only(synthesized.resources("Edge", "AWS::Cognito::UserPoolResourceServer"))["Properties"]
-    assert {s["ScopeName"] for s in server["Scopes"]} == {"orders:read", "orders:write"}
-    client = only(synthesized.resources("Edge", "AWS::Cognito::UserPoolClient"))["Properties"]
-    assert client["AllowedOAuthFlows"] == ["client_credentials"]
-
-
 def test_edge_task_role_starts_executions_and_reads_only_its_secrets(synthesized: Synthesized) -> None:
     policies = synthesized.resources("Edge", "AWS::IAM::Policy")
     (task_policy,) = [p for k, p in policies.items() if k.startswith("EdgeTaskTaskRole")]

@@ -2,10 +2,7 @@
 a migration that must run again when it changes (what blocked a second deploy)."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -17,7 +14,7 @@ from aws_cdk import App
 from cdk import constants as c
 from cdk.app import options_from_context
 from cdk.stacks import DataStack, DeploymentOptions, NetworkStack, SagaStack
-from tests.support.synth import GATEWAY_CONTEXT, PROD_CONTEXT, Synthesized, cdk_context
+from tests.support.synth import GATEWAY_CONTEXT, PROD_CONTEXT, Synthesized, cdk_context, run_app
 
 CDK_JSON = json.loads((c.REPO_ROOT / "cdk.json").read_text())
 # Kept at the project's value: CloudFormation exports between the stacks (docs/decisions.md).
@@ -68,24 +65,12 @@ def test_state_machine_log_groups_are_unique_to_the_stack_instance(synthesized: 
         assert "AWS::StackId" in text
 
 
-def run_app(context: dict[str, Any], outdir: Path) -> subprocess.CompletedProcess[str]:
-    """`python -m cdk.app` as the CDK command line runs it, with `context`."""
-    env = os.environ | {"CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(outdir)}
-    return subprocess.run(
-        [sys.executable, "-m", "cdk.app"],
-        cwd=c.REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("missing", "named"),
     [
         ({"emailSender": "orders@example.com"}, "emailSender"),
         ({"paymentGatewayUrl": ""}, "paymentGatewayUrl"),
+        ({"customerCallbackUrls": ""}, "customerCallbackUrls"),
     ],
 )
 def test_prod_without_its_prerequisites_fails_with_one_clear_line(

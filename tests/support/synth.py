@@ -6,6 +6,8 @@ built dependencies layer) must exist: a missing one fails here with what to do, 
 
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +27,12 @@ ENVIRONMENTS = ("dev", "prod")
 REGION = "eu-west-1"
 # What every environment, and prod, refuse to synthesize without (docs/deploy.md, Prerequisites).
 GATEWAY_CONTEXT = {"paymentGatewayUrl": "https://payments.shop.test"}
-PROD_CONTEXT = GATEWAY_CONTEXT | {"emailSender": "orders@shop.test"}
+CUSTOMER_APP_CONTEXT = {
+    "customerCallbackUrls": "https://shop.test/signed-in,test.shop.app://callback",
+    "customerLogoutUrls": "https://shop.test/",
+}
+REQUIRED_CONTEXT = GATEWAY_CONTEXT | CUSTOMER_APP_CONTEXT
+PROD_CONTEXT = REQUIRED_CONTEXT | {"emailSender": "orders@shop.test"}
 
 
 def missing_inputs() -> list[str]:
@@ -58,7 +65,7 @@ class Synthesized:
 def cdk_context(env: str) -> dict[str, Any]:
     """The context `cdk synth` would pass (cdk.json's), with the environment under test."""
     context: dict[str, Any] = json.loads((c.REPO_ROOT / "cdk.json").read_text())["context"]
-    return context | {"env": env, "region": REGION} | (PROD_CONTEXT if env == "prod" else GATEWAY_CONTEXT)
+    return context | {"env": env, "region": REGION} | (PROD_CONTEXT if env == "prod" else REQUIRED_CONTEXT)
 
 
 def build_shipped_app(outdir: Path, env: str = "dev") -> "App":
@@ -71,6 +78,19 @@ def build_shipped_app(outdir: Path, env: str = "dev") -> "App":
     from cdk.app import build_app  # noqa: PLC0415 - after the inputs were checked
 
     return build_app(context=cdk_context(env), outdir=str(outdir))
+
+
+def run_app(context: dict[str, Any], outdir: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m cdk.app` as the CDK command line runs it, with `context`."""
+    env = os.environ | {"CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(outdir)}
+    return subprocess.run(
+        [sys.executable, "-m", "cdk.app"],
+        cwd=c.REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def synthesize(env: str, outdir: Path) -> Synthesized:
