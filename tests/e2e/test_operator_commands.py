@@ -74,8 +74,9 @@ def test_aws_up_on_a_running_stack_updates_in_place(stack: LocalStack, customer:
     before = stack.lam.list_event_source_mappings()["EventSourceMappings"]
     code, output = stack.operator("aws", "up")
     assert code == 0, output
-    assert output.splitlines()[:2] == [
+    assert output.splitlines()[:3] == [
         f"gateway: already running on 127.0.0.1:{stack.gateway_server.port}",
+        f"issuer: already running on 127.0.0.1:{stack.env['DEVSTACK_ISSUER_PORT']}",
         f"moto: already running on 127.0.0.1:{stack.aws.moto_port}",
     ]
     assert stack.lam.list_event_source_mappings()["EventSourceMappings"] == before
