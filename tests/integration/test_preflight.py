@@ -9,9 +9,12 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.awslambda.models import lambda_backends
+from moto.core import DEFAULT_ACCOUNT_ID
 
 from cdk import constants as c
 from cdk import preflight
+from order_saga.manifest import STATE_MACHINE_STEPS, resource_name
 
 REGION = "eu-west-1"
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -21,13 +24,14 @@ PROD = ["-c", "env=prod", "-c", f"region={REGION}", "-c", "emailSender=orders@sh
 @dataclass
 class LambdaQuota:
     """The account's Lambda concurrency, answered for GetAccountSettings, which moto does not
-    implement (the one call here that stands in for AWS by hand)."""
+    implement: the account's limit, less what moto's functions reserve (PutFunctionConcurrency)."""
 
     limit: int = 1000
-    unreserved: int = 1000
 
     def answer(self, **_: Any) -> tuple[Any, dict[str, Any]]:
-        limits = {"ConcurrentExecutions": self.limit, "UnreservedConcurrentExecutions": self.unreserved}
+        functions = lambda_backends[DEFAULT_ACCOUNT_ID][REGION].list_functions()
+        reserved = sum(int(fn.reserved_concurrency or 0) for fn in functions)
+        limits = {"ConcurrentExecutions": self.limit, "UnreservedConcurrentExecutions": self.limit - reserved}
         return SimpleNamespace(status_code=200), {"AccountLimit": limits}
 
 
@@ -98,7 +102,7 @@ def test_an_account_whose_concurrency_cannot_take_prods_reservation_is_refused(
     session: boto3.Session, quota: LambdaQuota, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given a new account's small quota: 400 concurrent executions, none reserved yet
-    quota.limit = quota.unreserved = 400
+    quota.limit = 400
     put_tls_secret(session, "prod", {"cert": PEM, "key": PEM, "client_ca": PEM})
     session.client("ses").verify_domain_identity(Domain="shop.test")
     # When prod (which reserves 400 for its steps) is checked, then it is refused, saying why
@@ -108,3 +112,35 @@ def test_an_account_whose_concurrency_cannot_take_prods_reservation_is_refused(
     # while dev, which reserves nothing, fits the same account
     put_tls_secret(session, "dev", {"cert": PEM, "key": PEM, "client_ca": PEM})
     assert preflight.main(["-c", "env=dev", "-c", f"region={REGION}"], session) == 0
+
+
+def deploy_functions(session: boto3.Session, env: str, reserved: int) -> None:
+    """The environment's steps as a deploy leaves them: each function reserving `reserved`."""
+    role = session.client("iam").create_role(RoleName=f"{env}-step", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    lam = session.client("lambda")
+    for step in STATE_MACHINE_STEPS:
+        name = resource_name(env, step)
+        lam.create_function(
+            FunctionName=name, Runtime="python3.12", Role=role, Handler="h.h", Code={"ZipFile": b"PK"}
+        )
+        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=reserved)
+
+
+def test_a_redeploy_counts_what_the_environment_already_reserves_as_free(
+    session: boto3.Session, quota: LambdaQuota, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an account of 600 where prod is deployed: its 8 steps reserve 50 each, 200 left
+    quota.limit = 600
+    deploy_functions(session, "prod", 50)
+    assert session.client("lambda").get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] == 200
+    put_tls_secret(session, "prod", {"cert": PEM, "key": PEM, "client_ca": PEM})
+    session.client("ses").verify_domain_identity(Domain="shop.test")
+    # When prod is checked again, its own 400 count as free: 600 - 400 leaves 200, enough
+    assert preflight.main(PROD, session) == 0, errors(capsys)
+    # while another account function reserving 150 more leaves 50 once prod reserves again
+    deploy_functions(session, "other", 0)
+    session.client("lambda").put_function_concurrency(
+        FunctionName=resource_name("other", STATE_MACHINE_STEPS[0]), ReservedConcurrentExecutions=150
+    )
+    assert preflight.main(PROD, session) == 1
+    assert "would leave 50 unreserved once prod reserves 400" in errors(capsys)[0]
