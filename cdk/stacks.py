@@ -159,6 +159,7 @@ class SagaStack(OrderSagaStack):
                 *(workflow.state_machine for workflow in self.workflows.values()),
             ],
         )
+        self.app_user_rotation = data.database.rotate_application_user(self, after=self.migration.trigger)
 
 
 class EdgeStack(OrderSagaStack):
