@@ -9,7 +9,6 @@ from cdk_nag import AwsSolutionsChecks
 from cdk import constants as c
 from cdk.stacks import DataStack, DeploymentOptions, EdgeStack, NetworkStack, ObservabilityStack, SagaStack
 
-DEFAULT_SENDER = "orders@example.com"
 DEFAULT_REGION = "us-east-1"
 # The reserved example domains (RFC 2606): a sender there can never be verified in SES.
 EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
@@ -19,14 +18,28 @@ class MissingContext(ValueError):
     """A context value production cannot run without; synthesis stops before building anything."""
 
 
+def sender_problem(sender: str) -> str | None:
+    """Why SES could never send from `sender` (none, or a reserved example domain), else None."""
+    local, at, domain = sender.rpartition("@")
+    if not (local and at and domain):
+        return (
+            "-c emailSender=<an address SES can verify: of your verified domain, or in dev your own mailbox>"
+        )
+    if domain.lower() in EXAMPLE_DOMAINS:
+        return (
+            f"-c emailSender=<an address SES can verify> (not {sender}: an example domain is never verified)"
+        )
+    return None
+
+
 def context_problems(options: DeploymentOptions) -> list[str]:
     """What keeps these options from a deployment: every environment names its payment gateway
-    (dev: the provider's test mode), and prod sends from a verified domain."""
+    (dev: the provider's test mode) and a sender SES can verify (dev: an address, prod: an
+    address of its verified domain)."""
     problems = []
-    if options.config.name == "prod" and options.email_sender.rsplit("@", 1)[-1].lower() in EXAMPLE_DOMAINS:
-        problems.append(
-            f"-c emailSender=<an address of your SES-verified domain> (not {options.email_sender})"
-        )
+    sender = sender_problem(options.email_sender)
+    if sender:
+        problems.append(sender)
     if not options.payment_gateway_url.startswith("https://"):
         problems.append("-c paymentGatewayUrl=https://<your payment gateway's API, its test mode for dev>")
     return problems
@@ -40,7 +53,7 @@ def options_from_context(app: App) -> DeploymentOptions:
     options = DeploymentOptions(
         config=c.environment_config(context("env", "dev")),
         region=context("region", DEFAULT_REGION),
-        email_sender=context("emailSender", DEFAULT_SENDER),
+        email_sender=context("emailSender", ""),
         payment_gateway_url=context("paymentGatewayUrl", ""),
     )
     problems = context_problems(options)

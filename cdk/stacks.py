@@ -105,8 +105,7 @@ class SagaStack(OrderSagaStack):
                 url=options.payment_gateway_url,
                 secret=gateway_secret,
             ),
-            email=self.email.identity,
-            email_sender=options.email_sender,
+            email=self.email,
             notification_queue=self.queues.notification_queue,
         )
         self.functions = {

@@ -115,7 +115,9 @@ class Database(Construct):
         self.app_rotation_sg = security_group(
             self, "AppUserRotation", vpc, "Rotation of the application user", egress=True
         )
-        self.instance.connections.allow_default_port_from(self.app_rotation_sg, "Rotation of the application user")
+        self.instance.connections.allow_default_port_from(
+            self.app_rotation_sg, "Rotation of the application user"
+        )
         acknowledge(
             app,
             "AwsSolutions-SMG4",
@@ -159,7 +161,9 @@ class Database(Construct):
                 "Deletion protection is on in prod; dev stacks must be destroyable by `make destroy`.",
             )
 
-    def rotate_application_user(self, scope: Construct, *, after: Construct) -> secretsmanager.RotationSchedule:
+    def rotate_application_user(
+        self, scope: Construct, *, after: Construct
+    ) -> secretsmanager.RotationSchedule:
         """The application user's rotation schedule (the multi-user scheme: it alternates with a
         clone the master's secret creates), built in `scope` and only `after` what creates the user.
 
