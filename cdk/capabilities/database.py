@@ -134,6 +134,9 @@ class Database(Construct):
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             security_groups=[self.proxy_sg],
             require_tls=True,
+            # MySQL 8.4 creates users with caching_sha2_password; the proxy logs clients in with
+            # the same scheme (docs/decisions.md).
+            client_password_auth_type=rds.ClientPasswordAuthType.MYSQL_CACHING_SHA2_PASSWORD,
         )
         acknowledge(
             self.proxy,
