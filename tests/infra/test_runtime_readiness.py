@@ -101,7 +101,9 @@ def test_two_database_logins_each_rotated_master_only_for_migrations(synthesized
     (proxy,) = synthesized.resources("Data", "AWS::RDS::DBProxy").values()
     assert len(proxy["Properties"]["Auth"]) == 2
     # MySQL 8.4's users log in with caching_sha2_password, and so do the proxy's clients
-    assert {a["ClientPasswordAuthType"] for a in proxy["Properties"]["Auth"]} == {"MYSQL_CACHING_SHA2_PASSWORD"}
+    assert {a["ClientPasswordAuthType"] for a in proxy["Properties"]["Auth"]} == {
+        "MYSQL_CACHING_SHA2_PASSWORD"
+    }
     # The migration function alone logs in as the master user, and creates the application user
     functions = synthesized.resources("Saga", "AWS::Lambda::Function").values()
     for function in functions:

@@ -57,7 +57,9 @@ def late_listener(target: tuple[str, int], delay: float) -> Iterator[int]:
 
 
 def credentials(settings: Settings, port: int) -> Credentials:
-    return Credentials("127.0.0.1", port, settings.mysql_user, settings.mysql_password, settings.mysql_database)
+    return Credentials(
+        "127.0.0.1", port, settings.mysql_user, settings.mysql_password, settings.mysql_database
+    )
 
 
 def test_the_migration_waits_for_a_server_that_answers_late(settings: Settings) -> None:
