@@ -81,7 +81,11 @@ def test_the_wait_is_bounded(settings: Settings) -> None:
     assert time.monotonic() - started < 3
 
 
+def never(seconds: float) -> None:
+    raise AssertionError(f"waited {seconds} s for an error no wait cures")
+
+
 def test_a_refused_login_is_not_waited_out(settings: Settings) -> None:
     creds = Credentials(settings.mysql_host, settings.mysql_port, "nobody", "wrong", settings.mysql_database)
     with pytest.raises(ConfigurationError, match="rejected user 'nobody'"):
-        wait_for_server(creds, budget=30, pause=5, sleep=pytest.fail)
+        wait_for_server(creds, budget=30, pause=5, sleep=never)
