@@ -41,6 +41,10 @@ LESS_THAN = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
 ERROR_RATE_PERCENT = 50
 MIN_CALLS = 20
 OLDEST_NOTIFICATION_SECONDS = 900
+# A rotation refuses each warm client's cached login once (it reads the secret again at once), and
+# no cached secret is older than SECRET_MAX_AGE (300 s): its failures fit in two 5-minute periods.
+# Failures in three periods in a row are something else (docs/decisions.md).
+PROXY_AUTH_FAILURE_PERIODS = 3
 
 
 @dataclass(frozen=True)
@@ -296,7 +300,9 @@ def _platform_alarms(m: Monitored, config: c.EnvironmentConfig) -> dict[str, Ala
                 statistic="Sum",
                 period=PERIOD,
             ),
-            "Clients fail to log in through RDS Proxy (a rotation gone wrong?)",
+            f"Clients fail to log in through RDS Proxy for {PROXY_AUTH_FAILURE_PERIODS * 5} minutes in a row "
+            "(a rotation's own failures end within one secret max-age: runbook docs/deploy.md, Passwords)",
+            periods=PROXY_AUTH_FAILURE_PERIODS,
         ),
         "RedisMemory": AlarmSpec(
             cloudwatch.Metric(
