@@ -18,11 +18,9 @@ from tests.support.waiting import Deadline
 def redis_server() -> Iterator[int]:
     """A private redis-server on a free port, its password `first`, stopped at the end."""
     port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--requirepass", "first"],  # fmt: skip
-        stdout=subprocess.DEVNULL,
-    )
+    options = {"port": str(port), "bind": "127.0.0.1", "save": "", "appendonly": "no", "requirepass": "first"}
+    command = ["redis-server", *(part for key, value in options.items() for part in (f"--{key}", value))]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     admin = redis.Redis(port=port, password="first")
 
     def answers() -> bool:
@@ -70,7 +68,9 @@ def test_a_token_still_refused_after_reading_it_again_fails(
 ) -> None:
     arn = secretsmanager.create_secret(Name="orders/redis-wrong", SecretString="not-the-token")["ARN"]
     client = create_redis(
-        settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{redis_server}/0", "redis_auth_secret_arn": arn})
+        settings.model_copy(
+            update={"redis_url": f"redis://127.0.0.1:{redis_server}/0", "redis_auth_secret_arn": arn}
+        )
     )
     with pytest.raises(redis.AuthenticationError):
         client.ping()
