@@ -56,7 +56,7 @@ def test_a_token_rotated_under_a_warm_client_is_read_again(
     admin = redis.Redis(port=redis_server, password="first")
     admin.config_set("requirepass", "second")
     secretsmanager.put_secret_value(SecretId=arn, SecretString="second")
-    admin.client_kill_filter(_id=warm)
+    admin.client_kill_filter(_id=str(warm))
     # Then the next command's new connection, refused with the cached token (WRONGPASS), reads
     # the secret again and goes through
     assert client.get("order:1") == "RESERVED"
