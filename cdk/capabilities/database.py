@@ -79,6 +79,9 @@ class Database(Construct):
             parameter_group=parameters,
             multi_az=config.db_multi_az,
             allocated_storage=config.db_allocated_storage_gb,
+            max_allocated_storage=config.db_max_allocated_storage_gb,
+            monitoring_interval=c.DB_MONITORING_INTERVAL,
+            enable_performance_insights=config.db_performance_insights,
             storage_type=rds.StorageType.GP3,
             storage_encrypted=True,
             backup_retention=Duration.days(config.db_backup_days),
@@ -88,6 +91,12 @@ class Database(Construct):
             iam_authentication=True,
             cloudwatch_logs_exports=["error", "slowquery"],
             cloudwatch_logs_retention=config.log_retention,
+        )
+        acknowledge(
+            self.instance,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonRDSEnhancedMonitoringRole]",
+            "Enhanced Monitoring's own service-role policy: RDS writes the OS metrics to its log group.",
         )
         major_only = "RDS accepts the major version alone (docs/decisions.md); cfn-lint lists full versions."
         acknowledge(self.instance, "CloudFormation-Validate::E9006", major_only)
