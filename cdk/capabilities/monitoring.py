@@ -267,7 +267,8 @@ def alarm_specs(m: Monitored, config: c.EnvironmentConfig) -> dict[str, AlarmSpe
         ),
         "EmailBounceRate": AlarmSpec(
             ses_reputation("Reputation.BounceRate"),
-            f"SES bounce rate at {BOUNCE_RATE:.0%}: SES reviews the account at 5% and may pause sending at 10%",
+            f"SES bounce rate at {BOUNCE_RATE:.1%}: SES reviews the account at 5% and may pause "
+            "sending at 10%",
             threshold=BOUNCE_RATE,
         ),
         "EmailComplaintRate": AlarmSpec(
