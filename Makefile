@@ -133,8 +133,8 @@ $(LAYER_DEPS).built: pyproject.toml constraints.txt | $(VENV)/.installed
 layers: $(LAYER_DEPS).built ## Build the Lambda dependencies layer (arm64, Python 3.12, no Docker)
 
 # The CDK command line, pinned; `-c env=prod` selects production (default dev), CDK_ARGS passes
-# more context (every environment: CDK_ARGS="-c paymentGatewayUrl=https://... -c
-# customerCallbackUrls=https://...,<app scheme>://..."; prod also -c emailSender=...).
+# more context, which every environment needs: CDK_ARGS="-c emailSender=... -c
+# paymentGatewayUrl=https://... -c customerCallbackUrls=https://...,<app scheme>://...".
 CDK_ENV ?= dev
 CDK := npx --yes aws-cdk@2.1148.1
 synth: layers ## Synthesize the CloudFormation templates into cdk.out (offline, no Docker)

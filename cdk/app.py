@@ -11,7 +11,6 @@ from cdk import constants as c
 from cdk.capabilities.identity import CustomerApp
 from cdk.stacks import DataStack, DeploymentOptions, EdgeStack, NetworkStack, ObservabilityStack, SagaStack
 
-DEFAULT_SENDER = "orders@example.com"
 DEFAULT_REGION = "us-east-1"
 # The reserved example domains (RFC 2606): a sender there can never be verified in SES.
 EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
@@ -53,16 +52,29 @@ def redirect_problems(setting: str, urls: tuple[str, ...], env: str) -> list[str
     return [f"{setting} (not {'; '.join(refused)})"] if refused else []
 
 
+def sender_problem(sender: str) -> str | None:
+    """Why SES could never send from `sender` (none, or a reserved example domain), else None."""
+    local, at, domain = sender.rpartition("@")
+    if not (local and at and domain):
+        return (
+            "-c emailSender=<an address SES can verify: of your verified domain, or in dev your own mailbox>"
+        )
+    if domain.lower() in EXAMPLE_DOMAINS:
+        return (
+            f"-c emailSender=<an address SES can verify> (not {sender}: an example domain is never verified)"
+        )
+    return None
+
+
 def context_problems(options: DeploymentOptions) -> list[str]:
     """What keeps these options from a deployment: every environment names its payment gateway
-    (dev: the provider's test mode) and where the customer app signs in, and prod sends from a
-    verified domain."""
+    (dev: the provider's test mode), where the customer app signs in, and a sender SES can verify
+    (dev: an address, prod: an address of its verified domain)."""
     problems = []
     env = options.config.name
-    if env == "prod" and c.sender_domain(options.email_sender).lower() in EXAMPLE_DOMAINS:
-        problems.append(
-            f"-c emailSender=<an address of your SES-verified domain> (not {options.email_sender})"
-        )
+    sender = sender_problem(options.email_sender)
+    if sender:
+        problems.append(sender)
     if not options.payment_gateway_url.startswith("https://"):
         problems.append("-c paymentGatewayUrl=https://<your payment gateway's API, its test mode for dev>")
     callbacks = options.customer_app.callback_urls
@@ -85,7 +97,7 @@ def options_from_context(app: App) -> DeploymentOptions:
     options = DeploymentOptions(
         config=c.environment_config(context("env", "dev")),
         region=context("region", DEFAULT_REGION),
-        email_sender=context("emailSender", DEFAULT_SENDER),
+        email_sender=context("emailSender", ""),
         payment_gateway_url=context("paymentGatewayUrl", ""),
         customer_app=CustomerApp(
             callback_urls=urls("customerCallbackUrls"), logout_urls=urls("customerLogoutUrls")

@@ -81,6 +81,8 @@ class EnvironmentConfig:
     db_instance_type: str
     db_multi_az: bool
     db_allocated_storage_gb: int
+    db_max_allocated_storage_gb: int  # storage autoscaling's ceiling
+    db_performance_insights: bool  # not offered on the micro classes (docs/decisions.md)
     db_backup_days: int
     # MySQL's default max_connections on RDS: DBInstanceClassMemory / 12582880 (1 GiB: 85, 8 GiB: 683)
     db_max_connections: int
@@ -119,6 +121,8 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         db_instance_type="t4g.micro",
         db_multi_az=False,
         db_allocated_storage_gb=20,
+        db_max_allocated_storage_gb=40,
+        db_performance_insights=False,
         db_backup_days=1,
         db_max_connections=85,
         cache_node_type="cache.t4g.micro",
@@ -141,6 +145,8 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
         db_instance_type="m7g.large",
         db_multi_az=True,
         db_allocated_storage_gb=100,
+        db_max_allocated_storage_gb=500,
+        db_performance_insights=True,
         db_backup_days=14,
         db_max_connections=683,
         cache_node_type="cache.m7g.large",
@@ -159,6 +165,7 @@ ENVIRONMENTS: dict[str, EnvironmentConfig] = {
 }
 
 ALARM_EVALUATION = Duration.minutes(5)
+DB_MONITORING_INTERVAL = Duration.seconds(60)  # Enhanced Monitoring (OS metrics), every environment
 
 
 def edge_tls_secret_name(env: str) -> str:

@@ -106,8 +106,7 @@ class SagaStack(OrderSagaStack):
                 url=options.payment_gateway_url,
                 secret=gateway_secret,
             ),
-            email=self.email.identity,
-            email_sender=options.email_sender,
+            email=self.email,
             notification_queue=self.queues.notification_queue,
         )
         self.functions = {
@@ -160,6 +159,7 @@ class SagaStack(OrderSagaStack):
                 *(workflow.state_machine for workflow in self.workflows.values()),
             ],
         )
+        self.app_user_rotation = data.database.rotate_application_user(self, after=self.migration.trigger)
 
 
 class EdgeStack(OrderSagaStack):

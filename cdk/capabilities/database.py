@@ -7,6 +7,7 @@ from aws_cdk import aws_backup as backup
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_rds as rds
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from cdk import constants as c
@@ -22,6 +23,12 @@ LOG_RETENTION_ACKS = {
         "CDK's log-retention helper sets retention on log groups RDS creates at run time, named by RDS."
     ),
 }
+
+ROTATE_EVERY = Duration.days(30)
+ROTATION_SUBNETS = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+# The characters an RDS password may not hold (what `DatabaseSecret` excludes when it generates
+# one): a rotation generates the next password with the same exclusions.
+RDS_EXCLUDED_CHARACTERS = " %+~`#$&*()|[]{}:;<>?!'/@\"\\"
 
 
 class Database(Construct):
@@ -72,6 +79,9 @@ class Database(Construct):
             parameter_group=parameters,
             multi_az=config.db_multi_az,
             allocated_storage=config.db_allocated_storage_gb,
+            max_allocated_storage=config.db_max_allocated_storage_gb,
+            monitoring_interval=c.DB_MONITORING_INTERVAL,
+            enable_performance_insights=config.db_performance_insights,
             storage_type=rds.StorageType.GP3,
             storage_encrypted=True,
             backup_retention=Duration.days(config.db_backup_days),
@@ -82,6 +92,12 @@ class Database(Construct):
             cloudwatch_logs_exports=["error", "slowquery"],
             cloudwatch_logs_retention=config.log_retention,
         )
+        acknowledge(
+            self.instance,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonRDSEnhancedMonitoringRole]",
+            "Enhanced Monitoring's own service-role policy: RDS writes the OS metrics to its log group.",
+        )
         major_only = "RDS accepts the major version alone (docs/decisions.md); cfn-lint lists full versions."
         acknowledge(self.instance, "CloudFormation-Validate::E9006", major_only)
         cfn_instance = self.instance.node.default_child
@@ -90,27 +106,32 @@ class Database(Construct):
         secret = self.instance.secret
         assert secret is not None  # generated above
         self.secret = secret  # the master user: migrations only
-        rotation_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
-        # No secret rotates as it is created: the application user exists only once the Saga stack's
-        # migration has run, and a first rotation before that fails (the schedule's first run
-        # comes 30 days later).
+        # No secret rotates as it is created (the schedule's first run comes 30 days later): a
+        # schedule without RotateImmediatelyOnUpdate rotates at once.
         self.rotation = self.instance.add_rotation_single_user(
-            automatically_after=Duration.days(30),
-            vpc_subnets=rotation_subnets,
+            automatically_after=ROTATE_EVERY,
+            vpc_subnets=ROTATION_SUBNETS,
             rotate_immediately_on_update=False,
         )
-        # The application's login: the migration function creates it with DML-only grants; the
-        # multi-user scheme rotates it (alternating with a clone) with the master's secret.
+        # The application's login: the migration function creates it with DML-only grants, and
+        # `rotate_application_user` schedules its rotation once that has run.
         app = rds.DatabaseSecret(
             self, "AppUserSecret", username=c.DATABASE_APP_USER, master_secret=self.secret
         )
         self.app_secret = app.attach(self.instance)
-        self.app_rotation = self.instance.add_rotation_multi_user(
-            "AppUser",
-            secret=self.app_secret,
-            automatically_after=Duration.days(30),
-            vpc_subnets=rotation_subnets,
-            rotate_immediately_on_update=False,
+        # Its rotation function's group lives here, beside the instance it may reach: the rule
+        # that lets it in is written in this stack, which the Saga stack depends on.
+        self.app_rotation_sg = security_group(
+            self, "AppUserRotation", vpc, "Rotation of the application user", egress=True
+        )
+        self.instance.connections.allow_default_port_from(
+            self.app_rotation_sg, "Rotation of the application user"
+        )
+        acknowledge(
+            app,
+            "AwsSolutions-SMG4",
+            "Rotated by the Saga stack's schedule (`rotate_application_user`), once its migration has "
+            "created the user.",
         )
         for kept in (master, app):
             kept.apply_removal_policy(config.kept_removal)
@@ -122,6 +143,9 @@ class Database(Construct):
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             security_groups=[self.proxy_sg],
             require_tls=True,
+            # MySQL 8.4 creates users with caching_sha2_password; the proxy logs clients in with
+            # the same scheme (docs/decisions.md).
+            client_password_auth_type=rds.ClientPasswordAuthType.MYSQL_CACHING_SHA2_PASSWORD,
         )
         acknowledge(
             self.proxy,
@@ -148,6 +172,34 @@ class Database(Construct):
                 "AwsSolutions-RDS10",
                 "Deletion protection is on in prod; dev stacks must be destroyable by `make destroy`.",
             )
+
+    def rotate_application_user(
+        self, scope: Construct, *, after: Construct
+    ) -> secretsmanager.RotationSchedule:
+        """The application user's rotation schedule (the multi-user scheme: it alternates with a
+        clone the master's secret creates), built in `scope` and only `after` what creates the user.
+
+        Even a schedule that waits tests itself when it is created (Secrets Manager runs the
+        rotation function's testSecret step), and that step logs in as a user the Data stack
+        cannot have created: the migration in the Saga stack creates it. A hosted rotation, since
+        its schedule and its function are then both written in `scope`, not beside the secret.
+        """
+        schedule = secretsmanager.RotationSchedule(
+            scope,
+            "AppUserRotation",
+            secret=self.app_secret,
+            hosted_rotation=secretsmanager.HostedRotation.mysql_multi_user(
+                master_secret=self.secret,
+                vpc=self.instance.vpc,
+                vpc_subnets=ROTATION_SUBNETS,
+                security_groups=[self.app_rotation_sg],
+                exclude_characters=RDS_EXCLUDED_CHARACTERS,
+            ),
+            automatically_after=ROTATE_EVERY,
+            rotate_immediately_on_update=False,
+        )
+        schedule.node.add_dependency(after)
+        return schedule
 
     def _backup_plan(self, config: c.EnvironmentConfig) -> None:
         """Daily backups kept 35 days and monthly ones kept a year, besides RDS's own window."""

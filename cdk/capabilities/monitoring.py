@@ -41,6 +41,15 @@ LESS_THAN = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
 ERROR_RATE_PERCENT = 50
 MIN_CALLS = 20
 OLDEST_NOTIFICATION_SECONDS = 900
+# A rotation refuses each warm client's cached login once (it reads the secret again at once), and
+# no cached secret is older than SECRET_MAX_AGE (300 s): its failures fit in two 5-minute periods.
+# Failures in three periods in a row are something else (docs/decisions.md).
+PROXY_AUTH_FAILURE_PERIODS = 3
+GIB = 1024**3
+FREE_STORAGE_PERCENT = 10
+# SES's account-level reputation (AWS/SES, no dimensions), alarmed at half of where SES starts a review.
+BOUNCE_RATE = 0.025
+COMPLAINT_RATE = 0.0005
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,11 @@ def edge_errors() -> cloudwatch.MathExpression:
         label="edge server errors",
         period=PERIOD,
     )
+
+
+def ses_reputation(name: str) -> cloudwatch.Metric:
+    """The account's SES reputation rate `name` (a fraction, published by SES)."""
+    return cloudwatch.Metric(namespace="AWS/SES", metric_name=name, statistic="Maximum", period=PERIOD)
 
 
 def reconciliation_metric(name: str, statistic: str) -> cloudwatch.Metric:
@@ -251,6 +265,18 @@ def alarm_specs(m: Monitored, config: c.EnvironmentConfig) -> dict[str, AlarmSpe
             periods=3,
             missing=cloudwatch.TreatMissingData.BREACHING,
         ),
+        "EmailBounceRate": AlarmSpec(
+            ses_reputation("Reputation.BounceRate"),
+            f"SES bounce rate at {BOUNCE_RATE:.1%}: SES reviews the account at 5% and may pause "
+            "sending at 10%",
+            threshold=BOUNCE_RATE,
+        ),
+        "EmailComplaintRate": AlarmSpec(
+            ses_reputation("Reputation.ComplaintRate"),
+            f"SES complaint rate at {COMPLAINT_RATE:.2%}: SES reviews the account at 0.1% and may pause "
+            "sending at 0.5%",
+            threshold=COMPLAINT_RATE,
+        ),
         "EdgeServerErrors": AlarmSpec(
             edge_errors(), "The edge answered INTERNAL/UNKNOWN/UNAVAILABLE/DEADLINE_EXCEEDED"
         ),
@@ -296,7 +322,17 @@ def _platform_alarms(m: Monitored, config: c.EnvironmentConfig) -> dict[str, Ala
                 statistic="Sum",
                 period=PERIOD,
             ),
-            "Clients fail to log in through RDS Proxy (a rotation gone wrong?)",
+            f"Clients fail to log in through RDS Proxy for {PROXY_AUTH_FAILURE_PERIODS * 5} minutes in a row "
+            "(a rotation's own failures end within one secret max-age: runbook docs/deploy.md, Passwords)",
+            periods=PROXY_AUTH_FAILURE_PERIODS,
+        ),
+        "DatabaseFreeStorage": AlarmSpec(
+            m.database.metric_free_storage_space(period=PERIOD, statistic="Minimum"),
+            f"MySQL has less than {FREE_STORAGE_PERCENT}% of its {config.db_allocated_storage_gb} GB free "
+            f"(storage autoscaling grows it up to {config.db_max_allocated_storage_gb} GB; at the ceiling "
+            "it needs a person)",
+            threshold=config.db_allocated_storage_gb * GIB * FREE_STORAGE_PERCENT / 100,
+            comparison=LESS_THAN,
         ),
         "RedisMemory": AlarmSpec(
             cloudwatch.Metric(

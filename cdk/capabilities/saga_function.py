@@ -11,13 +11,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk import aws_ses as ses
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk import constants as c
 from cdk.capabilities.cache import Cache
 from cdk.capabilities.database import Database
+from cdk.capabilities.email import Email
 from cdk.capabilities.layers import PYTHON_JUNK, Layers
 from cdk.capabilities.network import Network
 from cdk.nag import acknowledge
@@ -58,8 +58,7 @@ class SagaResources:
     database: Database
     cache: Cache
     payment_gateway: PaymentGateway
-    email: ses.IEmailIdentity
-    email_sender: str
+    email: Email
     notification_queue: sqs.IQueue
 
 
@@ -93,8 +92,9 @@ def _payment_gateway(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:
 
 
 def _email(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:
-    r.email.grant_send_email(fn)
-    return {Setting.EMAIL_SENDER: r.email_sender}
+    assert isinstance(fn.role, iam.Role)  # SagaFunction gives each function a role of its own
+    r.email.grant_send(fn.role)
+    return {Setting.EMAIL_SENDER: r.email.sender}
 
 
 def _notification_queue(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:

@@ -14,7 +14,7 @@ from aws_cdk import App
 from cdk import constants as c
 from cdk.app import options_from_context
 from cdk.stacks import DataStack, DeploymentOptions, NetworkStack, SagaStack
-from tests.support.synth import GATEWAY_CONTEXT, PROD_CONTEXT, Synthesized, cdk_context, run_app
+from tests.support.synth import REQUIRED_CONTEXT, Synthesized, cdk_context, run_app
 
 CDK_JSON = json.loads((c.REPO_ROOT / "cdk.json").read_text())
 # Kept at the project's value: CloudFormation exports between the stacks (docs/decisions.md).
@@ -65,38 +65,34 @@ def test_state_machine_log_groups_are_unique_to_the_stack_instance(synthesized: 
         assert "AWS::StackId" in text
 
 
+@pytest.mark.parametrize("env", ["dev", "prod"])
 @pytest.mark.parametrize(
     ("missing", "named"),
     [
-        ({"emailSender": "orders@example.com"}, "emailSender"),
-        ({"paymentGatewayUrl": ""}, "paymentGatewayUrl"),
+        ({"emailSender": ""}, "emailSender=<an address SES can verify"),
+        (
+            {"emailSender": "orders@example.com"},
+            "not orders@example.com: an example domain is never verified",
+        ),
+        ({"emailSender": "orders"}, "emailSender=<an address SES can verify"),
+        ({"paymentGatewayUrl": ""}, "paymentGatewayUrl=https://"),
         ({"customerCallbackUrls": ""}, "customerCallbackUrls"),
     ],
 )
-def test_prod_without_its_prerequisites_fails_with_one_clear_line(
-    tmp_path: Path, missing: dict[str, str], named: str
+def test_an_environment_without_its_prerequisites_fails_with_one_clear_line(
+    tmp_path: Path, env: str, missing: dict[str, str], named: str
 ) -> None:
-    # Given prod's context with one prerequisite left at its default
-    context = cdk_context("prod") | missing
+    # Given the environment's context with one prerequisite left empty or at an example value
+    context = cdk_context(env) | missing
     # When the app is run as `cdk synth` runs it
     result = run_app(context, tmp_path)
-    # Then it stops before synthesizing anything, with one line naming the setting
+    # Then it stops before synthesizing anything, with one line naming the setting: no
+    # environment runs without a real gateway's API, nor a sender SES can verify
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("b'")]
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: prod needs")
+    assert lines[0].startswith(f"error: {env} needs -c ")
     assert named in lines[0]
-    assert not list(tmp_path.glob("*.template.json"))
-
-
-def test_dev_without_a_payment_gateway_fails_with_one_clear_line(tmp_path: Path) -> None:
-    # Given dev's context as cdk.json has it: no gateway named
-    context = cdk_context("dev") | {"paymentGatewayUrl": ""}
-    # When the app is run as `cdk synth` runs it
-    result = run_app(context, tmp_path)
-    # Then it stops naming the setting: no environment runs without a real gateway's API
-    assert result.returncode == 1
-    assert "error: dev needs -c paymentGatewayUrl=https://" in result.stderr
     assert not list(tmp_path.glob("*.template.json"))
 
 
@@ -109,11 +105,11 @@ def test_every_environment_calls_its_named_gateway_and_prod_sends_from_a_verifie
         for f in functions
         if "Environment" in f["Properties"]
     } - {None}
-    assert gateways == {GATEWAY_CONTEXT["paymentGatewayUrl"]}
+    assert gateways == {REQUIRED_CONTEXT["paymentGatewayUrl"]}
     identities = synthesized.resources("Saga", "AWS::SES::EmailIdentity")
     if synthesized.env == "prod":
         assert not identities  # the verified domain is a prerequisite, referred to, not created
-        assert f"identity/{PROD_CONTEXT['emailSender'].split('@')[1]}" in json.dumps(
+        assert f"identity/{REQUIRED_CONTEXT['emailSender'].split('@')[1]}" in json.dumps(
             synthesized.template("Saga")
         )
     else:
@@ -176,3 +172,25 @@ def test_a_changed_migration_changes_what_the_trigger_runs(
     # Then the trigger runs a new version of the migration function, so it runs again
     assert before != after
     assert "Version" in json.dumps(after)
+
+
+def test_the_notifier_may_send_from_the_sender_and_in_dev_to_the_sandboxs_recipients(
+    synthesized: Synthesized,
+) -> None:
+    sends = [
+        statement
+        for policy in synthesized.resources("Saga", "AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "ses:SendEmail" in statement["Action"]
+    ]
+    [statement] = sends  # the notifier's, and no other function's
+    resource = json.dumps(statement["Resource"])
+    if synthesized.env == "dev":
+        # the SES sandbox authorizes a send against each recipient's identity too
+        assert resource.endswith(':identity/*"]]}')
+        assert statement["Condition"] == {
+            "StringEquals": {"ses:FromAddress": REQUIRED_CONTEXT["emailSender"]}
+        }
+    else:
+        assert resource.endswith(f':identity/{REQUIRED_CONTEXT["emailSender"].split("@")[1]}"]]}}')
+        assert "Condition" not in statement

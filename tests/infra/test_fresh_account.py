@@ -66,3 +66,32 @@ def test_no_secret_rotates_as_it_is_created(synthesized: Synthesized) -> None:
     ]
     assert schedules
     assert [schedule.get("RotateImmediatelyOnUpdate") for schedule in schedules] == [False] * len(schedules)
+
+
+def depends_on(template: dict[str, Any], logical_id: str) -> set[str]:
+    """Every resource `logical_id` waits for, directly or through what it waits for."""
+    found: set[str] = set()
+    pending = [logical_id]
+    while pending:
+        resource = template["Resources"][pending.pop()]
+        direct = resource.get("DependsOn", [])
+        for needed in [direct] if isinstance(direct, str) else direct:
+            if needed not in found:
+                found.add(needed)
+                pending.append(needed)
+    return found
+
+
+def test_the_application_user_rotates_only_once_the_migration_created_it(synthesized: Synthesized) -> None:
+    # The schedule tests itself as it is created (testSecret logs in as the user): it must come
+    # after the trigger that runs the migration, which creates the user, in the same stack.
+    saga = synthesized.template("Saga")
+    [trigger] = synthesized.resources("Saga", "Custom::Trigger")
+    schedules = synthesized.resources("Saga", "AWS::SecretsManager::RotationSchedule")
+    [(schedule_id, schedule)] = [
+        (k, v) for k, v in schedules.items() if "AppUserSecret" in json.dumps(v["Properties"]["SecretId"])
+    ]
+    assert schedule["Properties"]["HostedRotationLambda"]["RotationType"] == "MySQLMultiUser"
+    assert trigger in depends_on(saga, schedule_id)
+    data = synthesized.resources("Data", "AWS::SecretsManager::RotationSchedule").values()
+    assert ["AppUserSecret" in json.dumps(s["Properties"]["SecretId"]) for s in data] == [False]

@@ -12,7 +12,7 @@ from aws_cdk import App
 
 from cdk import constants as c
 from cdk.app import MissingContext, options_from_context
-from tests.support.synth import CUSTOMER_APP_CONTEXT, PROD_CONTEXT, Synthesized, cdk_context, run_app
+from tests.support.synth import CUSTOMER_APP_CONTEXT, REQUIRED_CONTEXT, Synthesized, cdk_context, run_app
 
 READ, WRITE, ACT_AS = (f"{c.RESOURCE_SERVER_ID}/{s}" for s in (c.SCOPE_READ, c.SCOPE_WRITE, c.SCOPE_ACT_AS))
 # The logical id of the machine client every deployed stack has: its client id and secret stay.
@@ -104,7 +104,7 @@ def test_prod_protects_sign_ins_and_mails_codes_through_its_domain(synthesized: 
         assert props["UserPoolAddOns"] == {"AdvancedSecurityMode": "ENFORCED"}
         email = props["EmailConfiguration"]
         assert email["EmailSendingAccount"] == "DEVELOPER"
-        assert email["From"] == PROD_CONTEXT["emailSender"]
+        assert email["From"] == REQUIRED_CONTEXT["emailSender"]
         assert json.dumps(email["SourceArn"]).endswith(f':identity/{c.sender_domain(email["From"])}"]]}}')
     else:
         assert props["UserPoolTier"] == "ESSENTIALS"

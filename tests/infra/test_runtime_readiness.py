@@ -95,9 +95,15 @@ def test_two_database_logins_each_rotated_master_only_for_migrations(synthesized
     template = dump(secrets[app[0]])
     assert f'\\"username\\":\\"{c.DATABASE_APP_USER}\\"' in template
     assert "masterarn" in template  # the multi-user rotation changes it with the master's login
-    assert len(synthesized.resources("Data", "AWS::SecretsManager::RotationSchedule")) == 2
+    # the master's schedule beside it, the application user's after the migration (test_fresh_account)
+    assert len(synthesized.resources("Data", "AWS::SecretsManager::RotationSchedule")) == 1
+    assert len(synthesized.resources("Saga", "AWS::SecretsManager::RotationSchedule")) == 1
     (proxy,) = synthesized.resources("Data", "AWS::RDS::DBProxy").values()
     assert len(proxy["Properties"]["Auth"]) == 2
+    # MySQL 8.4's users log in with caching_sha2_password, and so do the proxy's clients
+    assert {a["ClientPasswordAuthType"] for a in proxy["Properties"]["Auth"]} == {
+        "MYSQL_CACHING_SHA2_PASSWORD"
+    }
     # The migration function alone logs in as the master user, and creates the application user
     functions = synthesized.resources("Saga", "AWS::Lambda::Function").values()
     for function in functions:

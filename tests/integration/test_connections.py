@@ -162,7 +162,7 @@ def test_the_redis_auth_token_comes_from_secrets_manager(
 ) -> None:
     arn = secretsmanager.create_secret(Name="orders/redis", SecretString="token-123")["ARN"]
     client = create_redis(settings.model_copy(update={"redis_auth_secret_arn": arn}))
-    assert client.connection_pool.connection_kwargs["password"] == "token-123"
+    assert client.connection_pool.connection_kwargs["credential_provider"].get_credentials() == ("token-123",)
 
 
 def rotated_secret(settings: Settings, secretsmanager: SecretsManagerClient, max_age: int) -> Settings:

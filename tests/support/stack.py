@@ -29,8 +29,8 @@ from devstack.aws_settings import AwsStackSettings
 from devstack.gateway.process import PaymentGatewayServer
 from devstack.issuer.process import TokenIssuerServer
 from devstack.issuer.tokens import SERVICE_SCOPES
-from grpc_edge.auth import CUSTOMER_METADATA
 from devstack.wiring import GATEWAY_SECRET, queue_name
+from grpc_edge.auth import CUSTOMER_METADATA
 from grpc_edge.channel import open_channel
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc

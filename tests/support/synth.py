@@ -25,14 +25,13 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 ENVIRONMENTS = ("dev", "prod")
 REGION = "eu-west-1"
-# What every environment, and prod, refuse to synthesize without (docs/deploy.md, Prerequisites).
+# What every environment refuses to synthesize without (docs/deploy.md, Prerequisites).
 GATEWAY_CONTEXT = {"paymentGatewayUrl": "https://payments.shop.test"}
 CUSTOMER_APP_CONTEXT = {
     "customerCallbackUrls": "https://shop.test/signed-in,test.shop.app://callback",
     "customerLogoutUrls": "https://shop.test/",
 }
-REQUIRED_CONTEXT = GATEWAY_CONTEXT | CUSTOMER_APP_CONTEXT
-PROD_CONTEXT = REQUIRED_CONTEXT | {"emailSender": "orders@shop.test"}
+REQUIRED_CONTEXT = GATEWAY_CONTEXT | CUSTOMER_APP_CONTEXT | {"emailSender": "orders@shop.test"}
 
 
 def missing_inputs() -> list[str]:
@@ -65,7 +64,7 @@ class Synthesized:
 def cdk_context(env: str) -> dict[str, Any]:
     """The context `cdk synth` would pass (cdk.json's), with the environment under test."""
     context: dict[str, Any] = json.loads((c.REPO_ROOT / "cdk.json").read_text())["context"]
-    return context | {"env": env, "region": REGION} | (PROD_CONTEXT if env == "prod" else REQUIRED_CONTEXT)
+    return context | {"env": env, "region": REGION} | REQUIRED_CONTEXT
 
 
 def build_shipped_app(outdir: Path, env: str = "dev") -> "App":
