@@ -1,6 +1,6 @@
 """cdk-nag acknowledgements: every one names the rule and says why it does not apply."""
 
-from aws_cdk import Acknowledgment, Validations
+from aws_cdk import Acknowledgment, CfnElement, Stack, Validations
 from aws_cdk import aws_ecs as ecs
 from constructs import IConstruct
 
@@ -10,6 +10,13 @@ def acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     if not reason.strip():
         raise ValueError(f"an acknowledgement of {rule_id} needs a reason")
     Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
+
+
+def logical_id(construct: IConstruct) -> str:
+    """The logical id of a construct's CloudFormation resource (as a finding's `<Id.Arn>` names it)."""
+    resource = construct.node.default_child
+    assert isinstance(resource, CfnElement)
+    return Stack.of(construct).get_logical_id(resource)
 
 
 def acknowledge_task(task: ecs.TaskDefinition, plain_settings: str) -> None:

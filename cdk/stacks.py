@@ -113,7 +113,10 @@ class SagaStack(OrderSagaStack):
             spec.name: SagaFunction(self, spec.name, spec=spec, resources=resources) for spec in FUNCTIONS
         }
         targets = WorkflowTargets(
-            functions={spec.arn_substitution: self.functions[spec.name].function for spec in FUNCTIONS},
+            functions={
+                spec.arn_substitution: self.functions[spec.name].function.current_version
+                for spec in FUNCTIONS
+            },
             queues={
                 str(manifest.NOTIFICATION_QUEUE.substitution): self.queues.notification_queue,
                 str(manifest.COMPENSATION_DLQ.substitution): self.queues.compensation_dlq,
@@ -129,8 +132,8 @@ class SagaStack(OrderSagaStack):
             self,
             "Watchdog",
             function=self.functions[manifest.Step.SAGA_WATCHDOG].function,
-            order_saga=self.order_saga.state_machine,
-            order_cancellation=self.order_cancellation.state_machine,
+            order_saga=self.order_saga,
+            order_cancellation=self.order_cancellation,
             notification_queue=self.queues.notification_queue,
             compensation_dlq=self.queues.compensation_dlq,
         )
@@ -143,8 +146,8 @@ class SagaStack(OrderSagaStack):
             resources=resources,
             targets=OperatorTargets(
                 redriven=[self.functions[step].function for step in REDRIVEN_STEPS],
-                order_saga=self.order_saga.state_machine,
-                order_cancellation=self.order_cancellation.state_machine,
+                order_saga=self.order_saga,
+                order_cancellation=self.order_cancellation,
                 compensation_dlq=self.queues.compensation_dlq,
                 notification_dlq=self.queues.notification_dlq,
                 notification_queue=self.queues.notification_queue,
@@ -189,8 +192,8 @@ class EdgeStack(OrderSagaStack):
                 database=data.database,
                 cache=data.cache,
                 identity=self.identity,
-                order_saga=saga.order_saga.state_machine,
-                order_cancellation=saga.order_cancellation.state_machine,
+                order_saga=saga.order_saga,
+                order_cancellation=saga.order_cancellation,
                 compensation_dlq=saga.queues.compensation_dlq,
             ),
             config=options.config,

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from order_saga.workflow import execution_arn_for
+
 TARGET = "AWSStepFunctions.StartExecution"
 
 
@@ -57,7 +59,7 @@ class StepFunctionsEndpoint:
                 self.throttled += 1
                 return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
             self.started.append(body["name"])
-        arn = body["stateMachineArn"].replace(":stateMachine:", ":execution:", 1) + ":" + body["name"]
+        arn = execution_arn_for(body["stateMachineArn"], body["name"])
         return 200, {"executionArn": arn, "startDate": datetime.now(UTC).timestamp()}
 
 

@@ -17,7 +17,6 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_servicediscovery as servicediscovery
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk import constants as c
@@ -26,6 +25,7 @@ from cdk.capabilities.database import Database
 from cdk.capabilities.identity import Identity
 from cdk.capabilities.network import Network
 from cdk.capabilities.saga_function import database_environment
+from cdk.capabilities.workflow import Workflow
 from cdk.nag import acknowledge, acknowledge_task
 from order_saga.manifest import Setting
 
@@ -107,8 +107,8 @@ class EdgeDependencies:
     database: Database
     cache: Cache
     identity: Identity
-    order_saga: sfn.IStateMachine
-    order_cancellation: sfn.IStateMachine
+    order_saga: Workflow  # started through its alias
+    order_cancellation: Workflow
     compensation_dlq: sqs.IQueue  # its depth is one of the saga metrics the edge exports
 
 
@@ -209,8 +209,8 @@ class EdgeService(Construct):
                 **database_environment(deps.database),
                 Setting.REDIS_URL: deps.cache.url,
                 Setting.REDIS_AUTH_SECRET_ARN: deps.cache.auth_secret.secret_arn,
-                Setting.ORDER_SAGA_STATE_MACHINE_ARN: deps.order_saga.state_machine_arn,
-                Setting.ORDER_CANCELLATION_STATE_MACHINE_ARN: deps.order_cancellation.state_machine_arn,
+                Setting.ORDER_SAGA_STATE_MACHINE_ARN: deps.order_saga.alias_arn,
+                Setting.ORDER_CANCELLATION_STATE_MACHINE_ARN: deps.order_cancellation.alias_arn,
                 Setting.JWT_ISSUER: identity.issuer,
                 Setting.JWT_JWKS_URL: identity.jwks_url,
                 Setting.GRPC_PORT: str(c.GRPC_PORT),

@@ -16,12 +16,12 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk.capabilities.edge import edge_image
 from cdk.capabilities.saga_function import SagaResources, database_environment
 from cdk.capabilities.watchdog import grant_execution_reads
+from cdk.capabilities.workflow import Workflow
 from cdk.nag import acknowledge, acknowledge_task
 from order_saga.manifest import Setting
 
@@ -31,8 +31,8 @@ CONTAINER = "Operator"
 @dataclass(frozen=True)
 class OperatorTargets:
     redriven: Sequence[lambda_.IFunction]  # the compensation steps a DLQ re-drive invokes
-    order_saga: sfn.StateMachine
-    order_cancellation: sfn.StateMachine
+    order_saga: Workflow
+    order_cancellation: Workflow
     compensation_dlq: sqs.IQueue  # read, re-driven and emptied
     notification_dlq: sqs.IQueue  # read by the auditor
     notification_queue: sqs.IQueue  # a re-drive or a resolved order queues the owed notice
@@ -73,8 +73,8 @@ class OperatorTask(Construct):
                 Setting.REDIS_AUTH_SECRET_ARN: resources.cache.auth_secret.secret_arn,
                 Setting.PAYMENT_GATEWAY_URL: gateway.url,
                 Setting.PAYMENT_GATEWAY_SECRET_ARN: gateway.secret.secret_arn,
-                Setting.ORDER_SAGA_STATE_MACHINE_ARN: targets.order_saga.state_machine_arn,
-                Setting.ORDER_CANCELLATION_STATE_MACHINE_ARN: targets.order_cancellation.state_machine_arn,
+                Setting.ORDER_SAGA_STATE_MACHINE_ARN: targets.order_saga.alias_arn,
+                Setting.ORDER_CANCELLATION_STATE_MACHINE_ARN: targets.order_cancellation.alias_arn,
                 Setting.NOTIFICATION_QUEUE_URL: targets.notification_queue.queue_url,
                 Setting.COMPENSATION_DLQ_URL: targets.compensation_dlq.queue_url,
                 Setting.DEPLOYMENT_ENVIRONMENT: config.name,
@@ -97,7 +97,7 @@ class OperatorTask(Construct):
                 actions=["lambda:InvokeFunction"], resources=[fn.function_arn for fn in targets.redriven]
             )
         )
-        machines = (targets.order_saga, targets.order_cancellation)
+        machines = (targets.order_saga.state_machine, targets.order_cancellation.state_machine)
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["states:ListExecutions", "states:DescribeStateMachine"],

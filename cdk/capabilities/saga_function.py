@@ -4,7 +4,7 @@ permissions follow from the spec's `needs` and nothing else."""
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -176,6 +176,9 @@ class SagaFunction(Construct):
             reserved_concurrent_executions=(
                 config.step_reserved_concurrency if spec.name in STATE_MACHINE_STEPS else None
             ),
+            # `current_version` is a new version whenever code, layers or configuration change; the
+            # old one stays for the executions of older releases that still call it (workflow.py).
+            current_version_options=lambda_.VersionOptions(removal_policy=RemovalPolicy.RETAIN),
         )
         environment = dict(spec.all_environment)
         for need in sorted(spec.needs):

@@ -15,7 +15,7 @@ the alarm topic like every other alarm.
 
 from collections.abc import Sequence
 
-from aws_cdk import ArnFormat, CfnElement, Duration, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -23,10 +23,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
-from constructs import Construct, IConstruct
+from constructs import Construct
 
 from cdk.capabilities.schedule import run_every
-from cdk.nag import acknowledge
+from cdk.capabilities.workflow import Workflow
+from cdk.nag import acknowledge, logical_id
 from order_saga.manifest import Setting
 
 CLOSED_WRONG = ["FAILED", "TIMED_OUT", "ABORTED"]
@@ -64,13 +65,6 @@ def grant_execution_reads(role: iam.IRole, machines: Sequence[sfn.StateMachine],
         )
 
 
-def logical_id(construct: IConstruct) -> str:
-    """The logical id of a construct's CloudFormation resource."""
-    resource = construct.node.default_child
-    assert isinstance(resource, CfnElement)
-    return Stack.of(construct).get_logical_id(resource)
-
-
 class Watchdog(Construct):
     def __init__(
         self,
@@ -78,16 +72,16 @@ class Watchdog(Construct):
         construct_id: str,
         *,
         function: lambda_.Function,
-        order_saga: sfn.StateMachine,
-        order_cancellation: sfn.StateMachine,
+        order_saga: Workflow,
+        order_cancellation: Workflow,
         notification_queue: sqs.IQueue,
         compensation_dlq: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
-        machines = [order_saga, order_cancellation]
+        machines = [order_saga.state_machine, order_cancellation.state_machine]
         for key, value in {
-            Setting.ORDER_SAGA_STATE_MACHINE_ARN: order_saga.state_machine_arn,
-            Setting.ORDER_CANCELLATION_STATE_MACHINE_ARN: order_cancellation.state_machine_arn,
+            Setting.ORDER_SAGA_STATE_MACHINE_ARN: order_saga.alias_arn,
+            Setting.ORDER_CANCELLATION_STATE_MACHINE_ARN: order_cancellation.alias_arn,
             Setting.NOTIFICATION_QUEUE_URL: notification_queue.queue_url,
             Setting.COMPENSATION_DLQ_URL: compensation_dlq.queue_url,
         }.items():

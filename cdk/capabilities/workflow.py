@@ -2,12 +2,19 @@
 
 Each file's `${...}` placeholders decide both its substitutions and its role: the role may invoke
 exactly the functions the definition names and send to exactly the queues it names.
+
+Releases: the definition calls the functions' published versions (qualified ARNs), every deploy
+that changes the definition publishes a state machine version, and the alias `live` routes every
+new execution to it. An execution started through the alias runs its version's definition, so its
+version's functions, to the end: a deploy never swaps code under a running saga. Old versions of
+both are retained (docs/decisions.md: how long, and what deletes them).
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -16,8 +23,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk import constants as c
-from cdk.nag import acknowledge
-from order_saga.manifest import SUBSTITUTION, resource_name
+from cdk.nag import acknowledge, logical_id
+from order_saga.manifest import RELEASE_ALIAS, SUBSTITUTION, resource_name
 
 
 class UnknownSubstitution(ValueError):
@@ -33,7 +40,7 @@ def placeholders(path: Path) -> list[str]:
 
 @dataclass(frozen=True)
 class WorkflowTargets:
-    functions: Mapping[str, lambda_.IFunction]  # by substitution name, e.g. ProcessPaymentFunctionArn
+    functions: Mapping[str, lambda_.IVersion]  # by substitution name, e.g. ProcessPaymentFunctionArn
     queues: Mapping[str, sqs.IQueue]  # by substitution name, e.g. NotificationQueueUrl
 
 
@@ -66,11 +73,11 @@ class Workflow(Construct):
             removal_policy=config.kept_removal,
         )
         substitutions: dict[str, str] = {}
-        functions: list[lambda_.IFunction] = []
+        functions: list[lambda_.IVersion] = []
         queues: list[sqs.IQueue] = []
         for key in placeholders(definition):
             if key in targets.functions:
-                substitutions[key] = targets.functions[key].function_arn
+                substitutions[key] = targets.functions[key].function_arn  # the version's ARN
                 functions.append(targets.functions[key])
             elif key in targets.queues:
                 substitutions[key] = targets.queues[key].queue_url
@@ -98,12 +105,21 @@ class Workflow(Construct):
         )
         role = self.state_machine.role
         if functions:
-            # The definitions call the unqualified ARNs: no version or alias (`:*`) is granted.
+            # Every version of the named functions (`:*`): an execution of an older state machine
+            # version still calls the function versions it was published with, under this role.
             role.add_to_principal_policy(
                 iam.PolicyStatement(
-                    actions=["lambda:InvokeFunction"], resources=[fn.function_arn for fn in functions]
+                    actions=["lambda:InvokeFunction"],
+                    resources=[f"{fn.lambda_.function_arn}:*" for fn in functions],
                 )
             )
+            for fn in functions:
+                acknowledge(
+                    role,
+                    f"AwsSolutions-IAM5[Resource::<{logical_id(fn.lambda_)}.Arn>:*]",
+                    "Every version (`:*`) of a function the definition names: executions of older "
+                    "releases still call the versions they were published with.",
+                )
         for queue in queues:
             queue.grant_send_messages(role)
         if prod:
@@ -114,8 +130,52 @@ class Workflow(Construct):
                 "addresses, and level ALL bills every transition as log ingestion; the console's "
                 "execution history keeps every step for 90 days (docs/decisions.md).",
             )
+        self._release(name)
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",
             "Log delivery (logs:CreateLogDelivery, ...) and X-Ray's PutTraceSegments take no resource ARN.",
+        )
+
+    def _release(self, name: str) -> None:
+        """A version of the current revision (a new one whenever the revision changes: the version
+        is replaced, and the old one RETAINed for the executions still running on it), and the
+        alias every new execution starts through, 100% on that version."""
+        machine = self.state_machine.node.default_child
+        assert isinstance(machine, sfn.CfnStateMachine)
+        self.version = sfn.CfnStateMachineVersion(
+            self,
+            "Version",
+            state_machine_arn=self.state_machine.state_machine_arn,
+            state_machine_revision_id=machine.attr_state_machine_revision_id,
+            description=f"{name}: a release of the saga (its functions' versions)",
+        )
+        self.version.apply_removal_policy(RemovalPolicy.RETAIN)
+        self.alias = sfn.CfnStateMachineAlias(
+            self,
+            "Alias",
+            name=RELEASE_ALIAS,
+            state_machine_arn=self.state_machine.state_machine_arn,
+            description="Where new executions start: the latest release",
+            routing_configuration=[
+                sfn.CfnStateMachineAlias.RoutingConfigurationVersionProperty(
+                    state_machine_version_arn=self.version.attr_arn, weight=100
+                )
+            ],
+        )
+
+    @property
+    def alias_arn(self) -> str:
+        """What executions start through (the settings that name this state machine carry it)."""
+        return self.alias.attr_arn
+
+    def grant_start_execution(self, grantee: iam.IGrantable) -> None:
+        """StartExecution through the alias only. Step Functions authorizes a qualified ARN against
+        the state machine's own ARN; the qualifier condition narrows it to the alias, so neither an
+        unqualified start (the latest revision, no version) nor a version ARN is allowed."""
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["states:StartExecution"],
+            resource_arns=[self.state_machine.state_machine_arn],
+            conditions={"StringEquals": {"states:StateMachineQualifier": RELEASE_ALIAS}},
         )

@@ -122,9 +122,13 @@ def test_state_machine_role_invokes_exactly_the_named_functions_and_queues(
     invoking = [s["Resource"] for s in statements if "lambda:InvokeFunction" in s["Action"]]
     sent = refs([s["Resource"] for s in statements if "sqs:SendMessage" in s["Action"]])
     named = [v for k, v in substitutions.items() if k.endswith("FunctionArn")]
-    # The unqualified ARNs the definition calls, and no version or alias of them (`:*`)
+    # Every version (`:*`) of the functions whose versions the definition calls, and no other
+    versions = synthesized.resources("Saga", "AWS::Lambda::Version")
+    functions = [versions[version]["Properties"]["FunctionName"]["Ref"] for v in named for version in refs(v)]
     (resources,) = invoking
-    assert sorted(map(dump, resources)) == sorted(map(dump, named))
+    assert sorted(map(dump, resources)) == sorted(
+        dump({"Fn::Join": ["", [{"Fn::GetAtt": [function_id, "Arn"]}, ":*"]]}) for function_id in functions
+    )
     assert sent == {v["Ref"] for k, v in substitutions.items() if k.endswith("Url")}
 
 

@@ -83,6 +83,10 @@ class ConfigurationError(OrderSagaError):
     """The deployment is wrong (credentials, settings): retrying does not help, a person must act."""
 
 
+class NotAStateMachineArn(ConfigurationError):
+    """A setting that should name a state machine (or its alias or version) names something else."""
+
+
 TRANSIENT_ERRORS: tuple[type[TransientDependencyError], ...] = (
     DatabaseUnavailable,
     CacheUnavailable,

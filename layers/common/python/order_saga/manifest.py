@@ -17,6 +17,8 @@ LOCAL_ENVIRONMENT = "local"
 ENVIRONMENT_NAME = re.compile(r"^[a-z][a-z0-9]{1,15}$")
 
 STATE_MACHINE_DIR = Path(__file__).resolve().parents[4] / "statemachine"
+# The state machine alias every execution starts through: the latest release (docs/deploy.md).
+RELEASE_ALIAS = "live"
 # The ASL files' `${Name}` placeholders: one `${<Step>FunctionArn}` per function, and the queues.
 SUBSTITUTION = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 

@@ -43,10 +43,12 @@ class Settings(BaseSettings):
         "orders@example.com", description="SES identity the notification e-mails come from"
     )
     order_saga_state_machine_arn: str = Field(
-        "", description="ARN of the OrderSaga state machine that CreateOrder starts"
+        "",
+        description="ARN of the OrderSaga state machine's alias (the latest release) CreateOrder starts",
     )
     order_cancellation_state_machine_arn: str = Field(
-        "", description="ARN of the cancellation state machine that CancelOrder starts for a CONFIRMED order"
+        "",
+        description="ARN of the cancellation state machine's alias CancelOrder starts for a CONFIRMED order",
     )
     notification_queue_url: str = Field(
         "", description="SQS queue of the customer notices (the saga watchdog queues its notices there)"

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .db import Database
-from .errors import WorkflowUnavailable
+from .errors import NotAStateMachineArn, WorkflowUnavailable
 from .repository import log_step
 
 if TYPE_CHECKING:
@@ -15,9 +15,19 @@ else:
     SFNClient = Any
 
 
+def unqualified_arn(state_machine_arn: str) -> str:
+    """The state machine's own ARN, for its ARN or a version's (`...:stateMachine:<name>:7`) or an
+    alias's (`...:stateMachine:<name>:live`)."""
+    head, found, rest = state_machine_arn.partition(":stateMachine:")
+    if not found or not head.startswith("arn:") or not rest:
+        raise NotAStateMachineArn(f"not a state machine ARN: {state_machine_arn!r}")
+    return f"{head}{found}{rest.split(':', 1)[0]}"
+
+
 def execution_arn_for(state_machine_arn: str, name: str) -> str:
-    """The ARN Step Functions gives the execution `name` of a state machine (a documented format)."""
-    return f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
+    """The ARN Step Functions gives the execution `name` of a state machine (a documented format):
+    the same whether it was started through the state machine, a version or an alias."""
+    return f"{unqualified_arn(state_machine_arn).replace(':stateMachine:', ':execution:', 1)}:{name}"
 
 
 def start_execution(stepfunctions: SFNClient, state_machine_arn: str, order_id: str) -> str:

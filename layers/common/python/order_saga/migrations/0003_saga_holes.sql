@@ -7,6 +7,7 @@
 --   DLQ message, which a local moto restart loses);
 -- * orders.cancellation_execution_arn: the cancellation machine's execution, so "already
 --   started" is decided from its status and a stranded CANCELLING order can be found.
+-- widens: payments.status (CHARGING added; every earlier value stays)
 ALTER TABLE payments
   MODIFY status ENUM('CHARGING','SUCCESS','FAILED','REFUNDED') NOT NULL,
   ADD COLUMN idempotency_key VARCHAR(128) NULL AFTER currency;

@@ -2,6 +2,7 @@
 -- committed on its own, and becomes SENT with SES's message id once SES accepted the mail. Rows
 -- written before this migration were written after SES accepted their mail: they are SENT, and a
 -- row written without a status still means a sent notice. sent_at stays empty while SENDING.
+-- widens: notifications.sent_at (NOT NULL to NULL, same default)
 ALTER TABLE notifications
   ADD COLUMN status ENUM('SENDING','SENT') NOT NULL DEFAULT 'SENT' AFTER kind,
   ADD COLUMN claimant VARCHAR(128) NULL AFTER message_id,
