@@ -45,6 +45,8 @@ class LogEntry:
     status: str
     detail: str | None
     timestamp: datetime
+    customer_id: str | None  # whom the edge acted for (CreateOrder, CancelOrder)
+    client_id: str | None  # the app client that called
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,9 @@ def order_detail(database: Database, order_id: str) -> OrderDetail:
 
 def saga_log(cursor: Cursor, order_id: str) -> list[LogEntry]:
     cursor.execute(
-        "SELECT step, status, detail, `timestamp` FROM saga_log WHERE saga_id = %s ORDER BY id", (order_id,)
+        "SELECT step, status, detail, `timestamp`, customer_id, client_id FROM saga_log"
+        " WHERE saga_id = %s ORDER BY id",
+        (order_id,),
     )
     return [LogEntry(**row) for row in cursor.fetchall()]
 

@@ -67,6 +67,8 @@ def test_a_good_order_shows_every_forward_step_succeeded(
         assert graph[state] == "succeeded", state
     assert graph["RefundPayment"] == graph["ReleaseStock"] == graph["MarkOrderFailed"] == "not-visited"
     assert caught_edges_taken(browser) == 0
+    # the saga log names whom the edge acted for, and the app client that called
+    assert "for demo-user by order-saga-local-app" in browser.find_element(By.ID, "saga-log").text
     # the event table lists the history as Step Functions keeps it
     kinds = [
         cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#execution-1 .history td:nth-child(2)")
