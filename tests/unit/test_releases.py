@@ -2,7 +2,10 @@
 unpacked once, from the checkout or from another source tree."""
 
 import io
+import os
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -66,3 +69,16 @@ def test_a_package_is_unpacked_where_its_code_sha_names(releases_dir: Path) -> N
 def test_a_source_without_the_code_is_refused(tmp_path: Path) -> None:
     with pytest.raises(releases.ReleaseSourceError, match="not a source tree"):
         releases.package(STEP, tmp_path)
+
+
+def test_a_release_needs_a_running_stack(tmp_path: Path) -> None:
+    released = subprocess.run(
+        [sys.executable, "-m", "devstack", "release"],
+        env=os.environ | {"DEVSTACK_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert released.returncode == 1
+    assert "no local AWS stack" in released.stderr
+    assert "order-saga aws up" in released.stderr
