@@ -5,7 +5,9 @@ stands in for Cognito (devstack/issuer/) and moto
 (devstack/moto_server.py) on DEVSTACK_MOTO_PORT, creates every resource from the function
 definitions and the ASL files (devstack/wiring.py), with the gateway's API key in a secret, and
 writes the endpoint, the state machine ARNs, the queue URLs and the gateway's URL and secret to
-`.devstack/env`, with the issuer's URL and JWKS URL. It is separate from
+`.devstack/env`, with the issuer's URL and JWKS URL. Each wiring is a release (function versions,
+state machine versions, the alias `live`); `order-saga release` makes one on the running stack,
+from the checkout or another source tree. It is separate from
 `services up` because the MariaDB/Redis pair is useful alone (integration tests, migrations),
 while the AWS part needs the database first (the functions' secret points at it).
 """
@@ -13,6 +15,7 @@ while the AWS part needs the database first (the functions' secret points at it)
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from order_saga.settings import Settings
 
@@ -20,6 +23,7 @@ from .aws_settings import AwsStackSettings
 from .envfile import remove_env, update_env
 from .gateway.process import payment_gateway_server
 from .issuer.process import token_issuer_server
+from .paths import REPO_ROOT
 from .services import LocalServer, ServiceError
 
 
@@ -73,6 +77,24 @@ def aws_up(database: Settings, settings: AwsStackSettings | None = None) -> list
     return lines
 
 
+def release(
+    database: Settings, source: Path = REPO_ROOT, settings: AwsStackSettings | None = None
+) -> list[str]:
+    """Publish the functions' code of the source tree `source` on the running stack: new versions
+    of what changed, and the alias `live` on the state machine versions that call them. What runs
+    keeps running on the versions it started on. The definitions and the configuration come from
+    this checkout. What was published, one line each."""
+    from .wiring import GatewayAccess, wire  # noqa: PLC0415 - boto3 is only needed here
+
+    settings = settings or AwsStackSettings()
+    if not aws_running(settings):
+        raise ServiceError(f"no local AWS stack on {settings.endpoint_url}: start it (order-saga aws up)")
+    gateway = payment_gateway_server()
+    wiring = wire(settings, database, GatewayAccess(gateway.url, gateway.api_key), source)
+    update_env(**wiring.env())
+    return wiring.describe()
+
+
 def aws_down(settings: AwsStackSettings | None = None) -> list[str]:
     """Stop moto, the issuer and the gateway, and take their settings out of `.devstack/env` (they
     would point at nothing). The gateway's books and the issuer's keys stay for the next start."""
@@ -90,4 +112,4 @@ def aws_running(settings: AwsStackSettings | None = None) -> bool:
     return server.pid() is not None and server.is_healthy()
 
 
-__all__ = ["MotoServer", "ServiceError", "aws_down", "aws_running", "aws_up"]
+__all__ = ["MotoServer", "ServiceError", "aws_down", "aws_running", "aws_up", "release"]

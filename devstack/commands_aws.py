@@ -10,11 +10,13 @@ from order_ops.reporting import reporting
 from order_saga.settings import Settings
 
 from . import faults
-from .aws import aws_down, aws_running, aws_up
+from .aws import aws_down, aws_running, aws_up, release
 from .aws_settings import AwsStackSettings
+from .paths import REPO_ROOT
+from .releases import ReleaseSourceError
 from .services import ServiceError
 
-reported = reporting(ServiceError, faults.FaultPlanError)
+reported = reporting(ServiceError, faults.FaultPlanError, ReleaseSourceError)
 
 
 def env_value(key: str) -> str:
@@ -52,6 +54,23 @@ def aws_status_command() -> None:
     running = aws_running(settings)
     click.echo(f"moto: {'running on ' + settings.endpoint_url if running else 'stopped'}")
     sys.exit(0 if running else 1)
+
+
+@click.command("release")
+@click.option(
+    "--source",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=REPO_ROOT,
+    show_default="this checkout",
+    help="the source tree whose functions/ and layers/common/python are published (another checkout)",
+)
+@reported
+def release_command(source: Path) -> None:
+    """Publish a release on the running local stack, as a deploy does in AWS: a new version of each
+    function whose code changed, new state machine versions calling them, the alias live moved.
+    Executions already running finish on their own release."""
+    for line in release(Settings(), source.resolve()):
+        click.echo(line)
 
 
 @click.group(name="faults")
@@ -139,4 +158,4 @@ def faults_show() -> None:
         click.echo("no faults: every invocation runs normally")
 
 
-COMMANDS = (aws_group, faults_group)
+COMMANDS = (aws_group, faults_group, release_command)

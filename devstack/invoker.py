@@ -39,17 +39,21 @@ from order_saga import manifest
 from order_saga.functions import FUNCTIONS
 from order_saga.manifest import LOCAL_ENVIRONMENT
 
-from . import faults
+from . import faults, releases
 from .paths import REPO_ROOT, STATE_DIR
 
 LOG_DIR = STATE_DIR / "lambda"
 # Lambda gives a function's init (imports, clients) 10 s of its own, outside the invocation's
 # timeout; a loaded machine may need longer to start Python and import the handler.
 INIT_TIMEOUT_SECONDS = 60.0
+LATEST = "$LATEST"  # the unpublished function: what an unqualified ARN or name invokes
 HOLD_POLL_SECONDS = 0.05  # how often a held invocation looks whether its hold was cleared
 logger = logging.getLogger(__name__)
 
 Answer = tuple[str, bool, str]  # (payload, errored, logs): what moto's hook returns
+# The folders a worker imports from: the function's own first (its working directory, /var/task),
+# then the layer's (/opt/python) for a published version.
+Code = tuple[Path, ...]
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,8 @@ class Invocation:
     environment: dict[str, str]
     memory_mb: int = 128
     arn: str = ""
+    version: str = LATEST
+    code_sha256: str = ""  # of the published version's package (devstack/releases.py)
 
     @property
     def step(self) -> str:
@@ -74,6 +80,8 @@ class Invocation:
         """Workers are reused only for the same configuration (a changed environment gets new ones)."""
         return (
             self.function_name,
+            self.version,
+            self.code_sha256,
             self.handler,
             self.timeout_seconds,
             self.memory_mb,
@@ -109,7 +117,7 @@ def timed_out(request_id: str, timeout_seconds: float) -> Answer:
 class Worker:
     """One warm execution environment of one function configuration."""
 
-    def __init__(self, code_dir: Path, invocation: Invocation, base_env: dict[str, str]) -> None:
+    def __init__(self, code: Code, invocation: Invocation, base_env: dict[str, str]) -> None:
         env = (
             base_env
             | invocation.environment
@@ -117,7 +125,7 @@ class Worker:
                 "AWS_LAMBDA_FUNCTION_NAME": invocation.function_name,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(invocation.memory_mb),
                 "AWS_LAMBDA_FUNCTION_TIMEOUT": str(invocation.timeout_seconds),
-                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_VERSION": invocation.version,
                 "ORDER_SAGA_LOCAL_FUNCTION_ARN": invocation.arn,
                 "_HANDLER": invocation.handler,
                 "PYTHONUNBUFFERED": "1",
@@ -126,8 +134,8 @@ class Worker:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         with (LOG_DIR / f"{invocation.step}.log").open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own runtime module
-                [sys.executable, "-m", "devstack.lambda_runtime", str(code_dir), invocation.handler],
-                cwd=code_dir,
+                [sys.executable, "-m", "devstack.lambda_runtime", invocation.handler, *map(str, code)],
+                cwd=code[0],
                 env=env,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -210,28 +218,38 @@ class LocalInvoker:
 
     def invoke(self, invocation: Invocation, event: Any) -> Answer:
         request_id = str(uuid.uuid4())
-        code_dir = self.code_dirs.get(invocation.step)
-        if code_dir is None or not code_dir.is_dir():
-            reason = f"no code folder {code_dir}" if code_dir else "not in order_saga.functions.FUNCTIONS"
-            message = f"Unable to import module of {invocation.function_name!r}: {reason}"
+        code, missing = self._code_of(invocation)
+        if missing:
+            message = f"Unable to import module of {invocation.function_name!r}: {missing}"
             return error_answer("Runtime.ImportModuleError", message, request_id), True, ""
-        return self._meet_the_plan(
-            code_dir, invocation, event, request_id, timeout=invocation.timeout_seconds
-        )
+        return self._meet_the_plan(code, invocation, event, request_id, timeout=invocation.timeout_seconds)
+
+    def _code_of(self, invocation: Invocation) -> tuple[Code, str]:
+        """(the folders the invocation runs, why they cannot run if so). A published version runs
+        the code it was published with; $LATEST runs the checkout's folder (and the layer the
+        virtualenv installs from the checkout)."""
+        if invocation.version != LATEST:
+            code = releases.import_paths(invocation.code_sha256)
+            absent = [folder for folder in code if not folder.is_dir()]
+            return code, f"no code of version {invocation.version} in {absent[0]}" if absent else ""
+        folder = self.code_dirs.get(invocation.step)
+        if folder is None:
+            return (), "not in order_saga.functions.FUNCTIONS"
+        return (folder,), "" if folder.is_dir() else f"no code folder {folder}"
 
     def _meet_the_plan(
-        self, code_dir: Path, invocation: Invocation, event: Any, request_id: str, *, timeout: float
+        self, code: Code, invocation: Invocation, event: Any, request_id: str, *, timeout: float
     ) -> Answer:
         """Run the call, with the fault that hits it if any, within `timeout` seconds."""
         fault = faults.take_fault(invocation.step, event, self.faults_file)
         if fault is None:
-            return self._run(code_dir, invocation, event, request_id, timeout)
-        return self._run_with_fault(fault, code_dir, invocation, event, request_id, timeout=timeout)
+            return self._run(code, invocation, event, request_id, timeout)
+        return self._run_with_fault(fault, code, invocation, event, request_id, timeout=timeout)
 
     def _run_with_fault(
         self,
         fault: faults.Fault,
-        code_dir: Path,
+        code: Code,
         invocation: Invocation,
         event: Any,
         request_id: str,
@@ -245,27 +263,25 @@ class LocalInvoker:
             case faults.FaultKind.DELAY:
                 assert fault.delay_seconds is not None  # the model guarantees it
                 return self._run_late(
-                    fault.delay_seconds, code_dir, invocation, event, request_id, timeout=timeout
+                    fault.delay_seconds, code, invocation, event, request_id, timeout=timeout
                 )
             case faults.FaultKind.TIMEOUT:
                 started = time.monotonic()
-                self._run(code_dir, invocation, event, request_id, timeout)
+                self._run(code, invocation, event, request_id, timeout)
                 self.sleep(max(0.0, timeout - (time.monotonic() - started)))
                 return timed_out(request_id, timeout)
             case faults.FaultKind.DUPLICATE:
-                self._run(code_dir, invocation, event, request_id, timeout)
-                return self._run(code_dir, invocation, event, str(uuid.uuid4()), timeout)
+                self._run(code, invocation, event, request_id, timeout)
+                return self._run(code, invocation, event, str(uuid.uuid4()), timeout)
             case faults.FaultKind.SKIP:
                 return "{}", False, ""
             case faults.FaultKind.HOLD:
-                return self._run_when_released(
-                    fault, code_dir, invocation, event, request_id, timeout=timeout
-                )
+                return self._run_when_released(fault, code, invocation, event, request_id, timeout=timeout)
 
     def _run_late(
         self,
         delay: float,
-        code_dir: Path,
+        code: Code,
         invocation: Invocation,
         event: Any,
         request_id: str,
@@ -277,12 +293,12 @@ class LocalInvoker:
             self.sleep(timeout)
             return timed_out(request_id, timeout)
         self.sleep(delay)
-        return self._run(code_dir, invocation, event, request_id, timeout - delay)
+        return self._run(code, invocation, event, request_id, timeout - delay)
 
     def _run_when_released(
         self,
         hold: faults.Fault,
-        code_dir: Path,
+        code: Code,
         invocation: Invocation,
         event: Any,
         request_id: str,
@@ -297,13 +313,11 @@ class LocalInvoker:
                 return timed_out(request_id, timeout)
             self.sleep(HOLD_POLL_SECONDS)
         left = timeout - (time.monotonic() - started)
-        return self._meet_the_plan(code_dir, invocation, event, request_id, timeout=left)
+        return self._meet_the_plan(code, invocation, event, request_id, timeout=left)
 
-    def _run(
-        self, code_dir: Path, invocation: Invocation, event: Any, request_id: str, timeout: float
-    ) -> Answer:
+    def _run(self, code: Code, invocation: Invocation, event: Any, request_id: str, timeout: float) -> Answer:
         try:
-            worker = self._checkout(code_dir, invocation)
+            worker = self._checkout(code, invocation)
         except Throttled as exc:
             return error_answer(THROTTLED, f"Rate Exceeded. {exc}", request_id), True, ""
         try:
@@ -311,7 +325,7 @@ class LocalInvoker:
         finally:
             self._checkin(invocation, worker)
 
-    def _checkout(self, code_dir: Path, invocation: Invocation) -> Worker:
+    def _checkout(self, code: Code, invocation: Invocation) -> Worker:
         name = invocation.function_name
         with self._lock:
             over = self._wait_for_slot(name)
@@ -323,7 +337,7 @@ class LocalInvoker:
                 if worker.alive():
                     self._busy[worker] = name
                     return worker
-            worker = Worker(code_dir, invocation, self.base_env)
+            worker = Worker(code, invocation, self.base_env)
             self._busy[worker] = name
             return worker
 
@@ -369,6 +383,8 @@ def invocation_of(function: Any) -> Invocation:
         environment=dict(function.environment_vars or {}),
         memory_mb=int(function.memory_size),
         arn=function.function_arn,
+        version=str(function.version),
+        code_sha256=str(function.code_sha_256),
     )
 
 

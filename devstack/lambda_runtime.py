@@ -1,7 +1,9 @@
 """One Lambda execution environment: a worker process that runs one function's handler.
 
-The invoker starts it with the function's environment, its code folder first on `sys.path` (as
-`/var/task` is in Lambda) and `module.function` as the handler; the worker imports the handler
+The invoker starts it with the function's environment, `module.function` as the handler and the
+folders to import from, first on `sys.path` in that order: the function's code folder (as
+`/var/task` is in Lambda), then for a published version the layer's code of its release (as
+`/opt/python`; devstack/releases.py); the worker imports the handler
 once (the cold start) and then answers invocations one at a time, as a warm Lambda sandbox does.
 
 Protocol: one JSON line `{"ready": true}` on the original stdout once the handler is imported
@@ -104,8 +106,8 @@ def serve(handler_spec: str, requests: TextIO, answers: TextIO) -> None:
 
 
 def main() -> None:
-    code_dir, handler_spec = sys.argv[1], sys.argv[2]
-    sys.path.insert(0, code_dir)
+    handler_spec, folders = sys.argv[1], sys.argv[2:]
+    sys.path[0:0] = folders
     # Keep the real stdout for answers; whatever the function prints goes to its log (stderr).
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

@@ -4,7 +4,8 @@ Run as `python -m devstack.moto_server` by `order-saga aws up` (see devstack/aws
 serving it turns on moto's Step Functions execution (moto runs the ASL with its bundled
 interpreter), points the interpreter's own AWS calls at this server (MOTO_PORT), and installs
 the local Lambda invoker in place of moto's Docker runner, and its own SQS poller in place of
-moto's one-shot event-source delivery (devstack/sqs_poller.py).
+moto's one-shot event-source delivery (devstack/sqs_poller.py). Executions start through state
+machine versions and aliases as in AWS (devstack/moto_aliases.py: moto cannot run them itself).
 
 Two costs of moto's per execution are ours to remove, and this launcher removes them: the
 interpreter parses the ASL definition again for every execution (ANTLR, tens of milliseconds of
@@ -35,6 +36,7 @@ from typing import Any
 
 from .aws_settings import AwsStackSettings
 from .invoker import LocalInvoker, base_environment, default_concurrency, install
+from .moto_aliases import serve_versions_and_aliases
 from .paths import STATE_DIR
 from .sqs_poller import SqsPoller, stop_moto_push
 
@@ -158,6 +160,7 @@ def main() -> None:
     from moto.server import ThreadedMotoServer  # noqa: PLC0415
 
     enable_execution()
+    serve_versions_and_aliases()
     cache_parsed_definitions()
     reuse_task_clients()
     without_docker()

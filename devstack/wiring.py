@@ -4,12 +4,17 @@ The local stack is environment `local`: every function, state machine and queue 
 CDK gives an environment (`OrderSaga-local-RefundPayment`, from `order_saga.manifest`). Functions
 come from `order_saga.functions.FUNCTIONS`, the state machines from `statemachine/*.asl.json` with
 the same substitutions. Every call is idempotent: `aws up` on a running server updates what exists.
+
+Each wiring is a release, as a deploy is in AWS: a function whose code (devstack/releases.py)
+or configuration changed gets a new published version, the definitions name the functions'
+version ARNs, a changed definition publishes a new state machine version, and the alias `live`
+(`manifest.RELEASE_ALIAS`) routes to it. The edge and the watchdog start executions through the
+alias; executions already running finish on the versions they started on.
 """
 
-import io
 import json
-import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -29,10 +34,13 @@ from order_saga.settings import Settings
 from .asl import render
 from .aws_settings import AwsStackSettings
 from .paths import REPO_ROOT
+from .releases import Package, package, unpack
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_stepfunctions import SFNClient
+    from mypy_boto3_stepfunctions.type_defs import RoutingConfigurationListItemTypeDef
 
 
 DB_SECRET = manifest.secret_name(LOCAL_ENVIRONMENT, "mysql")
@@ -64,9 +72,21 @@ class GatewayAccess:
 
 
 @dataclass(frozen=True)
+class Published:
+    """A version the wiring runs: its ARN, and whether this wiring published it."""
+
+    arn: str
+    new: bool
+
+    def describe(self) -> str:
+        return f"{self.arn} ({'published' if self.new else 'unchanged'})"
+
+
+@dataclass(frozen=True)
 class Wiring:
-    function_arns: dict[str, str]  # by step
-    state_machine_arns: dict[str, str]  # by setting (ORDER_SAGA_STATE_MACHINE_ARN, ...)
+    function_versions: dict[str, Published]  # by step
+    state_machine_arns: dict[str, str]  # the alias ARNs, by setting (ORDER_SAGA_STATE_MACHINE_ARN, ...)
+    state_machine_versions: dict[str, Published]  # the versions the aliases route to, by setting
     notification_queue_url: str
     notification_dlq_url: str
     compensation_dlq_url: str
@@ -89,8 +109,11 @@ class Wiring:
 
     def describe(self) -> list[str]:
         return [
-            f"functions: {', '.join(sorted(self.function_arns))}",
-            *(f"state machine: {arn}" for arn in self.state_machine_arns.values()),
+            *(f"function: {published.describe()}" for _, published in sorted(self.function_versions.items())),
+            *(
+                f"state machine: {alias} -> {self.state_machine_versions[setting].describe()}"
+                for setting, alias in self.state_machine_arns.items()
+            ),
             f"queues: {self.notification_queue_url}, {self.compensation_dlq_url}",
         ]
 
@@ -136,18 +159,6 @@ def function_environment(
     if Needs.EMAIL in spec.needs:
         env[Setting.EMAIL_SENDER] = settings.email_sender
     return env | spec.all_environment
-
-
-def code_zip(spec: FunctionSpec) -> bytes:
-    """The function's folder as a deployment package (the local invoker runs the folder itself)."""
-    buffer = io.BytesIO()
-    folder = REPO_ROOT / spec.code_dir
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for path in sorted(folder.rglob("*.py")) if folder.is_dir() else []:
-            archive.write(path, path.relative_to(folder))
-        if not archive.namelist():
-            archive.writestr("README", f"code of {spec.name} lives in {spec.code_dir}")
-    return buffer.getvalue()
 
 
 def ensure_role(settings: AwsStackSettings, name: str, service: str) -> str:
@@ -199,7 +210,11 @@ def ensure_db_secret(settings: AwsStackSettings, database: Settings) -> str:
     return ensure_secret(settings, DB_SECRET, value, "Local MariaDB")
 
 
-def ensure_function(lam: "LambdaClient", spec: FunctionSpec, role: str, env: dict[str, str]) -> str:
+def ensure_function(
+    lam: "LambdaClient", spec: FunctionSpec, role: str, env: dict[str, str], code: Package
+) -> Published:
+    """The function with this configuration and code, and its version that runs them: a new one
+    when either changed (as CDK's `currentVersion`), else the latest published."""
     name = spec.deployed_name(LOCAL_ENVIRONMENT)
     config: dict[str, Any] = {
         "FunctionName": name,
@@ -211,12 +226,19 @@ def ensure_function(lam: "LambdaClient", spec: FunctionSpec, role: str, env: dic
         "Environment": {"Variables": env},
         "Runtime": RUNTIME,
     }
+    unpack(code)  # before the upload: a published version's code is always on disk
     try:
-        lam.get_function(FunctionName=name)
+        current = lam.get_function(FunctionName=name)["Configuration"]
     except ClientError:
-        created = lam.create_function(**config, Code={"ZipFile": code_zip(spec)}, Architectures=["arm64"])
-        return created["FunctionArn"]
-    return lam.update_function_configuration(**config)["FunctionArn"]
+        lam.create_function(**config, Code={"ZipFile": code.archive}, Architectures=["arm64"])
+    else:
+        if any(current.get(key) != value for key, value in config.items() if key != "FunctionName"):
+            lam.update_function_configuration(**config)
+        if current["CodeSha256"] != code.sha256:
+            lam.update_function_code(FunctionName=name, ZipFile=code.archive)
+    published_before = {v["Version"] for v in lam.list_versions_by_function(FunctionName=name)["Versions"]}
+    version = lam.publish_version(FunctionName=name)  # moto publishes only if something changed
+    return Published(version["FunctionArn"], version["Version"] not in published_before)
 
 
 def ensure_event_source(lam: "LambdaClient", function_name: str, queue_arn: str) -> None:
@@ -231,22 +253,58 @@ def ensure_event_source(lam: "LambdaClient", function_name: str, queue_arn: str)
     )
 
 
-def ensure_state_machine(settings: AwsStackSettings, name: str, definition: str, role: str) -> str:
-    sfn = client("stepfunctions", settings)
-    for machine in sfn.list_state_machines()["stateMachines"]:
-        if machine["name"] == name:
-            sfn.update_state_machine(stateMachineArn=machine["stateMachineArn"], definition=definition)
-            return str(machine["stateMachineArn"])
+def ensure_state_machine(sfn: "SFNClient", name: str, definition: str, role: str) -> tuple[str, Published]:
+    """(the alias ARN, the version it routes to) of the machine `name` with this definition: a
+    new version when the definition differs from the one the alias routes to."""
+    machine_arn = next(
+        (m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"] if m["name"] == name), None
+    )
+    if machine_arn is None:
+        created = sfn.create_state_machine(
+            name=name, definition=definition, roleArn=role, type="STANDARD", publish=True
+        )
+        return create_alias(sfn, created["stateMachineVersionArn"]), Published(
+            created["stateMachineVersionArn"], new=True
+        )
+    alias_arn = f"{machine_arn}:{manifest.RELEASE_ALIAS}"
+    try:
+        routes = sfn.describe_state_machine_alias(stateMachineAliasArn=alias_arn)["routingConfiguration"]
+    except sfn.exceptions.ResourceNotFound:
+        routes = []
+    live = [route["stateMachineVersionArn"] for route in routes]
+    if len(live) == 1 and sfn.describe_state_machine(stateMachineArn=live[0])["definition"] == definition:
+        return alias_arn, Published(live[0], new=False)
+    version = sfn.update_state_machine(stateMachineArn=machine_arn, definition=definition, publish=True)[
+        "stateMachineVersionArn"
+    ]
+    if routes:
+        sfn.update_state_machine_alias(stateMachineAliasArn=alias_arn, routingConfiguration=all_to(version))
+    else:
+        create_alias(sfn, version)
+    return alias_arn, Published(version, new=True)
+
+
+def all_to(version_arn: str) -> list["RoutingConfigurationListItemTypeDef"]:
+    """An alias's routing: every execution to this version (no canary, as in AWS)."""
+    return [{"stateMachineVersionArn": version_arn, "weight": 100}]
+
+
+def create_alias(sfn: "SFNClient", version_arn: str) -> str:
+    """The alias `live` of the version's machine, routing 100% to it."""
     return str(
-        sfn.create_state_machine(name=name, definition=definition, roleArn=role, type="STANDARD")[
-            "stateMachineArn"
+        sfn.create_state_machine_alias(name=manifest.RELEASE_ALIAS, routingConfiguration=all_to(version_arn))[
+            "stateMachineAliasArn"
         ]
     )
 
 
-def wire(settings: AwsStackSettings, database: Settings, gateway: GatewayAccess) -> Wiring:
+def wire(
+    settings: AwsStackSettings, database: Settings, gateway: GatewayAccess, source: Path = REPO_ROOT
+) -> Wiring:
+    """Every resource, with the functions' code taken from the source tree `source`."""
     sqs: SQSClient = client("sqs", settings)
     lam: LambdaClient = client("lambda", settings)
+    sfn: SFNClient = client("stepfunctions", settings)
     consumer_timeout = max(
         spec.timeout_seconds for spec in FUNCTIONS if Needs.NOTIFICATION_QUEUE in spec.needs
     )
@@ -277,42 +335,46 @@ def wire(settings: AwsStackSettings, database: Settings, gateway: GatewayAccess)
     }
 
     lambda_role = ensure_role(settings, LAMBDA_ROLE, "lambda.amazonaws.com")
-    function_arns = {
-        spec.name: ensure_function(
-            lam, spec, lambda_role, function_environment(spec, settings, database, made)
-        )
-        for spec in FUNCTIONS
-    }
+
+    def publish(spec: FunctionSpec, saga_control: dict[str, str] | None = None) -> Published:
+        env = function_environment(spec, settings, database, made, saga_control)
+        return ensure_function(lam, spec, lambda_role, env, package(spec, source))
+
+    # The watchdog reads the state machines, which need the other functions first: it is
+    # published last (no definition calls it).
+    steps = [spec for spec in FUNCTIONS if Needs.SAGA_CONTROL not in spec.needs]
+    functions = {spec.name: publish(spec) for spec in steps}
     for spec in FUNCTIONS:
         if Needs.NOTIFICATION_QUEUE in spec.needs:
             ensure_event_source(lam, spec.deployed_name(LOCAL_ENVIRONMENT), queue_arn)
 
-    substitutions = {manifest.arn_substitution(name): arn for name, arn in function_arns.items()} | {
+    # The definitions call function versions, as CDK's substitutions do (currentVersion).
+    substitutions = {manifest.arn_substitution(name): v.arn for name, v in functions.items()} | {
         str(NOTIFICATION_QUEUE.substitution): queue_url,
         str(COMPENSATION_DLQ.substitution): compensation_url,
     }
     states_role = ensure_role(settings, STATES_ROLE, "states.amazonaws.com")
     machines = {
         machine.setting.value: ensure_state_machine(
-            settings,
+            sfn,
             manifest.resource_name(LOCAL_ENVIRONMENT, machine.name),
             render(machine, substitutions),
             states_role,
         )
         for machine in manifest.STATE_MACHINES
     }
-    # The watchdog reads the state machines, which need the functions first: configured last.
-    saga_control = machines | {
+    aliases = {setting: alias for setting, (alias, _) in machines.items()}
+    saga_control = aliases | {
         NOTIFICATION_QUEUE.setting.value: queue_url,
         COMPENSATION_DLQ.setting.value: compensation_url,
     }
     for spec in FUNCTIONS:
         if Needs.SAGA_CONTROL in spec.needs:
-            env = function_environment(spec, settings, database, made, saga_control)
-            ensure_function(lam, spec, lambda_role, env)
+            functions[spec.name] = publish(spec, saga_control)
     return Wiring(
-        function_arns,
-        machines,
+        functions,
+        aliases,
+        {setting: version for setting, (_, version) in machines.items()},
         queue_url,
         dlq_url,
         compensation_url,

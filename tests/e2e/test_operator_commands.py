@@ -7,11 +7,12 @@ before the first step runs.
 """
 
 import json
+import re
 
 from devstack.wiring import DB_SECRET, queue_name
 from order_ops.executions import ExecutionPath
 from order_saga.functions import FUNCTIONS, function, substitution_names
-from order_saga.manifest import LOCAL_ENVIRONMENT, NOTIFICATION_DLQ, NOTIFICATION_QUEUE
+from order_saga.manifest import LOCAL_ENVIRONMENT, NOTIFICATION_DLQ, NOTIFICATION_QUEUE, RELEASE_ALIAS
 from tests.support.stack import Customer, LocalStack, transient_retries
 
 
@@ -57,11 +58,17 @@ def test_everything_is_wired_from_the_function_definitions(stack: LocalStack) ->
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     identities = stack.client("ses").list_identities()["Identities"]
     assert stack.aws.email_sender in identities
-    # The state machines run the ASL files with every substitution replaced
+    # The aliases route to state machine versions that run the ASL files with every substitution
+    # replaced, calling published function versions (as CDK's substitutions do)
     for arn in (stack.saga_arn, stack.cancellation_arn):
-        definition = stack.sfn.describe_state_machine(stateMachineArn=arn)["definition"]
+        assert arn.endswith(f":{RELEASE_ALIAS}")
+        definition = stack.sfn.describe_state_machine(stateMachineArn=stack.live_version(arn))["definition"]
         assert "${" not in definition
         assert all(name not in definition for name in substitution_names())
+        called = re.findall(r'"FunctionName":\s*"([^"]+)"', definition)
+        version = r"arn:aws:lambda:[^:]+:\d+:function:OrderSaga-local-\w+:\d+"
+        assert called
+        assert [arn for arn in called if not re.fullmatch(version, arn)] == []
     # and the stack's env file tells every tool where they are
     env_file = stack.stack_env()
     assert env_file["AWS_ENDPOINT_URL"] == stack.aws.endpoint_url

@@ -18,6 +18,7 @@ from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from order_ops import executions
 from order_saga.functions import function
 from order_saga.manifest import LOCAL_ENVIRONMENT
+from order_saga.workflow import unqualified_arn
 from tests.support.stack import HAPPY_PATH, INITIAL, Customer, LocalStack, wait_until
 
 # Seconds an OrderSaga execution may run in the tests that make one time out: far less than a
@@ -70,12 +71,18 @@ def wait_for_status(stack: LocalStack, execution_arn: str, status: str) -> None:
 
 @pytest.fixture
 def short_saga_timeout(stack: LocalStack) -> Iterator[None]:
-    """The stack's OrderSaga with a TimeoutSeconds of SHORT_EXECUTION_TIMEOUT, restored after."""
-    deployed = stack.sfn.describe_state_machine(stateMachineArn=stack.saga_arn)["definition"]
-    short = json.loads(deployed) | {"TimeoutSeconds": SHORT_EXECUTION_TIMEOUT}
-    stack.sfn.update_state_machine(stateMachineArn=stack.saga_arn, definition=json.dumps(short))
+    """The stack's OrderSaga with a TimeoutSeconds of SHORT_EXECUTION_TIMEOUT: a version of its own
+    that the alias routes to, rolled back (the alias to the deployed version) after."""
+    deployed = stack.live_version(stack.saga_arn)
+    definition = stack.sfn.describe_state_machine(stateMachineArn=deployed)["definition"]
+    short = json.loads(definition) | {"TimeoutSeconds": SHORT_EXECUTION_TIMEOUT}
+    published = stack.sfn.update_state_machine(
+        stateMachineArn=unqualified_arn(stack.saga_arn), definition=json.dumps(short), publish=True
+    )
+    stack.route(stack.saga_arn, published["stateMachineVersionArn"])
     yield
-    stack.sfn.update_state_machine(stateMachineArn=stack.saga_arn, definition=deployed)
+    stack.route(stack.saga_arn, deployed)
+    stack.sfn.update_state_machine(stateMachineArn=unqualified_arn(stack.saga_arn), definition=definition)
 
 
 def timed_out_in_process_payment(stack: LocalStack, customer: Customer) -> tuple[str, str]:

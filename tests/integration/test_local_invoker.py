@@ -1,6 +1,7 @@
 """The local Lambda invoker: real worker processes running a real handler module."""
 
 import json
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -10,8 +11,10 @@ from typing import Any
 
 import pytest
 
-from devstack import faults
+from devstack import faults, releases
 from devstack.invoker import Invocation, LocalInvoker
+from devstack.paths import REPO_ROOT
+from order_saga.functions import function
 from tests.support.waiting import Deadline
 
 FIXTURE = Path(__file__).parent / "lambda_fixture"
@@ -138,6 +141,58 @@ def test_runtime_failures_are_reported_like_lambda(invoker: LocalInvoker) -> Non
     assert (errored, json.loads(payload)["errorType"]) == (True, "Runtime.ImportModuleError")
     unknown = Invocation("Unknown", "handler.echo", 5, {})
     assert invoker.invoke(unknown, {})[1] is True
+
+
+RELEASED_HANDLER = """
+import os
+
+from order_saga import workflow
+
+
+def which(event, context):
+    return {
+        "mark": workflow.RELEASE_MARK,
+        "layer": workflow.__file__,
+        "version": os.environ["AWS_LAMBDA_FUNCTION_VERSION"],
+    }
+"""
+
+
+def test_a_published_version_runs_the_code_it_was_published_with(
+    invoker: LocalInvoker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two releases of ProcessPayment from a source tree whose shared layer differs between them
+    monkeypatch.setattr(releases, "RELEASES_DIR", tmp_path / "releases")
+    source = tmp_path / "source"
+    (source / "functions" / "payment").mkdir(parents=True)
+    (source / "functions" / "payment" / "handler.py").write_text(RELEASED_HANDLER)
+    shutil.copytree(REPO_ROOT / releases.LAYER_DIR, source / releases.LAYER_DIR)
+    workflow = source / releases.LAYER_DIR / "order_saga" / "workflow.py"
+    original = workflow.read_text()
+    published = {}
+    for version, mark in (("1", "one"), ("2", "two")):
+        workflow.write_text(f"{original}\nRELEASE_MARK = {mark!r}\n")
+        code = releases.package(function("ProcessPayment"), source)
+        releases.unpack(code)
+        published[version] = code.sha256
+    workflow.write_text(original)  # the source moved on: the versions keep what they were published with
+
+    # When each version is invoked, then it runs its own function folder and its own layer
+    for version, mark in (("1", "one"), ("2", "two")):
+        invocation = Invocation(
+            "ProcessPayment", "handler.which", 10, {}, version=version, code_sha256=published[version]
+        )
+        payload, errored, _ = invoker.invoke(invocation, {})
+        answer = json.loads(payload)
+        assert not errored, answer
+        assert (answer["mark"], answer["version"]) == (mark, version)
+        assert Path(answer["layer"]).is_relative_to(releases.code_folder(published[version]))
+    # and $LATEST still runs the checkout's folder
+    assert call(invoker, "echo", {})[0]["cwd"] == str(FIXTURE)
+    # A version whose code is not on disk cannot be imported, as Lambda reports it
+    gone = Invocation("ProcessPayment", "handler.which", 10, {}, version="3", code_sha256="AAAA")
+    payload, errored, _ = invoker.invoke(gone, {})
+    assert (errored, json.loads(payload)["errorType"]) == (True, "Runtime.ImportModuleError")
 
 
 def test_a_bad_module_is_an_import_error(invoker: LocalInvoker) -> None:

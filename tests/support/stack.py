@@ -233,9 +233,10 @@ class LocalStack:
         self.sfn = self.client("stepfunctions")
         self.sqs = self.client("sqs")
         self.lam = self.client("lambda")
-        machines = executions.machine_arns(self.sfn)
-        self.saga_arn = machines[ORDER_SAGA.name]
-        self.cancellation_arn = machines[ORDER_CANCELLATION.name]
+        # The aliases `live`, which the edge and the watchdog start executions through
+        written = self.stack_env()
+        self.saga_arn = written[ORDER_SAGA.setting]
+        self.cancellation_arn = written[ORDER_CANCELLATION.setting]
         self.dlq_url = self.sqs.get_queue_url(QueueName=queue_name(COMPENSATION_DLQ))["QueueUrl"]
         self.notification_queue_url = self.sqs.get_queue_url(QueueName=queue_name(NOTIFICATION_QUEUE))[
             "QueueUrl"
@@ -307,6 +308,17 @@ class LocalStack:
             stateMachineArn=machine, name=order_id, input=json.dumps({"order_id": order_id})
         )
         return str(started["executionArn"])
+
+    def live_version(self, alias_arn: str) -> str:
+        """The state machine version the alias routes every execution to."""
+        alias = self.sfn.describe_state_machine_alias(stateMachineAliasArn=alias_arn)
+        [route] = alias["routingConfiguration"]
+        return str(route["stateMachineVersionArn"])
+
+    def route(self, alias_arn: str, version_arn: str) -> None:
+        """Point the alias at this version (what a rollback does, docs/deploy.md)."""
+        routing = [{"stateMachineVersionArn": version_arn, "weight": 100}]
+        self.sfn.update_state_machine_alias(stateMachineAliasArn=alias_arn, routingConfiguration=routing)
 
     def execution_of(self, order_id: str, *, cancellation: bool = False) -> str:
         return execution_arn_for(self.cancellation_arn if cancellation else self.saga_arn, order_id)

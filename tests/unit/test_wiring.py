@@ -1,15 +1,13 @@
 """What the local stack gives each function, derived from its definition (no server needed)."""
 
-import io
 import os
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 from devstack.aws import MotoServer
 from devstack.aws_settings import AwsStackSettings
-from devstack.wiring import GatewayAccess, Wiring, code_zip, function_environment
+from devstack.wiring import GatewayAccess, Wiring, function_environment
 from order_saga.functions import FUNCTIONS, function
 from order_saga.settings import Settings
 
@@ -58,17 +56,13 @@ def test_only_the_watchdog_gets_the_state_machines_and_the_saga_queues() -> None
         assert (control.items() <= env.items()) == (spec.name == "SagaWatchdog"), spec.name
 
 
-def test_the_code_package_is_the_functions_folder() -> None:
-    names = zipfile.ZipFile(io.BytesIO(code_zip(function("ReserveStock")))).namelist()
-    assert "handler.py" in names
-
-
 def test_aws_down_removes_every_key_aws_up_writes(tmp_path: Path) -> None:
     # Given a state folder whose env file holds what `aws up` writes (the server's settings and
     # the wiring's) beside another part's setting
     machines = {"ORDER_SAGA_STATE_MACHINE_ARN": "a", "ORDER_CANCELLATION_STATE_MACHINE_ARN": "b"}
     written = (
-        MotoServer(AwsStackSettings()).env() | Wiring({}, machines, "q", "d", "c", "s", GATEWAY, "g").env()
+        MotoServer(AwsStackSettings()).env()
+        | Wiring({}, machines, {}, "q", "d", "c", "s", GATEWAY, "g").env()
     )
     (tmp_path / "env").write_text("".join(f"{k}={v}\n" for k, v in written.items()) + "MYSQL_HOST=kept\n")
     # When `order-saga aws down` runs on that folder (no moto of its own is running)
