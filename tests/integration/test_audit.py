@@ -38,6 +38,7 @@ from order_saga.steps.orders import confirm_order, mark_needs_attention, mark_or
 from order_saga.steps.payment import process_payment, refund_payment
 from tests.support.data import OrderFactory, claim_notice
 from tests.support.gateway import GatewayClient, charge_body, client_of
+from tests.support.moto_env import use_in_process_moto
 from tests.support.waiting import Deadline
 
 SENDER = "orders@example.com"
@@ -173,13 +174,7 @@ def world(
 ) -> Iterator[World]:
     with database.transaction() as cursor:
         cursor.execute("TRUNCATE TABLE notifications")  # not among the tables the fixture empties
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    use_in_process_moto(monkeypatch)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         sfn, sqs, ses = boto3.client("stepfunctions"), boto3.client("sqs"), boto3.client("ses")
         ses.verify_email_identity(EmailAddress=SENDER)

@@ -9,17 +9,12 @@ import pytest
 from moto import mock_aws
 
 from order_ops import dlq
+from tests.support.moto_env import use_in_process_moto
 
 
 @pytest.fixture
 def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    use_in_process_moto(monkeypatch)
     with mock_aws():
         yield boto3.client("sqs")
 

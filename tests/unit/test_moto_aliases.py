@@ -13,6 +13,7 @@ from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
 from devstack.moto_aliases import qualifier_of, serve_versions_and_aliases
+from tests.support.moto_env import use_in_process_moto
 
 ROLE = "arn:aws:iam::123456789012:role/States"
 ACCOUNT_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:Saga"
@@ -34,13 +35,7 @@ def sfn(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         (StepFunctionResponse, "describe_execution"),
     ):
         monkeypatch.setattr(owner, name, getattr(owner, name))  # restored after the test
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    use_in_process_moto(monkeypatch)
     serve_versions_and_aliases()
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         yield boto3.client("stepfunctions")

@@ -30,6 +30,7 @@ from tests.support.edge import (
     StateMachines,
     make_edge_settings,
 )
+from tests.support.moto_env import use_in_process_moto
 
 
 @pytest.fixture(scope="session")
@@ -41,13 +42,7 @@ def token_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalIssu
 
 @pytest.fixture
 def state_machines(monkeypatch: pytest.MonkeyPatch) -> Iterator[StateMachines]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # moto in-process answers, not a server
+    use_in_process_moto(monkeypatch)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": False}}):
         client = boto3.client("stepfunctions")
         arns = [
