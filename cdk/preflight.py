@@ -35,7 +35,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from cdk import constants as c
-from cdk.cost_estimate import EMAILS_PER_ORDER
+from cdk.order_paths import notices_per_order, repository_definitions
 from order_saga.manifest import STATE_MACHINE_STEPS, resource_name
 
 TLS_FIELDS = ("cert", "key", "client_ca")
@@ -105,10 +105,12 @@ def sender_problems(ses: Any, sender: str) -> list[str]:
     return []
 
 
-# The volume the prod account must be able to mail: a million orders a month at one e-mail each
-# (cdk/cost_estimate.py), as a day's share, and the rate of the notifier's concurrent senders.
+# The volume the prod account must be able to mail: a million orders a month at the e-mails an
+# order sends over the cost estimate's mix of outcomes (cdk/order_paths.py), as a day's share,
+# and the rate of the notifier's concurrent senders.
 EXPECTED_ORDERS_PER_MONTH = 1_000_000
-DAILY_EMAILS = math.ceil(EXPECTED_ORDERS_PER_MONTH * EMAILS_PER_ORDER / 30)
+EMAILS_PER_ORDER = notices_per_order(repository_definitions())
+DAILY_EMAILS = math.ceil(round(EXPECTED_ORDERS_PER_MONTH * EMAILS_PER_ORDER / 30, 6))
 EMAILS_PER_SECOND = c.NOTIFICATION_SENDERS * 10
 
 

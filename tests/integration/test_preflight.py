@@ -244,7 +244,7 @@ def test_prod_refuses_the_ses_sandbox_and_a_quota_below_the_expected_volume(
     found = errors(capsys)
     assert len(found) == 3
     assert "in the SES sandbox" in found[0]
-    assert "at most 200 e-mails a day; 1,000,000 orders a month need 33,334" in found[1]
+    assert "at most 200 e-mails a day; 1,000,000 orders a month need 34,000" in found[1]
     assert "at most 1 e-mails a second; the notifier sends up to 20" in found[2]
 
 
