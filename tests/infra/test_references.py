@@ -125,6 +125,20 @@ def test_replacing_a_used_resource_changes_only_its_producer(tmp_path: Path) -> 
     assert [o["Value"] for o in strong["Producer"]["Outputs"].values() if "Export" in o] == [{"Ref": queue}]
 
 
+def test_an_environment_deployed_with_exports_moves_off_them_in_two_deploys(tmp_path: Path) -> None:
+    # With `both` (the first deploy of an environment that has exports), the producer keeps its
+    # export while the consumer already reads the parameter, so no export in use is removed
+    both = two_stacks(tmp_path / "both", fifo=False, strength="both")
+    assert [o for o in both["Producer"]["Outputs"].values() if "Export" in o]
+    assert written(both["Producer"])
+    assert "Fn::ImportValue" not in dump(both["Consumer"])
+    assert read(both["Consumer"])
+    # The next deploy, with the project's `weak`, drops the export nobody imports any more
+    weak = two_stacks(tmp_path / "weak", fifo=False)
+    assert "Export" not in dump(weak["Producer"])
+    assert weak["Consumer"] == both["Consumer"]
+
+
 def test_a_reference_to_another_region_is_refused(tmp_path: Path) -> None:
     app = App(context=cdk_context("dev"), outdir=str(tmp_path))
     producer = Stack(app, "Producer", env=Environment(region="us-west-2"))
