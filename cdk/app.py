@@ -1,14 +1,16 @@
 """The CDK app: `cdk synth -c env=dev|prod` (cdk.json runs `python -m cdk.app`)."""
 
 import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from aws_cdk import App, Tags, Validations
+from aws_cdk import App, Tags, Validations, cx_api
 from cdk_nag import AwsSolutionsChecks
 
 from cdk import constants as c
 from cdk.capabilities.identity import CustomerApp
+from cdk.references import carry_through_ssm
 from cdk.stacks import DataStack, DeploymentOptions, EdgeStack, NetworkStack, ObservabilityStack, SagaStack
 
 DEFAULT_REGION = "us-east-1"
@@ -127,12 +129,19 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
     return app
 
 
+def synthesize(app: App) -> cx_api.CloudAssembly:
+    """The cloud assembly of `app`, its stacks sharing values through SSM (cdk/references.py)."""
+    directory = Path(app.synth().directory)
+    carry_through_ssm(directory)
+    return cx_api.CloudAssembly(str(directory))
+
+
 def main() -> None:
     try:
         app = build_app()
     except ValueError as exc:  # MissingContext, an unknown environment
         sys.exit(f"error: {exc}")  # one line on stderr, exit status 1, nothing synthesized
-    app.synth()
+    synthesize(app)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ what would fail only halfway through a deployment:
 - the account's Lambda concurrency: what the environment reserves must leave the 100 Lambda
   keeps unreserved;
 - SES: in prod the sender's domain verified, the account out of the sandbox, and a daily quota
-  and sending rate for the expected volume; in dev a note when the account is in the sandbox.
+  and sending rate for the expected volume; in dev a note when the account is in the sandbox;
+- the CDK deploy role's grant to read the SSM parameters the stacks share (cdk/references.py):
+  without it the first change set that reads one fails.
 (A missing sender, one at an example domain, a missing gateway URL or customer callback URL
 already stop the synthesis, see cdk/app.py.) Each problem is one `error:` line, each note a
 `note:` line; the exit status is 1 if any problem.
@@ -18,6 +20,7 @@ already stop the synthesis, see cdk/app.py.) Each problem is one `error:` line, 
 
 import argparse
 import datetime
+import fnmatch
 import json
 import math
 import re
@@ -35,7 +38,8 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from cdk import constants as c
-from cdk.cost_estimate import EMAILS_PER_ORDER
+from cdk.order_paths import notices_per_order, repository_definitions
+from cdk.references import DEPLOY_ROLE, STACK_VALUES_POLICY, stack_values_policy
 from order_saga.manifest import STATE_MACHINE_STEPS, resource_name
 
 TLS_FIELDS = ("cert", "key", "client_ca")
@@ -105,10 +109,12 @@ def sender_problems(ses: Any, sender: str) -> list[str]:
     return []
 
 
-# The volume the prod account must be able to mail: a million orders a month at one e-mail each
-# (cdk/cost_estimate.py), as a day's share, and the rate of the notifier's concurrent senders.
+# The volume the prod account must be able to mail: a million orders a month at the e-mails an
+# order sends over the cost estimate's mix of outcomes (cdk/order_paths.py), as a day's share,
+# and the rate of the notifier's concurrent senders.
 EXPECTED_ORDERS_PER_MONTH = 1_000_000
-DAILY_EMAILS = math.ceil(EXPECTED_ORDERS_PER_MONTH * EMAILS_PER_ORDER / 30)
+EMAILS_PER_ORDER = notices_per_order(repository_definitions())
+DAILY_EMAILS = math.ceil(round(EXPECTED_ORDERS_PER_MONTH * EMAILS_PER_ORDER / 30, 6))
 EMAILS_PER_SECOND = c.NOTIFICATION_SENDERS * 10
 
 
@@ -227,6 +233,38 @@ def installed_node() -> str | None:
         return None
 
 
+def _allows(statement: dict[str, Any], action: str, resource: str) -> bool:
+    def listed(key: str) -> list[str]:
+        value = statement.get(key, [])
+        return [value] if isinstance(value, str) else list(value)
+
+    return (
+        statement.get("Effect") == "Allow"
+        and any(fnmatch.fnmatchcase(action, pattern) for pattern in listed("Action"))
+        and any(fnmatch.fnmatchcase(resource, pattern) for pattern in listed("Resource"))
+    )
+
+
+def stack_values_problems(iam: Any, account: str, region: str, env: str) -> list[str]:
+    """The deploy role may read the parameters this environment's stacks share."""
+    role = DEPLOY_ROLE.format(account=account, region=region)
+    parameter = f"arn:aws:ssm:{region}:{account}:parameter/{c.PROJECT}-{env}-Network/value"
+    try:
+        document = iam.get_role_policy(RoleName=role, PolicyName=STACK_VALUES_POLICY)["PolicyDocument"]
+    except iam.exceptions.NoSuchEntityException:
+        document = {"Statement": []}
+    statements = document["Statement"]
+    statements = [statements] if isinstance(statements, dict) else statements
+    if any(_allows(s, "ssm:GetParameters", parameter) for s in statements):
+        return []
+    policy = json.dumps(stack_values_policy(account, region), separators=(",", ":"))
+    return [
+        f"the CDK deploy role {role} may not read the SSM parameters the stacks share; grant it once: "
+        f"aws iam put-role-policy --role-name {role} --policy-name {STACK_VALUES_POLICY} "
+        f"--policy-document '{policy}'"
+    ]
+
+
 def problems(settings: dict[str, Any], session: boto3.Session, node: str | None) -> Findings:
     env = str(settings.get("env", "dev"))
     region = str(settings["region"])
@@ -242,6 +280,8 @@ def problems(settings: dict[str, Any], session: boto3.Session, node: str | None)
     ses = ses_account_findings(session.client("sesv2", region_name=region), env)
     found.problems += ses.problems
     found.notes += ses.notes
+    account = session.client("sts", region_name=region).get_caller_identity()["Account"]
+    found.problems += stack_values_problems(session.client("iam"), account, region, env)
     return found
 
 

@@ -19,7 +19,15 @@ from order_saga.lambda_step import parse
 from order_saga.models import OrderId
 from order_saga.observability import logger, metrics, trace_handler
 from order_saga.settings import get_settings
-from order_saga.watchdog import SagaWatchdog, create_watchdog
+from order_saga.watchdog import SagaWatchdog, WatchdogAction, create_watchdog
+
+# The metric each action publishes, once per order acted on (the cost estimate counts them).
+ACTION_METRICS: dict[WatchdogAction, str] = {
+    "started": "WatchdogStarted",
+    "settled": "WatchdogSettled",
+    "flagged": "WatchdogFlagged",
+    "notified": "WatchdogNotified",
+}
 
 
 class ExecutionDetail(BaseModel):
@@ -58,5 +66,5 @@ def settle_execution(event: dict[str, Any], context: LambdaContext) -> dict[str,
         outcomes = [get_watchdog().settle(parse(ExecutionStatusChange, event).detail.name)]
     acted = [outcome for outcome in outcomes if outcome.action != "none"]
     for outcome in acted:
-        metrics.add_metric(name=f"Watchdog{outcome.action.title()}", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=ACTION_METRICS[outcome.action], unit=MetricUnit.Count, value=1)
     return {"settled": [outcome.model_dump(mode="json") for outcome in acted]}

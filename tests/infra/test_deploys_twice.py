@@ -17,8 +17,9 @@ from cdk.stacks import DataStack, DeploymentOptions, NetworkStack, SagaStack
 from tests.support.synth import REQUIRED_CONTEXT, Synthesized, cdk_context, run_app
 
 CDK_JSON = json.loads((c.REPO_ROOT / "cdk.json").read_text())
-# Kept at the project's value: CloudFormation exports between the stacks (docs/decisions.md).
-PROJECT_FLAGS = {"@aws-cdk/core:defaultCrossStackReferences": "strong"}
+# Kept at the project's value: weak references, which cdk/references.py carries through SSM
+# parameters instead of CloudFormation exports (docs/decisions.md).
+PROJECT_FLAGS = {"@aws-cdk/core:defaultCrossStackReferences": "weak"}
 
 
 def all_resources(synth: Synthesized) -> dict[str, dict[str, Any]]:

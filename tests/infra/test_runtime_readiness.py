@@ -85,7 +85,13 @@ def test_the_on_call_alarms_cover_every_function_and_the_platform(synthesized: S
     config = c.environment_config(synthesized.env)
     assert found["EdgeRunningTasks"]["Threshold"] == config.edge_min_tasks
     assert found["EdgeRunningTasks"]["ComparisonOperator"] == "LessThanThreshold"
-    assert f"{c.PROJECT}-{synthesized.env}" in dump(found["ProxyAuthFailures"]["Dimensions"])
+    # The proxy alarm watches this environment's proxy, which the Data stack writes for it
+    (dimension,) = found["ProxyAuthFailures"]["Dimensions"]
+    (proxy,) = synthesized.resources("Data", "AWS::RDS::DBProxy")
+    assert synthesized.source("Observability", dimension["Value"]) == (
+        f"{c.PROJECT}-{synthesized.env}-Data",
+        {"Ref": proxy},
+    )
 
 
 def test_two_database_logins_each_rotated_master_only_for_migrations(synthesized: Synthesized) -> None:

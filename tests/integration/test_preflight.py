@@ -19,6 +19,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from cdk import constants as c
 from cdk import preflight
+from cdk.references import DEPLOY_ROLE, STACK_VALUES_POLICY, stack_values_policy
 from order_saga.manifest import STATE_MACHINE_STEPS, resource_name
 
 REGION = "eu-west-1"
@@ -100,7 +101,19 @@ def session(
         session = boto3.Session(region_name=REGION)
         session.events.register("before-call.lambda.GetAccountSettings", quota.answer)  # type: ignore[arg-type]
         session.events.register("before-call.sesv2.GetAccount", ses_account.answer)  # type: ignore[arg-type]
+        bootstrap(session)
         yield session
+
+
+def bootstrap(session: boto3.Session) -> str:
+    """The account as `cdk bootstrap` and docs/deploy.md's one-time grant leave it: the deploy role
+    may read the parameters the stacks share. Returns the role's name."""
+    role = DEPLOY_ROLE.format(account=DEFAULT_ACCOUNT_ID, region=REGION)
+    iam = session.client("iam")
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}")
+    policy = json.dumps(stack_values_policy(DEFAULT_ACCOUNT_ID, REGION))
+    iam.put_role_policy(RoleName=role, PolicyName=STACK_VALUES_POLICY, PolicyDocument=policy)
+    return role
 
 
 def put_tls_secret(session: boto3.Session, env: str, fields: dict[str, str]) -> None:
@@ -244,7 +257,7 @@ def test_prod_refuses_the_ses_sandbox_and_a_quota_below_the_expected_volume(
     found = errors(capsys)
     assert len(found) == 3
     assert "in the SES sandbox" in found[0]
-    assert "at most 200 e-mails a day; 1,000,000 orders a month need 33,334" in found[1]
+    assert "at most 200 e-mails a day; 1,000,000 orders a month need 34,000" in found[1]
     assert "at most 1 e-mails a second; the notifier sends up to 20" in found[2]
 
 
@@ -265,3 +278,41 @@ def test_a_node_the_installed_cdk_does_not_support_is_refused(
     assert preflight.main(DEV, session, "v16.20.0") == 1
     [problem] = errors(capsys)
     assert "Node.js v16.20.0 is not a release the installed CDK" in problem
+
+
+def test_a_deploy_role_that_may_not_read_the_shared_values_is_named_with_the_grant(
+    session: boto3.Session, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an account bootstrapped without the one-time grant
+    role = DEPLOY_ROLE.format(account=DEFAULT_ACCOUNT_ID, region=REGION)
+    session.client("iam").delete_role_policy(RoleName=role, PolicyName=STACK_VALUES_POLICY)
+    put_tls_secret(session, "dev", {"cert": PEM, "key": PEM, "client_ca": PEM})
+    # When dev is checked, then the problem names the role and the command that grants it
+    assert preflight.main(DEV, session, NODE) == 1
+    [problem] = errors(capsys)
+    assert f"the CDK deploy role {role} may not read the SSM parameters the stacks share" in problem
+    assert f"--policy-name {STACK_VALUES_POLICY}" in problem
+    assert f"parameter/{c.PROJECT}-*" in problem
+
+
+@pytest.mark.parametrize(
+    ("resource", "allowed"),
+    [
+        (f"arn:aws:ssm:{REGION}:{DEFAULT_ACCOUNT_ID}:parameter/{c.PROJECT}-*", True),
+        (f"arn:aws:ssm:{REGION}:{DEFAULT_ACCOUNT_ID}:parameter/{c.PROJECT}-prod-*", False),
+        (f"arn:aws:ssm:us-east-1:{DEFAULT_ACCOUNT_ID}:parameter/{c.PROJECT}-*", False),
+        ("*", True),
+    ],
+)
+def test_the_grant_must_cover_the_environments_parameters(
+    session: boto3.Session, resource: str, allowed: bool
+) -> None:
+    role = DEPLOY_ROLE.format(account=DEFAULT_ACCOUNT_ID, region=REGION)
+    statement = {"Effect": "Allow", "Action": ["ssm:GetParameter", "ssm:GetParameters"], "Resource": resource}
+    session.client("iam").put_role_policy(
+        RoleName=role,
+        PolicyName=STACK_VALUES_POLICY,
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+    )
+    problems = preflight.stack_values_problems(session.client("iam"), DEFAULT_ACCOUNT_ID, REGION, "dev")
+    assert (problems == []) is allowed

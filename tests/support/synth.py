@@ -60,6 +60,18 @@ class Synthesized:
     def resources(self, layer: str, kind: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.template(layer)["Resources"].items() if v["Type"] == kind}
 
+    def source(self, layer: str, value: Any) -> tuple[str, Any]:
+        """Where a value the stack `layer` takes from another stack comes from: a `Ref` to one of
+        its SSM-typed parameters, followed to the producer's SSM parameter (cdk/references.py).
+        Returns the producer's stack name and the value it writes."""
+        (parameter,) = refs(value)
+        name = self.template(layer)["Parameters"][parameter]["Default"]
+        for stack, template in self.templates.items():
+            for resource in template["Resources"].values():
+                if resource["Type"] == "AWS::SSM::Parameter" and resource["Properties"]["Name"] == name:
+                    return stack, resource["Properties"]["Value"]
+        raise AssertionError(f"no stack writes the parameter {name} that {layer} reads")
+
 
 def cdk_context(env: str) -> dict[str, Any]:
     """The context `cdk synth` would pass (cdk.json's), with the environment under test."""
@@ -93,7 +105,10 @@ def run_app(context: dict[str, Any], outdir: Path) -> subprocess.CompletedProces
 
 
 def synthesize(env: str, outdir: Path) -> Synthesized:
-    assembly = build_shipped_app(outdir, env).synth()
+    """The templates as `cdk synth` writes them (cdk/app.py's `synthesize`)."""
+    from cdk.app import synthesize as synthesize_app  # noqa: PLC0415 - as build_shipped_app
+
+    assembly = synthesize_app(build_shipped_app(outdir, env))
     templates = {stack.stack_name: stack.template for stack in assembly.stacks}
     return Synthesized(env=env, directory=Path(assembly.directory), templates=templates)
 

@@ -16,7 +16,7 @@ runs `settle_stuck`; locally the edge's reconciler pass calls `settle_stuck`.
 import json
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 import redis
@@ -66,10 +66,13 @@ HISTORY_TAIL = 25
 NOTICE_SWEEP_SECONDS = 3600
 
 
+# What the watchdog did to an order: "none" (nothing owed, or its execution still runs).
+WatchdogAction = Literal["none", "started", "settled", "flagged", "notified"]
+
+
 class WatchdogOutcome(BaseModel):
     order_id: str
-    # "none" (nothing owed, or its execution still runs), "started", "settled", "flagged", "notified"
-    action: str
+    action: WatchdogAction
     status: OrderStatus
     execution_status: str | None = None
     owed: list[str] = []
