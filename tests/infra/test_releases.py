@@ -30,12 +30,10 @@ def alias_of(synth: Synthesized, name: str) -> str:
 
 
 def exported(synth: Synthesized, value: dict[str, Any]) -> Any:
-    """What an `Fn::ImportValue` of the saga stack's exports stands for there."""
-    name = value["Fn::ImportValue"]
-    [output] = [
-        o for o in synth.template("Saga")["Outputs"].values() if o.get("Export", {}).get("Name") == name
-    ]
-    return output["Value"]
+    """What a value the edge stack takes from the saga stack stands for there."""
+    stack, written = synth.source("Edge", value)
+    assert stack.endswith("-Saga")
+    return written
 
 
 @pytest.mark.parametrize("name", [machine.name for machine in STATE_MACHINES])
