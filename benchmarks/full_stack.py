@@ -30,7 +30,7 @@ from figures import Figure, percentile_ms, print_table
 
 from devstack.envfile import read_env
 from devstack.issuer.process import local_issuer
-from devstack.paths import REPO_ROOT
+from devstack.paths import REPO_ROOT, STATE_DIR
 from devstack.stack import stack_up
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
@@ -101,14 +101,16 @@ class Burst:
 
 
 def lambda_workers() -> int:
-    """Worker processes of this stack's invoker (their command line names this checkout)."""
-    marker = f"devstack.lambda_runtime\0{REPO_ROOT}/functions".encode()
+    """Worker processes of this stack's invoker: their command line names a function folder of
+    this checkout ($LATEST) or of one of its stack's published releases."""
+    folders = [f"\0{folder}".encode() for folder in (f"{REPO_ROOT}/functions", f"{STATE_DIR}/releases/")]
     count = 0
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            count += marker in cmdline.read_bytes()
+            text = cmdline.read_bytes()
         except OSError:
             continue  # the process ended meanwhile
+        count += b"\0devstack.lambda_runtime\0" in text and any(folder in text for folder in folders)
     return count
 
 
