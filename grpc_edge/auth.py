@@ -162,10 +162,8 @@ def metadata_values(metadata: tuple[tuple[str, str | bytes], ...], key: str) -> 
     return [value for name, value in metadata if name == key]
 
 
-def authenticate(
-    verifier: TokenVerifier, metadata: tuple[tuple[str, str | bytes], ...], rpc: str
-) -> tuple[Caller, Actor]:
-    """The token's caller, allowed to call `rpc`, and whom the RPC acts for."""
+def authenticate(verifier: TokenVerifier, metadata: tuple[tuple[str, str | bytes], ...], rpc: str) -> Actor:
+    """Whom the RPC acts for, once the token's caller is verified and allowed to call `rpc`."""
     values = metadata_values(metadata, "authorization")
     if not values or not isinstance(values[0], str) or not values[0].startswith("Bearer "):
         raise NotAuthenticated("missing access token: send `authorization: Bearer <token>`")
@@ -173,7 +171,7 @@ def authenticate(
     needed = SCOPES[rpc]
     if needed not in caller.scopes:
         raise PermissionDenied(f"{rpc} needs the scope {RESOURCE_SERVER}/{needed}")
-    return caller, Actor(acting_for(caller, metadata_values(metadata, CUSTOMER_METADATA)), caller.client_id)
+    return Actor(acting_for(caller, metadata_values(metadata, CUSTOMER_METADATA)), caller.client_id)
 
 
 def acting_for(caller: Caller, named: list[str | bytes]) -> str:

@@ -228,7 +228,7 @@ class AuthStage(RpcStage):
     @contextmanager
     def around(self, call: RpcCall) -> Iterator[None]:
         metadata = tuple(call.context.invocation_metadata())
-        _, call.actor = auth.authenticate(self.verifier, metadata, call.method)
+        call.actor = auth.authenticate(self.verifier, metadata, call.method)
         token = auth.bind_actor(call.actor)
         try:
             yield

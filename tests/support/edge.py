@@ -16,8 +16,6 @@ from grpc_status import rpc_status
 from prometheus_client import CollectorRegistry
 
 from devstack.issuer.tokens import CUSTOMER_APP_CLIENT, LocalIssuer, cognito_scope
-
-__all__ = ["LocalIssuer"]  # the tests name the issuer through this module
 from grpc_edge.auth import CUSTOMER_METADATA
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from devstack import protogen
 from grpc_edge.errors import rich_status, status_code_for
+from grpc_edge.server import build_verifier
 from grpc_edge.settings import EdgeSettings
 from order_saga import errors
 
@@ -84,3 +85,17 @@ def test_field_violations_travel_as_bad_request_details() -> None:
 def test_an_unexpected_exception_is_internal_and_says_nothing() -> None:
     status = rich_status(KeyError("secret detail"))
     assert (status.code, status.details) == (grpc.StatusCode.INTERNAL, "internal error")
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {},
+        {"jwt_issuer": "https://issuer.test/pool"},
+        {"jwt_jwks_url": "https://issuer.test/pool/.well-known/jwks.json"},
+    ],
+)
+def test_the_edge_refuses_to_start_without_its_token_issuer_and_jwks(given: dict[str, str]) -> None:
+    settings = EdgeSettings(jwt_issuer=None, jwt_jwks_url=None).model_copy(update=given)
+    with pytest.raises(errors.ConfigurationError, match="JWT_ISSUER and JWT_JWKS_URL"):
+        build_verifier(settings)

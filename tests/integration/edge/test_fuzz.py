@@ -26,8 +26,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
+from devstack.issuer.tokens import LocalIssuer
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
-from tests.support.edge import Edge, LocalIssuer, make_token
+from tests.support.edge import Edge, make_token
 
 REQUESTS = int(os.environ.get("FUZZ_REQUESTS", "40"))
 REPORT = os.environ.get("FUZZ_REPORT")  # a file that gets the counts too

@@ -21,6 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from moto.server import ThreadedMotoServer
 
+from devstack.issuer.tokens import LocalIssuer
 from grpc_edge.channel import open_channel
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
 from grpc_edge.generated.orders.v1 import orders_pb2_grpc
@@ -32,7 +33,6 @@ from tests.support.edge import (
     DEFINITION,
     ROLE,
     EdgeFactory,
-    LocalIssuer,
     StateMachines,
     insert_orphan,
     make_edge_settings,
