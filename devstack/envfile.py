@@ -26,6 +26,14 @@ def remove_env(*keys: str) -> None:
         ENV_FILE.write_text("".join(f"{key}={value}\n" for key, value in sorted(kept.items())))
 
 
+def server_environment() -> dict[str, str]:
+    """The environment a server of the stack starts with: this process's, less its `AWS_`
+    settings. The stack's servers reach the stack's AWS endpoint with the stack's credentials
+    (`.devstack/env`), whatever the caller's shell or a benchmark had set: an inherited
+    AWS_ENDPOINT_URL_SFN or AWS_PROFILE would otherwise send their calls elsewhere."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+
+
 def load_env() -> None:
     """Make the running stack's settings the defaults of this process (explicit variables win)."""
     load_dotenv(ENV_FILE, override=False)

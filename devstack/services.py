@@ -20,7 +20,7 @@ from pathlib import Path
 
 import redis
 
-from .envfile import update_env
+from .envfile import server_environment, update_env
 from .paths import STATE_DIR
 
 # The Debian package that provides each program the local stack and its tests run.
@@ -103,9 +103,9 @@ class LocalServer(ABC):
         """The KEY=value settings through which clients reach this server."""
         return {}
 
-    def process_env(self) -> dict[str, str] | None:
-        """The server process's environment (None: this process's own)."""
-        return None
+    def process_env(self) -> dict[str, str]:
+        """The server process's environment."""
+        return server_environment()
 
     def pid(self) -> int | None:
         """The pid of our running server, or None (a stale pid file is ignored)."""

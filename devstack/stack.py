@@ -20,7 +20,7 @@ from order_saga.settings import Settings
 
 from .aws import aws_down, aws_up
 from .console.server import console_server
-from .envfile import read_env, remove_env, update_env
+from .envfile import read_env, remove_env, server_environment, update_env
 from .prometheus import prometheus_server
 from .services import LocalServer, ensure_packages, services_down, services_up
 
@@ -50,7 +50,7 @@ class EdgeServer(LocalServer):
     def process_env(self) -> dict[str, str]:
         """The settings every other part wrote, so the edge finds MySQL, Redis, AWS and its key."""
         return (
-            os.environ
+            server_environment()
             | read_env()
             | {
                 "GRPC_HOST": "127.0.0.1",

@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 import uvicorn
 
-from devstack.envfile import read_env
+from devstack.envfile import read_env, server_environment
 from devstack.services import LocalServer, http_ok
 from order_saga.settings import Settings
 
@@ -27,7 +27,7 @@ class ConsoleServer(LocalServer):
         return [sys.executable, "-m", self.binary]
 
     def process_env(self) -> dict[str, str]:
-        return os.environ | read_env() | {"CONSOLE_PORT": str(self.port)}
+        return server_environment() | read_env() | {"CONSOLE_PORT": str(self.port)}
 
     def is_healthy(self) -> bool:
         return http_ok(f"{self.url}/healthz")
