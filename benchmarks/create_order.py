@@ -3,7 +3,7 @@ grpcio echo, and a bare grpcio handler doing only CreateOrder's necessary I/O.
 
     .venv/bin/python benchmarks/create_order.py --clients 8 --seconds 10 --rounds 2
 
-The edge runs in this process with its whole chain (JWT check, metrics, access log, both rate-limit
+The edge runs in this process with its whole chain (JWT check, metrics, access log, both rate
 limits switched off, MySQL insert of the order, its execution ARN, its line and its saga_log entry
 in one transaction, Redis pre-check) over the project's private MariaDB and Redis; StartExecution
 is signed by botocore as always and answered by devstack.stepfunctions_endpoint, a minimal
