@@ -267,17 +267,17 @@ def echo_callers(
     return make_call
 
 
-def print_comparison(clients: int, seconds: float, echo: Result, baseline: Result, create: Result) -> None:
-    """The three targets as a Markdown table, and CreateOrder's ratios to both baselines."""
+def print_comparison(clients: int, seconds: float, create: Result, *baselines: Result) -> None:
+    """The targets as a Markdown table, and CreateOrder's ratios to each baseline."""
     print(f"clients: {clients}, seconds per target: {seconds}, CPUs: {os.cpu_count()}")
     print("| target | calls/s | p50 ms | p99 ms | CPU ms per call (this process) | calls |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for result in (echo, baseline, create):
+    for result in (*baselines, create):
         print(result.row())
-    for other in (baseline, echo):
+    for baseline in baselines:
         print(
-            f"CreateOrder / {other.name}: throughput {create.throughput / other.throughput:.3f}, "
-            f"p99 {create.percentile(99) / other.percentile(99):.2f}x"
+            f"CreateOrder / {baseline.name}: throughput {create.throughput / baseline.throughput:.3f}, "
+            f"p99 {create.percentile(99) / baseline.percentile(99):.2f}x"
         )
 
 
@@ -359,7 +359,7 @@ def measure_with(issuer: LocalIssuer, *, clients: int, seconds: float, rounds: i
         started = endpoint.communicate()[0].strip()
     baseline_result = sum((pair[0] for pair in pairs[1:]), pairs[0][0])
     create_result = sum((pair[1] for pair in pairs[1:]), pairs[0][1])
-    print_comparison(clients, seconds, echo_result, baseline_result, create_result)
+    print_comparison(clients, seconds, create_result, echo_result, baseline_result)
     stored = stored_orders(settings)
     print(f"stored (orders, lines, saga_log entries; warm-up included): {stored}; endpoint: {started}")
     return [
