@@ -356,12 +356,17 @@ def measure_with(issuer: LocalIssuer, *, clients: int, seconds: float, rounds: i
         for server in (edge, echo, baseline):
             server.stop(None)
         endpoint.terminate()
-        started = endpoint.communicate()[0].strip()
+        started = int(endpoint.communicate()[0].split()[-1])  # its last word: "started <n>"
     baseline_result = sum((pair[0] for pair in pairs[1:]), pairs[0][0])
     create_result = sum((pair[1] for pair in pairs[1:]), pairs[0][1])
     print_comparison(clients, seconds, create_result, echo_result, baseline_result)
     stored = stored_orders(settings)
-    print(f"stored (orders, lines, saga_log entries; warm-up included): {stored}; endpoint: {started}")
+    print(f"stored (orders, lines, saga_log entries; warm-up included): {stored}; started: {started}")
+    # One line per order: every order has its line and its log entry, and each its execution.
+    if any(len(set(counts)) != 1 for counts in stored.values()) or started != sum(
+        orders for orders, _, _ in stored.values()
+    ):
+        raise SystemExit("the targets did not store and start what they answered: figures not valid")
     return [
         Figure(f"CreateOrder ÷ necessary-I/O baseline, {clients} clients (calls/s)", create_result.throughput,
                baseline_result.throughput, "calls/s", ">= 0.7"),
