@@ -165,7 +165,7 @@ def closed_loop(address: str, metadata: Metadata, clients: int, seconds: float) 
     echo_result = load("bare grpcio unary echo", clients, seconds, echo_caller)
     create_result = load("CreateOrder, full local stack", clients, seconds, create_caller)
     echo.stop(None)
-    print_comparison(clients, seconds, echo_result, create_result)
+    print_comparison(clients, seconds, create_result, echo_result)
 
 
 def measure(*, clients: int = 8, orders: int = 120, seconds: float = 0.0) -> list[Figure]:

@@ -7,10 +7,14 @@ tests use its throttling mode to show what the edge does when Step Functions say
 ThrottlingException. Every other operation is answered 400 UnknownOperationException.
 
     python -m devstack.stepfunctions_endpoint   # prints the URL it listens on (a free port)
+
+Stopped with SIGTERM, the process prints `started <n>`: how many executions it started.
 """
 
 import argparse
 import json
+import signal
+import sys
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -90,8 +94,12 @@ def main() -> None:
     parser.add_argument("--throttle", action="store_true", help="answer every call ThrottlingException")
     args = parser.parse_args()
     endpoint = StepFunctionsEndpoint(throttle=args.throttle)
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
     print(endpoint.url, flush=True)
-    endpoint.serve_forever()
+    try:
+        endpoint.serve_forever()
+    finally:
+        print(f"started {len(endpoint.started)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -119,15 +119,7 @@ def create_server(
             ),
         ]
     )
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.grpc_max_workers, thread_name_prefix="rpc"),
-        interceptors=[chain],
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
-            *CONNECTION_OPTIONS,
-        ],
-    )
+    server = grpc_server(settings, interceptors=[chain])
     servicer = OrderServicer(
         orders,
         max_watches=max(1, settings.grpc_max_workers // 2),
@@ -148,10 +140,28 @@ def create_server(
         ),
         server,
     )
+    return server, bind(server, settings, address)
+
+
+def grpc_server(settings: EdgeSettings, *, interceptors: list[grpc.ServerInterceptor]) -> grpc.Server:
+    """The bare grpcio server of the edge: its thread pool and its options (benchmarks/create_order.py
+    builds its baseline on the same)."""
+    return grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.grpc_max_workers, thread_name_prefix="rpc"),
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+            *CONNECTION_OPTIONS,
+        ],
+    )
+
+
+def bind(server: grpc.Server, settings: EdgeSettings, address: str | None = None) -> int:
+    """Listen on `address` (default GRPC_HOST:GRPC_PORT), over TLS when configured; the bound port."""
     address = address or f"{settings.grpc_host}:{settings.grpc_port}"
     credentials = server_credentials(settings)
-    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
-    return server, port
+    return server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
 
 
 def serve(settings: EdgeSettings | None = None) -> None:

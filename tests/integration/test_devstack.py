@@ -2,9 +2,12 @@
 
 import contextlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 import devstack.aws
@@ -158,3 +161,26 @@ def test_a_stack_of_the_tests_own_gives_every_server_a_port_of_its_own(tmp_path:
     assert {"DEVSTACK_GATEWAY_PORT", "DEVSTACK_CONSOLE_PORT"} <= settings  # the servers were found
     assert settings <= env.keys()
     assert "DEVSTACK_METRICS_PORT" in env  # the edge's second port
+
+
+def test_the_step_functions_endpoint_says_how_many_executions_it_started_when_stopped() -> None:
+    # Given: the endpoint in its own process, as the CreateOrder benchmark runs it
+    endpoint = subprocess.Popen(
+        [sys.executable, "-m", "devstack.stepfunctions_endpoint"], stdout=subprocess.PIPE, text=True
+    )
+    assert endpoint.stdout is not None
+    client = boto3.client(
+        "stepfunctions",
+        endpoint_url=endpoint.stdout.readline().strip(),
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    machine = "arn:aws:states:us-east-1:123456789012:stateMachine:OrderSaga"
+    # When: it starts two executions and is stopped with SIGTERM
+    for name in ("one", "two"):
+        client.start_execution(stateMachineArn=machine, name=name, input="{}")
+    endpoint.terminate()
+    # Then: its last word is the count
+    assert endpoint.communicate(timeout=10)[0].strip() == "started 2"
+    assert endpoint.returncode == 0

@@ -1,4 +1,5 @@
 import socket
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pymysql
@@ -10,6 +11,7 @@ from order_saga import errors
 from order_saga.cache import redacted_url
 from order_saga.db import Credentials, translate_error
 from order_saga.models import OrderItem, OrderStatus, Product
+from order_saga.order_service import stored_timestamp
 from order_saga.settings import Settings
 
 CREDS = Credentials("db.example", 3306, "orders", "secret", "orders")
@@ -88,3 +90,10 @@ def test_redis_passwords_never_reach_messages() -> None:
 def test_the_network_is_blocked_in_unit_tests() -> None:
     with pytest.warns(UserWarning, match="socket"), pytest.raises(SocketBlockedError):
         socket.socket()
+
+
+def test_a_new_orders_timestamp_is_stored_as_naive_utc_in_whole_milliseconds() -> None:
+    # CreateOrder writes it and answers it without reading it back: both must be what the column holds
+    in_paris = datetime(2026, 12, 6, 12, 30, 15, 123_999, tzinfo=timezone(timedelta(hours=1)))
+    assert stored_timestamp(in_paris) == datetime(2026, 12, 6, 11, 30, 15, 123_000)
+    assert stored_timestamp(datetime(2026, 1, 1, tzinfo=UTC)).tzinfo is None

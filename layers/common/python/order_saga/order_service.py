@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pymysql
@@ -265,13 +266,15 @@ class OrderService:
 
     def _insert(self, order_id: str, actor: Actor, request: NewOrder, priced: PricedOrder) -> Order:
         """The order, its execution ARN and its lines in ONE transaction, with the saga log's first
-        entry; the order as stored (its timestamps are the database's)."""
+        entry; the order as stored. Its timestamps are written, not defaulted: this task's clock at
+        the columns' millisecond precision, so nothing is read back (docs/decisions.md)."""
         execution_arn = execution_arn_for(self.saga_arn, order_id)
+        created_at = stored_timestamp(datetime.now(UTC))
         with self._database().transaction() as cursor:
             cursor.execute(
                 "INSERT INTO orders (order_id, user_id, idempotency_key, request_hash, total, currency, "
-                "email, payment_token, status, execution_arn) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'PENDING', %s)",
+                "email, payment_token, status, execution_arn, created_at, updated_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'PENDING', %s, %s, %s)",
                 (
                     order_id,
                     actor.customer_id,
@@ -282,6 +285,8 @@ class OrderService:
                     request.email or None,
                     request.payment_token,
                     execution_arn,
+                    created_at,
+                    created_at,
                 ),
             )
             cursor.executemany(
@@ -290,9 +295,6 @@ class OrderService:
                 [(order_id, item.product_id, item.quantity, item.unit_price) for item in priced.items],
             )
             log_step(cursor, order_id, "CreateOrder", OrderStatus.PENDING, None, actor=actor)
-            cursor.execute("SELECT created_at FROM orders WHERE order_id = %s", (order_id,))
-            row = cursor.fetchone()
-        assert row is not None  # inserted by this transaction
         return Order(
             order_id=order_id,
             user_id=actor.customer_id,
@@ -304,8 +306,8 @@ class OrderService:
             email=request.email or None,
             payment_token=request.payment_token,
             execution_arn=execution_arn,
-            created_at=row["created_at"],
-            updated_at=row["created_at"],
+            created_at=created_at,
+            updated_at=created_at,
         )
 
     @staticmethod
@@ -322,3 +324,10 @@ class OrderService:
         for item in cursor.fetchall():
             items.setdefault(item.pop("order_id"), []).append(item)
         return [order_from_row(row, items.get(row["order_id"], [])) for row in rows]
+
+
+def stored_timestamp(moment: datetime) -> datetime:
+    """`moment` as a TIMESTAMP(3) column holds it: naive UTC (the sessions' time zone, here and on
+    RDS), whole milliseconds (MySQL would round the rest and MariaDB cut it off)."""
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
