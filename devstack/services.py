@@ -248,6 +248,7 @@ class MariaDB(LocalServer):
             "--skip-name-resolve",
             "--character-set-server=utf8mb4",
             "--collation-server=utf8mb4_bin",
+            "--default-time-zone=+00:00",  # as RDS runs MySQL: timestamps are UTC on every machine
             "--max-connections=500",
             *self._as_user(),
         ]

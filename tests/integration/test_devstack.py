@@ -16,6 +16,7 @@ import devstack.prometheus
 import devstack.services
 import devstack.stack
 from devstack.services import LocalServer, Redis
+from order_saga.db import Database
 from order_saga.settings import Settings
 from tests.support.processes import cli, free_port, our_processes
 from tests.support.stack import stack_environment
@@ -184,3 +185,14 @@ def test_the_step_functions_endpoint_says_how_many_executions_it_started_when_st
     # Then: its last word is the count
     assert endpoint.communicate(timeout=10)[0].strip() == "started 2"
     assert endpoint.returncode == 0
+
+
+def test_the_local_mysql_keeps_time_in_utc_as_rds_does(database: Database) -> None:
+    """The edge writes an order's timestamps as naive UTC, as RDS's MySQL (UTC by default) reads
+    them; the local server runs in UTC whatever the machine's own zone."""
+    with database.transaction() as cursor:
+        cursor.execute(
+            "SELECT @@global.time_zone AS zone, TIMESTAMPDIFF(SECOND, NOW(), UTC_TIMESTAMP()) AS skew"
+        )
+        row = cursor.fetchone()
+    assert row == {"zone": "+00:00", "skew": 0}
