@@ -5,13 +5,16 @@
 -- middle leaves nothing written. A refusal is a SIGNAL whose message is `<error class>: <detail>`,
 -- which order_saga.repository.call_step turns into the typed error of that name. The inventory
 -- rows are updated last, in product_id order (concurrent sagas lock them in the same order).
--- Reads are `SELECT … INTO`, consistent reads that lock nothing: with `IF EXISTS (SELECT …)`
--- MariaDB share-locked the gaps the reservation rows are then inserted into, and concurrent
--- ReserveStocks deadlocked.
+-- Reads are `SELECT … INTO`, consistent reads that lock nothing: written as `IF EXISTS (SELECT …)`
+-- they made concurrent ReserveStocks deadlock on MariaDB 10.11 (the subquery locked what the
+-- reservation inserts then waited for).
+-- SQL SECURITY INVOKER: a procedure runs with the rights of the login that calls it (the
+-- application's, which may read and write rows and EXECUTE), not of the migration's.
 -- Expand only: a procedure whose behaviour changes gets a new name, and the old one is dropped by
 -- a contract step once no release calls it.
 
 CREATE PROCEDURE saga_reserve_stock(IN p_order_id CHAR(36))
+  SQL SECURITY INVOKER
 BEGIN
   DECLARE v_orders INT;
   DECLARE v_reservations INT;
@@ -72,6 +75,7 @@ BEGIN
 END;
 
 CREATE PROCEDURE saga_release_stock(IN p_order_id CHAR(36))
+  SQL SECURITY INVOKER
 BEGIN
   DECLARE v_status VARCHAR(20);
   DECLARE v_reservations INT;
@@ -134,6 +138,7 @@ BEGIN
 END;
 
 CREATE PROCEDURE saga_confirm_order(IN p_order_id CHAR(36))
+  SQL SECURITY INVOKER
 BEGIN
   DECLARE v_status VARCHAR(20);
   DECLARE v_cancel_requested BOOLEAN;
