@@ -1,4 +1,5 @@
-"""Reading orders, their items, payments and reservations inside a caller's transaction."""
+"""Reading orders, their items, payments and reservations inside a caller's transaction, and
+running the steps that are stored procedures in it."""
 
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -24,13 +25,17 @@ ORDER_COLUMNS = (
 )
 
 
+def owed_from_column(owed: str | set[str]) -> frozenset[str]:
+    """The compensations an order owes, from its SET column: "RefundPayment,ReleaseStock" (or a set)."""
+    return frozenset(owed.split(",") if isinstance(owed, str) else owed) - {""}
+
+
 def order_from_row(row: dict[str, Any], items: list[dict[str, Any]]) -> Order:
-    owed = row["owed_compensations"]  # a SET column: "RefundPayment,ReleaseStock" (or a set)
     return Order(
         **row
         | {
             "cancel_requested": bool(row["cancel_requested"]),
-            "owed_compensations": frozenset(owed.split(",") if isinstance(owed, str) else owed) - {""},
+            "owed_compensations": owed_from_column(row["owed_compensations"]),
         },
         items=tuple(OrderItem(**item) for item in items),
     )

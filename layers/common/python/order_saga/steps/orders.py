@@ -20,7 +20,15 @@ from ..feeds import publish_status
 from ..manifest import STATE_MACHINE_STEPS, Step
 from ..models import Order, OrderStatus, PaymentStatus, ReservationStatus
 from ..reasons import ReasonCode, reason_code, sentence
-from ..repository import call_step, fetch_order, fetch_payment, fetch_reservations, log_step, logged
+from ..repository import (
+    call_step,
+    fetch_order,
+    fetch_payment,
+    fetch_reservations,
+    log_step,
+    logged,
+    owed_from_column,
+)
 
 FAILURE_REASON_LENGTH = 500
 
@@ -153,7 +161,7 @@ def confirm_order(db: Database, cache: "redis.Redis", order_id: str) -> OrderOut
         status=row["status"],
         failure_reason=row["failure_reason"],
         reason_code=row["reason_code"],
-        owed_compensations=sorted(set(row["owed_compensations"].split(",")) - {""}),
+        owed_compensations=sorted(owed_from_column(row["owed_compensations"])),
     )
     if row["changed"]:  # a repeat publishes nothing
         publish_status(cache, order_id, OrderStatus.CONFIRMED)
