@@ -14,6 +14,9 @@ the saga_log row and the cache write-through.
    takes the units out of the stock) or released (ReleaseStock), half each, with the same
    concurrency: both touch the hot row too. The script exits non-zero if any unit is oversold.
 
+Each line also gives the round trips per operation: the statements the clients sent, from the
+server's `Questions` status before and after (statements inside a stored procedure not counted).
+
     .venv/bin/python benchmarks/reserve_stock.py --workers 8 --orders 2000 --buyers 64 --sale 1280
 """
 
@@ -48,18 +51,33 @@ class Run:
     seconds: float
     latencies: list[float]
     taken: int
+    statements: int  # sent by the clients (the server's `Questions`: a procedure's own are not counted)
 
     @property
     def throughput(self) -> float:
         return len(self.latencies) / self.seconds
+
+    @property
+    def round_trips(self) -> float:
+        return self.statements / len(self.latencies)
 
     def line(self) -> str:
         return (
             f"{self.name:<34}: {self.throughput:8.0f} ops/s"
             f"  p50 {percentile_ms(self.latencies, 50):7.2f} ms"
             f"  p99 {percentile_ms(self.latencies, 99):7.2f} ms"
+            f"  {self.round_trips:4.1f} round trips"
             f"  ({self.taken} of {len(self.latencies)} took a unit)"
         )
+
+
+def questions(db: Database) -> int:
+    """The server's count of statements its clients sent (this one included)."""
+    with db.transaction() as cursor:
+        cursor.execute("SHOW GLOBAL STATUS LIKE 'Questions'")
+        row = cursor.fetchone()
+    assert row is not None
+    return int(row["Value"])
 
 
 def add_product(settings: Settings, product_id: str, stock: int) -> None:
@@ -107,13 +125,17 @@ def run(name: str, workers: int, jobs: list[str], work: Work, settings: Settings
             taken[index] += work(connections[index], job)
             latencies[index].append(time.perf_counter() - began)
 
+    before = questions(connections[0])
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(worker, range(workers)))
     elapsed = time.perf_counter() - started
+    # Less the second reading and its commit: the server counts every statement of every client,
+    # and on this private server the benchmark is the only one.
+    statements = questions(connections[0]) - before - 2
     for db in connections:
         db.close()
-    return Run(name, elapsed, [value for chunk in latencies for value in chunk], sum(taken))
+    return Run(name, elapsed, [value for chunk in latencies for value in chunk], sum(taken), statements)
 
 
 def raw_update(product_id: str) -> Work:
@@ -169,11 +191,14 @@ def hot_product(settings: Settings, cache: "redis.Redis", workers: int, orders: 
     add_product(settings, HOT, 10 * orders)
     add_product(settings, RAW, 10 * orders)
     raw_seconds = saga_seconds = 0.0
+    raw_statements = saga_statements = 0
     per_round = orders // rounds
     for _ in range(rounds):
-        raw_seconds += run("raw", workers, ["raw"] * per_round, raw_update(RAW), settings).seconds
+        raw = run("raw", workers, ["raw"] * per_round, raw_update(RAW), settings)
         jobs = add_orders(settings, per_round)
-        saga_seconds += run("ReserveStock", workers, jobs, steps(cache)["ReserveStock"], settings).seconds
+        saga = run("ReserveStock", workers, jobs, steps(cache)["ReserveStock"], settings)
+        raw_seconds, raw_statements = raw_seconds + raw.seconds, raw_statements + raw.statements
+        saga_seconds, saga_statements = saga_seconds + saga.seconds, saga_statements + saga.statements
     if stock_of(settings, HOT)[1] != per_round * rounds:
         raise SystemExit(f"wrong stock after the hot-product run: {stock_of(settings, HOT)}")
     done = per_round * rounds
@@ -181,6 +206,7 @@ def hot_product(settings: Settings, cache: "redis.Redis", workers: int, orders: 
     print(f"raw conditional UPDATE + COMMIT   : {done / raw_seconds:8.0f} ops/s")
     print(f"ReserveStock (saga step)          : {done / saga_seconds:8.0f} ops/s")
     print(f"ratio ReserveStock / raw          : {raw_seconds / saga_seconds:8.2f}")
+    print(f"round trips per op, raw / saga    : {raw_statements / done:8.1f} / {saga_statements / done:.1f}")
     return Figure(f"ReserveStock, one hot product, {workers} workers", done / saga_seconds,
                   done / raw_seconds, "ops/s", ">= 0.7")  # fmt: skip
 

@@ -11,7 +11,7 @@ import pytest
 from mypy_boto3_secretsmanager import SecretsManagerClient
 
 from devstack import services
-from order_saga.db import Credentials, Database
+from order_saga.db import ER_SIGNAL_EXCEPTION, Credentials, Database
 from order_saga.errors import ConfigurationError
 from order_saga.migrate import APPLICATION_PRIVILEGES, ensure_application_user
 from order_saga.settings import Settings
@@ -118,6 +118,13 @@ def test_the_application_user_may_only_read_and_write_rows(admin: Credentials) -
         )
         cursor.execute("DELETE FROM inventory WHERE product_id = 'x-1'")
         connection.rollback()
+        # And runs the steps' stored procedures (this one refuses an order that does not exist)
+        with pytest.raises(pymysql.err.OperationalError) as refused:
+            cursor.execute("CALL saga_reserve_stock('no-such-order')")
+        assert refused.value.args == (
+            ER_SIGNAL_EXCEPTION,
+            "OrderNotFound: order no-such-order does not exist",
+        )
         # And may change no table
         for statement in (
             "CREATE TABLE intruder (id INT)",

@@ -1,13 +1,14 @@
 """ReserveStock, ReleaseStock and committing stock, against MariaDB with the cache in Redis."""
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
 
 from order_saga.db import Database
-from order_saga.errors import OutOfStock, StepAlreadyCompensated
+from order_saga.errors import OrderNotFound, OutOfStock, StepAlreadyCompensated
 from order_saga.feeds import availability_key
 from order_saga.models import ReservationStatus
 from order_saga.settings import Settings
@@ -54,10 +55,20 @@ def test_a_short_line_rolls_back_the_whole_reservation(
     # When ReserveStock runs
     with pytest.raises(OutOfStock, match="sku-3"):
         reserve_stock(database, redis_client, order_id)
-    # Then nothing is reserved, not even the first line, and the cache tells the truth again
+    # Then nothing is reserved, not even the first line, nothing is logged, and the cache tells
+    # the truth again
     assert stock(database, "sku-1") == (20, 0)
     assert reservations(database, order_id) == []
+    assert query(database, "SELECT step FROM saga_log WHERE saga_id = %s", order_id) == []
     assert redis_client.get(availability_key("sku-3")) == "1"
+
+
+@pytest.mark.parametrize("step", [reserve_stock, release_stock])
+def test_an_unknown_order_is_not_found(
+    database: Database, redis_client: "redis.Redis", step: Callable[..., object]
+) -> None:
+    with pytest.raises(OrderNotFound, match="order 00000000-0000-4000-8000-000000000000 does not exist"):
+        step(database, redis_client, "00000000-0000-4000-8000-000000000000")
 
 
 def test_releasing_twice_releases_once(

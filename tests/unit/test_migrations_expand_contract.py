@@ -3,8 +3,9 @@ renames what the previous release's code still reads, because that code keeps ru
 in flight finish on their own release, and a rollback brings it back) after the migration ran.
 
 An expand migration adds: tables, nullable or defaulted columns, wider types, looser constraints.
-It may not DROP a table or a column, RENAME, CHANGE a column, or TRUNCATE; each MODIFY must be
-declared a widening (`-- widens: <table>.<column>`) that a reviewer can check. A contract migration
+It may not DROP a table or a column, RENAME, CHANGE a column, TRUNCATE, or drop or replace a
+stored procedure or function (one whose behaviour changes gets a new name); each MODIFY must
+be declared a widening (`-- widens: <table>.<column>`) that a reviewer can check. A contract migration
 removes what an earlier expand made obsolete: it says so on a line `-- contract: <expand id>`
 naming an earlier migration, contains nothing else, and ships only in a release after the one
 whose code stopped reading what it removes (the deploy procedure's rule; a test cannot see releases).
@@ -20,7 +21,11 @@ from order_saga.migrate import MIGRATIONS_DIR
 CONTRACT = re.compile(r"^--\s*contract:\s*(\S+)", re.MULTILINE)
 WIDENS = re.compile(r"^--\s*widens:\s*(\w+)\.(\w+)", re.MULTILINE)
 ALTER = re.compile(r"^ALTER\s+TABLE\s+`?(\w+)`?\s+(.*)$", re.IGNORECASE | re.DOTALL)
-DESTRUCTIVE_STATEMENT = re.compile(r"^(DROP\s+TABLE|TRUNCATE|RENAME\s+TABLE)\b", re.IGNORECASE)
+# A stored procedure or function is dropped or replaced (a changed one gets a new name) by a
+# contract step only: the previous release's code calls it.
+DESTRUCTIVE_STATEMENT = re.compile(
+    r"^(DROP\s+(TABLE|PROCEDURE|FUNCTION)|TRUNCATE|RENAME\s+TABLE|CREATE\s+OR\s+REPLACE)\b", re.IGNORECASE
+)
 # An ALTER TABLE clause that removes or renames a column (not a key, an index or a constraint).
 DROPPED_COLUMN = re.compile(
     r"^DROP\s+(?!(FOREIGN\s+KEY|PRIMARY\s+KEY|INDEX|KEY|CONSTRAINT|CHECK)\b)(COLUMN\s+)?`?\w+",
@@ -93,6 +98,8 @@ def test_every_migration_is_an_expand_step_or_a_declared_contract_of_an_earlier_
         "DROP TABLE notifications;",
         "TRUNCATE saga_log;",
         "RENAME TABLE orders TO purchases;",
+        "DROP PROCEDURE saga_reserve_stock;",
+        "CREATE OR REPLACE PROCEDURE saga_reserve_stock(IN p_order_id CHAR(36)) SELECT 1;",
         "ALTER TABLE orders DROP COLUMN failure_reason;",
         "ALTER TABLE orders ADD COLUMN note TEXT NULL, DROP failure_reason;",
         "ALTER TABLE orders RENAME COLUMN failure_reason TO reason;",
@@ -111,6 +118,7 @@ def test_a_removal_in_an_expand_step_is_refused(sql: str, tmp_path: Path) -> Non
     "sql",
     [
         "CREATE TABLE refunds (id INT PRIMARY KEY);",
+        "CREATE PROCEDURE saga_reserve_stock_v2(IN p_order_id CHAR(36)) SELECT 1;",
         "ALTER TABLE orders ADD COLUMN note VARCHAR(10) NULL, ADD INDEX ix_note (note);",
         "ALTER TABLE inventory_reservations DROP FOREIGN KEY fk_x, DROP INDEX ix_y;",
         "-- widens: orders.note\nALTER TABLE orders MODIFY note VARCHAR(200) NULL;",

@@ -26,7 +26,7 @@ from .db import (
 )
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-APPLICATION_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE"
+APPLICATION_PRIVILEGES = "SELECT, INSERT, UPDATE, DELETE, EXECUTE"  # EXECUTE: the steps' stored procedures
 IDENTIFIER = re.compile(r"^\w+$")
 # A server (or a proxy without an available target) that does not answer yet; a refused login or
 # a missing database is never waited out.

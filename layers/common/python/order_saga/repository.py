@@ -1,11 +1,22 @@
-"""Reading orders, their items, payments and reservations inside a caller's transaction."""
+"""Reading orders, their items, payments and reservations inside a caller's transaction, and
+running the steps that are stored procedures in it."""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
-from .db import Cursor
-from .errors import OrderNotFound
+import pymysql
+
+from .db import ER_SIGNAL_EXCEPTION, Cursor
+from .errors import InvalidStateTransition, OrderCancelled, OrderNotFound, OutOfStock, StepAlreadyCompensated
 from .models import Actor, Order, OrderItem, Payment, Reservation
+
+# The steps that run as one stored procedure (migration 0007_stock_step_procedures).
+StepProcedure = Literal["saga_reserve_stock", "saga_release_stock", "saga_confirm_order"]
+# What those procedures refuse: their SIGNAL's message starts with the error's class name.
+REFUSALS: dict[str, type[Exception]] = {
+    error.__name__: error
+    for error in (OrderNotFound, OutOfStock, StepAlreadyCompensated, InvalidStateTransition, OrderCancelled)
+}
 
 ORDER_COLUMNS = (
     "order_id, user_id, idempotency_key, status, total, currency, email, payment_token, failure_reason,"
@@ -14,13 +25,17 @@ ORDER_COLUMNS = (
 )
 
 
+def owed_from_column(owed: str | set[str]) -> frozenset[str]:
+    """The compensations an order owes, from its SET column: "RefundPayment,ReleaseStock" (or a set)."""
+    return frozenset(owed.split(",") if isinstance(owed, str) else owed) - {""}
+
+
 def order_from_row(row: dict[str, Any], items: list[dict[str, Any]]) -> Order:
-    owed = row["owed_compensations"]  # a SET column: "RefundPayment,ReleaseStock" (or a set)
     return Order(
         **row
         | {
             "cancel_requested": bool(row["cancel_requested"]),
-            "owed_compensations": frozenset(owed.split(",") if isinstance(owed, str) else owed) - {""},
+            "owed_compensations": owed_from_column(row["owed_compensations"]),
         },
         items=tuple(OrderItem(**item) for item in items),
     )
@@ -40,11 +55,21 @@ def fetch_order(cursor: Cursor, order_id: str, *, for_update: bool = False) -> O
     return order_from_row(row, list(cursor.fetchall()))
 
 
-def lock_order(cursor: Cursor, order_id: str) -> None:
-    """Lock the order's row (serialising its saga's steps) without reading it."""
-    cursor.execute("SELECT 1 FROM orders WHERE order_id = %s FOR UPDATE", (order_id,))
-    if cursor.fetchone() is None:
-        raise OrderNotFound(f"order {order_id} does not exist")
+def call_step(cursor: Cursor, procedure: StepProcedure, order_id: str) -> list[dict[str, Any]]:
+    """Run a step's stored procedure in the caller's transaction (one round trip); return the rows
+    it answers. A refusal it signals (`<error class>: <detail>`) is raised as that typed error, and
+    the caller's transaction rolls back whatever the procedure wrote before it."""
+    try:
+        cursor.execute(f"CALL {procedure}(%s)", (order_id,))
+    except pymysql.err.OperationalError as exc:
+        name, _, detail = str(exc.args[-1]).partition(": ")
+        if exc.args[0] != ER_SIGNAL_EXCEPTION or name not in REFUSALS:
+            raise
+        raise REFUSALS[name](detail) from exc
+    rows = list(cursor.fetchall())
+    while cursor.nextset():  # the CALL's own status, already read with the rows
+        pass
+    return rows
 
 
 def fetch_payment(cursor: Cursor, order_id: str) -> Payment | None:

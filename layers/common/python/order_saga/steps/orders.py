@@ -15,13 +15,20 @@ import redis
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..db import Cursor, Database
-from ..errors import InvalidStateTransition, OrderAlreadySettled, OrderCancelled
+from ..errors import InvalidStateTransition, OrderAlreadySettled
 from ..feeds import publish_status
 from ..manifest import STATE_MACHINE_STEPS, Step
 from ..models import Order, OrderStatus, PaymentStatus, ReservationStatus
 from ..reasons import ReasonCode, reason_code, sentence
-from ..repository import fetch_order, fetch_payment, fetch_reservations, log_step, logged
-from .inventory import commit_stock
+from ..repository import (
+    call_step,
+    fetch_order,
+    fetch_payment,
+    fetch_reservations,
+    log_step,
+    logged,
+    owed_from_column,
+)
 
 FAILURE_REASON_LENGTH = 500
 
@@ -141,33 +148,24 @@ def _move(
 
 
 def confirm_order(db: Database, cache: "redis.Redis", order_id: str) -> OrderOutcome:
-    """Confirm a paid, reserved PENDING order. A retry after its own commit (its answer lost)
+    """Confirm a paid, reserved PENDING order, and take its reserved units out of the stock, in one
+    stored procedure (the inventory rows last). A retry after its own commit (its answer lost)
     answers CONFIRMED again, even when the customer has since cancelled: that cancellation is the
     cancellation machine's, and the saga goes on to its confirmation notice, which the consumer
-    records STALE."""
+    records STALE. Refused: an order not PENDING (OrderNotFound, InvalidStateTransition), one the
+    customer cancelled (OrderCancelled), one without a successful payment or reserved stock."""
     with db.transaction() as cursor:
-        order = fetch_order(cursor, order_id, for_update=True)
-        if order.status is not OrderStatus.PENDING:
-            if order.status is OrderStatus.CONFIRMED or logged(
-                cursor, order_id, [Step.CONFIRM_ORDER], OrderStatus.CONFIRMED
-            ):
-                return OrderOutcome(order_id=order_id, status=OrderStatus.CONFIRMED)
-            raise InvalidStateTransition(
-                f"order {order_id} is {order.status}; only a PENDING order is confirmed"
-            )
-        if order.cancel_requested:
-            raise OrderCancelled(f"order {order_id}: the customer cancelled it before confirmation")
-        payment = fetch_payment(cursor, order_id)
-        reservations = fetch_reservations(cursor, order_id)
-        if payment is None or payment.status is not PaymentStatus.SUCCESS:
-            raise InvalidStateTransition(f"order {order_id}: no successful payment to confirm")
-        if not reservations or any(r.status is not ReservationStatus.RESERVED for r in reservations):
-            raise InvalidStateTransition(f"order {order_id}: its stock is not reserved")
-        _set_status(cursor, order, OrderStatus.CONFIRMED, Step.CONFIRM_ORDER)
-        confirmed = fetch_order(cursor, order_id)
-        commit_stock(cursor, reservations)  # last: the inventory rows stay locked until COMMIT only
-    publish_status(cache, order_id, OrderStatus.CONFIRMED)
-    return OrderOutcome.of(confirmed)
+        (row,) = call_step(cursor, "saga_confirm_order", order_id)
+    outcome = OrderOutcome(
+        order_id=order_id,
+        status=row["status"],
+        failure_reason=row["failure_reason"],
+        reason_code=row["reason_code"],
+        owed_compensations=sorted(owed_from_column(row["owed_compensations"])),
+    )
+    if row["changed"]:  # a repeat publishes nothing
+        publish_status(cache, order_id, OrderStatus.CONFIRMED)
+    return outcome
 
 
 def mark_order_failed(
