@@ -15,17 +15,16 @@ from typing import Any, TypeVar
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from .cache import get_redis
-from .errors import InvalidOrder
+from .events import parse
 from .fast_path import StepResults, result_key
 from .models import OrderId
 from .observability import logger, metrics, trace_handler
 from .settings import get_settings
 from .steps.orders import StepError
 
-InputT = TypeVar("InputT", bound=BaseModel)
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
@@ -44,18 +43,6 @@ class CompensationInput(StepInput):
 
 
 StepInputT = TypeVar("StepInputT", bound=StepInput)
-
-
-def parse(model: type[InputT], event: Any) -> InputT:
-    """The event as `model`; an invalid one is an InvalidOrder naming every bad field."""
-    try:
-        return model.model_validate(event)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'event'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise InvalidOrder(f"invalid {model.__name__}: {problems}") from None
 
 
 @lru_cache(maxsize=1)
