@@ -8,11 +8,12 @@ first on the path, the shared layer on PYTHONPATH, the function's environment fr
 order_saga.functions (tracing off, as on the local stack; `--traced` sets LAMBDA_TASK_ROOT so
 Powertools traces, as in AWS; `--deployed` also names the database credentials' secret, as in AWS,
 so the secrets client, boto3, loads with the handler, as its first call would need it). The time
-is the whole process, interpreter start-up included, measured from outside; the CPU time is the process's own (user + system, from the kernel's
-accounting of the child), which other load on the machine barely touches, so it is the steadier
-figure on a shared machine; the memory is the process's peak resident set (VmHWM). Runs alternate
-between the baseline and the functions, and each figure is the median of `--repeats` runs, so a
-change in the machine's other load touches all of them alike.
+is the whole process, interpreter start-up included, measured from outside; the CPU time is the
+process's own (user + system, from the kernel's accounting of the child), which other load on the
+machine barely touches, so it is the steadier figure on a shared machine; the memory is the
+process's peak resident set (VmHWM). Runs alternate between the baseline and the functions, and
+each figure is the median of `--repeats` runs, so a change in the machine's other load touches
+all of them alike.
 """
 
 import argparse
