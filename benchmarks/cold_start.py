@@ -6,14 +6,19 @@ new process running a bare `import boto3`, in the same run.
 Each function's process gets what Lambda gives it: its code folder as the working directory and
 first on the path, the shared layer on PYTHONPATH, the function's environment from
 order_saga.functions (tracing off, as on the local stack; `--traced` sets LAMBDA_TASK_ROOT so
-Powertools traces, as in AWS). The time is the whole process, interpreter start-up included,
-measured from outside; the memory is the process's peak resident set (VmHWM). Runs alternate between the
-baseline and the functions, and each figure is the median of `--repeats` runs, so a change in the
-machine's other load touches all of them alike.
+Powertools traces, as in AWS; `--deployed` also names the database credentials' secret, as in AWS,
+so the secrets client, boto3, loads with the handler, as its first call would need it). The time
+is the whole process, interpreter start-up included, measured from outside; the CPU time is the
+process's own (user + system, from the kernel's accounting of the child), which other load on the
+machine barely touches, so it is the steadier figure on a shared machine; the memory is the
+process's peak resident set (VmHWM). Runs alternate between the baseline and the functions, and
+each figure is the median of `--repeats` runs, so a change in the machine's other load touches
+all of them alike.
 """
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,47 +38,63 @@ LAYER = REPO_ROOT / "layers" / "common" / "python"
 PEAK = "; print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])"
 
 
-def spawn(code: str, cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """(seconds, peak MiB) of a new interpreter running `code`."""
-    began = time.perf_counter()
+def cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def spawn(code: str, cwd: Path, env: dict[str, str]) -> tuple[float, float, float]:
+    """(seconds, CPU seconds, peak MiB) of a new interpreter running `code`."""
+    cpu_before, began = cpu_of_children(), time.perf_counter()
     done = subprocess.run(  # noqa: S603
         [sys.executable, "-c", code + PEAK], cwd=cwd, env=env, capture_output=True, text=True, check=False
     )
-    elapsed = time.perf_counter() - began
+    elapsed, cpu = time.perf_counter() - began, cpu_of_children() - cpu_before
     if done.returncode:
         raise SystemExit(f"{code!r} in {cwd} failed with {done.returncode}: {done.stderr}")
-    return elapsed, int(done.stdout.split()[-1]) / 1024
+    return elapsed, cpu, int(done.stdout.split()[-1]) / 1024
 
 
-def function_env(spec: FunctionSpec, *, traced: bool) -> dict[str, str]:
+def function_env(spec: FunctionSpec, *, traced: bool, deployed: bool) -> dict[str, str]:
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(LAYER), "PYTHONDONTWRITEBYTECODE": "1"}
     env |= spec.all_environment | {"AWS_LAMBDA_FUNCTION_NAME": spec.name, "AWS_DEFAULT_REGION": "us-east-1"}
     if traced:
         env["LAMBDA_TASK_ROOT"] = str(REPO_ROOT / spec.code_dir)
+    if deployed:  # never read here: only its presence matters
+        env["MYSQL_SECRET_ARN"] = "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-app-AbCdEf"  # noqa: S105
     return env
 
 
-def measure(*, repeats: int = 5, traced: bool = False) -> list[Figure]:
+def measure(*, repeats: int = 5, traced: bool = False, deployed: bool = False) -> list[Figure]:
     baseline_env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1"}
     # Byte-code is compiled once beforehand (Lambda ships it compiled or compiles once per sandbox).
     compile_all = [sys.executable, "-m", "compileall", "-q", str(LAYER), str(REPO_ROOT / "functions")]
     subprocess.run(compile_all, check=True)  # noqa: S603
-    runs: dict[str, list[tuple[float, float]]] = {"import boto3": []}
+    runs: dict[str, list[tuple[float, float, float]]] = {"import boto3": []}
     for _ in range(repeats):
         runs["import boto3"].append(spawn("import boto3", REPO_ROOT, baseline_env))
         for spec in FUNCTIONS:
             module = spec.handler.rsplit(".", 1)[0]
             runs.setdefault(spec.name, []).append(
-                spawn(f"import {module}", REPO_ROOT / spec.code_dir, function_env(spec, traced=traced))
+                spawn(
+                    f"import {module}",
+                    REPO_ROOT / spec.code_dir,
+                    function_env(spec, traced=traced, deployed=deployed),
+                )
             )
-    seconds = {name: statistics.median(s for s, _ in values) for name, values in runs.items()}
-    memory = {name: statistics.median(m for _, m in values) for name, values in runs.items()}
-    base = seconds["import boto3"]
-    print(f"cold start, whole process, median of {repeats} (tracing {'on' if traced else 'off'})")
-    print("| function | import s | peak MiB | / import boto3 |")
-    print("| --- | ---: | ---: | ---: |")
+    seconds, cpu, memory = (
+        {name: statistics.median(run[i] for run in values) for name, values in runs.items()} for i in range(3)
+    )
+    base, base_cpu = seconds["import boto3"], cpu["import boto3"]
+    variant = f"tracing {'on' if traced else 'off'}" + (", secrets named as deployed" if deployed else "")
+    print(f"cold start, whole process, median of {repeats} ({variant})")
+    print("| function | import s | / import boto3 | CPU s | / import boto3 | peak MiB |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name in runs:
-        print(f"| {name} | {seconds[name]:.3f} | {memory[name]:.0f} | {seconds[name] / base:.2f} |")
+        print(
+            f"| {name} | {seconds[name]:.3f} | {seconds[name] / base:.2f} | {cpu[name]:.3f} "
+            f"| {cpu[name] / base_cpu:.2f} | {memory[name]:.0f} |"
+        )
     slowest = max((name for name in runs if name != "import boto3"), key=seconds.__getitem__)
     return [
         Figure(f"cold import of a step handler (slowest: {slowest})", seconds[slowest], base, "s", "<= 2",
@@ -85,8 +106,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--traced", action="store_true", help="trace as in AWS (imports the X-Ray SDK)")
+    parser.add_argument("--deployed", action="store_true", help="name the secrets as in AWS (imports boto3)")
     args = parser.parse_args()
-    print_table(measure(repeats=args.repeats, traced=args.traced))
+    print_table(measure(repeats=args.repeats, traced=args.traced, deployed=args.deployed))
 
 
 if __name__ == "__main__":

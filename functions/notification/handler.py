@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from order_saga.clients import get_ses
 from order_saga.db import get_database
-from order_saga.lambda_step import parse
+from order_saga.events import parse
 from order_saga.observability import logger, metrics, trace_handler
 from order_saga.settings import get_settings
 from order_saga.steps import notification

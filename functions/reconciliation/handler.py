@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from order_saga.db import get_database
-from order_saga.lambda_step import parse
+from order_saga.events import parse
 from order_saga.observability import logger, metrics, trace_handler
 from order_saga.payment_gateway import get_gateway
 from order_saga.reconciliation import reconcile

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from order_saga.cache import get_redis
 from order_saga.db import get_database
-from order_saga.lambda_step import parse
+from order_saga.events import parse
 from order_saga.models import OrderId
 from order_saga.observability import logger, metrics, trace_handler
 from order_saga.settings import get_settings

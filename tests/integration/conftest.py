@@ -135,7 +135,7 @@ def lambda_env(
         db.get_database,
         cache.get_redis,
         payment_gateway.get_gateway,
-        lambda_step._idempotency_store,
+        lambda_step._step_results,
         clients.get_ses,
     )
     for cached in caches:

@@ -114,7 +114,7 @@ def test_without_redis_the_database_still_guards(
     # Given Redis unreachable (the fast path and the feeds are gone, MySQL is there)
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setenv("REDIS_TIMEOUT", "0.2")
-    for cached in (settings_module.get_settings, cache.get_redis, lambda_step._idempotency_store):
+    for cached in (settings_module.get_settings, cache.get_redis, lambda_step._step_results):
         cached.cache_clear()
     order_id = new_order({"sku-1": 1})
     # When ReserveStock runs twice, then it works and reserves once

@@ -41,7 +41,7 @@ def test_every_edge_setting_is_documented_in_the_readme() -> None:
 )
 def test_incomplete_tls_settings_are_refused(overrides: dict[str, str]) -> None:
     with pytest.raises(ValidationError):
-        EdgeSettings(**overrides)  # type: ignore[arg-type]
+        EdgeSettings(**overrides)
 
 
 @pytest.mark.parametrize(

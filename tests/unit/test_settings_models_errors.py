@@ -28,6 +28,15 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.redis_url == "rediss://cache.example:6379/0"
 
 
+def test_a_value_given_wins_over_the_environment_and_unknown_names_are_ignored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MYSQL_PORT", "33306")
+    monkeypatch.setenv("mysql_tls", "true")
+    settings = Settings(mysql_port=3307, not_a_setting="x")
+    assert (settings.mysql_port, settings.mysql_tls) == (3307, True)
+
+
 def test_a_malformed_setting_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MYSQL_PORT", "not-a-port")
     with pytest.raises(ValidationError, match="mysql_port"):
