@@ -72,7 +72,7 @@ test-unit: install ## Only the unit tests (no network)
 test-integration: migrate ## Only the integration tests (MariaDB, Redis, moto)
 	$(BIN)/pytest tests/integration
 
-bench: migrate ## Run every benchmark briefly and print one table (figure, baseline, ratio, goal)
+bench: migrate $(HOST_LAYER_DEPS).built ## Run every benchmark briefly and print one table (figure, baseline, ratio, goal)
 	$(BIN)/python benchmarks/bench.py
 
 # `make test` runs the fuzzer derandomized (the same inputs every run); `make fuzz` picks a random
@@ -127,6 +127,15 @@ $(LAYER_DEPS).built: pyproject.toml constraints.txt | $(VENV)/.installed
 	$(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["lambda"]))' > $(LAYER_DEPS).txt
 	$(BIN)/pip install -q --platform manylinux2014_aarch64 --only-binary=:all: --python-version 3.12 \
 		--implementation cp --target $(LAYER_DEPS)/python -c constraints.txt -r $(LAYER_DEPS).txt
+	@touch $@
+
+# The same packages for this machine: the cold-start benchmark imports each handler with exactly
+# what its layer holds (not the development environment, which has more, e.g. cryptography).
+HOST_LAYER_DEPS := build/layers/host-deps
+$(HOST_LAYER_DEPS).built: pyproject.toml constraints.txt | $(VENV)/.installed
+	rm -rf $(HOST_LAYER_DEPS) && mkdir -p $(HOST_LAYER_DEPS)
+	$(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["lambda"]))' > $(HOST_LAYER_DEPS).txt
+	$(BIN)/pip install -q --only-binary=:all: --target $(HOST_LAYER_DEPS) -c constraints.txt -r $(HOST_LAYER_DEPS).txt
 	@touch $@
 
 .PHONY: layers synth deploy destroy cost

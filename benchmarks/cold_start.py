@@ -1,19 +1,23 @@
 """The cold start of every Lambda function: a new Python process importing its handler, against a
 new process running a bare `import boto3`, in the same run.
 
+    make build/layers/host-deps.built   # once (`make bench` does it)
     .venv/bin/python benchmarks/cold_start.py --repeats 7
 
 Each function's process gets what Lambda gives it: its code folder as the working directory and
-first on the path, the shared layer on PYTHONPATH, the function's environment from
-order_saga.functions (tracing off, as on the local stack; `--traced` sets LAMBDA_TASK_ROOT so
-Powertools traces, as in AWS; `--deployed` also names the database credentials' secret, as in AWS,
-so the secrets client, boto3, loads with the handler, as its first call would need it). The time
-is the whole process, interpreter start-up included, measured from outside; the CPU time is the
-process's own (user + system, from the kernel's accounting of the child), which other load on the
-machine barely touches, so it is the steadier figure on a shared machine; the memory is the
-process's peak resident set (VmHWM). Runs alternate between the baseline and the functions, and
-each figure is the median of `--repeats` runs, so a change in the machine's other load touches
-all of them alike.
+first on the path, and on PYTHONPATH the shared layer and the dependencies layer's packages (built
+for this machine from the same pinned `lambda` extra, under build/layers/host-deps); the
+interpreter runs with `-S`, so nothing of the development environment is importable, which has
+more (cryptography, say, which PyMySQL imports when it finds it). The environment is the
+function's from order_saga.functions with its secrets named, as deployed and on the local stack
+(never read here: their presence decides what the secrets client loads); tracing is off, as on
+the local stack (`--traced` sets LAMBDA_TASK_ROOT so Powertools traces, as in AWS). The baseline
+imports boto3 from the same packages, the same way. The time is the whole process, interpreter
+start-up included, measured from outside; the CPU time is the process's own (user + system, from
+the kernel's accounting of the child), which other load on the machine barely touches, so it is
+the steadier figure on a shared machine; the memory is the process's peak resident set (VmHWM).
+Runs alternate between the baseline and the functions, and each figure is the median of
+`--repeats` runs, so a change in the machine's other load touches all of them alike.
 """
 
 import argparse
@@ -31,6 +35,11 @@ from devstack.paths import REPO_ROOT
 from order_saga.functions import FUNCTIONS, FunctionSpec
 
 LAYER = REPO_ROOT / "layers" / "common" / "python"
+PACKAGES = REPO_ROOT / "build" / "layers" / "host-deps"
+SECRETS = {  # as deployed: named, never read here
+    "MYSQL_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-app-AbCdEf",
+    "PAYMENT_GATEWAY_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:gateway-AbCdEf",
+}
 
 
 # The child reports its own peak resident set (VmHWM belongs to the exec'd program: the getrusage
@@ -47,7 +56,12 @@ def spawn(code: str, cwd: Path, env: dict[str, str]) -> tuple[float, float, floa
     """(seconds, CPU seconds, peak MiB) of a new interpreter running `code`."""
     cpu_before, began = cpu_of_children(), time.perf_counter()
     done = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", code + PEAK], cwd=cwd, env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-S", "-c", code + PEAK],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     elapsed, cpu = time.perf_counter() - began, cpu_of_children() - cpu_before
     if done.returncode:
@@ -55,20 +69,37 @@ def spawn(code: str, cwd: Path, env: dict[str, str]) -> tuple[float, float, floa
     return elapsed, cpu, int(done.stdout.split()[-1]) / 1024
 
 
-def function_env(spec: FunctionSpec, *, traced: bool, deployed: bool) -> dict[str, str]:
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(LAYER), "PYTHONDONTWRITEBYTECODE": "1"}
-    env |= spec.all_environment | {"AWS_LAMBDA_FUNCTION_NAME": spec.name, "AWS_DEFAULT_REGION": "us-east-1"}
+def function_env(spec: FunctionSpec, *, traced: bool) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": f"{LAYER}:{PACKAGES}",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    env |= spec.all_environment | SECRETS
+    env |= {"AWS_LAMBDA_FUNCTION_NAME": spec.name, "AWS_DEFAULT_REGION": "us-east-1"}
     if traced:
         env["LAMBDA_TASK_ROOT"] = str(REPO_ROOT / spec.code_dir)
-    if deployed:  # never read here: only its presence matters
-        env["MYSQL_SECRET_ARN"] = "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-app-AbCdEf"  # noqa: S105
     return env
 
 
-def measure(*, repeats: int = 5, traced: bool = False, deployed: bool = False) -> list[Figure]:
-    baseline_env = {"PATH": os.environ.get("PATH", ""), "PYTHONDONTWRITEBYTECODE": "1"}
+def measure(*, repeats: int = 5, traced: bool = False) -> list[Figure]:
+    if not PACKAGES.is_dir():
+        raise SystemExit(f"{PACKAGES} is missing: make build/layers/host-deps.built")
+    baseline_env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(PACKAGES),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     # Byte-code is compiled once beforehand (Lambda ships it compiled or compiles once per sandbox).
-    compile_all = [sys.executable, "-m", "compileall", "-q", str(LAYER), str(REPO_ROOT / "functions")]
+    compile_all = [
+        sys.executable,
+        "-m",
+        "compileall",
+        "-q",
+        str(LAYER),
+        str(PACKAGES),
+        str(REPO_ROOT / "functions"),
+    ]
     subprocess.run(compile_all, check=True)  # noqa: S603
     runs: dict[str, list[tuple[float, float, float]]] = {"import boto3": []}
     for _ in range(repeats):
@@ -79,14 +110,14 @@ def measure(*, repeats: int = 5, traced: bool = False, deployed: bool = False) -
                 spawn(
                     f"import {module}",
                     REPO_ROOT / spec.code_dir,
-                    function_env(spec, traced=traced, deployed=deployed),
+                    function_env(spec, traced=traced),
                 )
             )
     seconds, cpu, memory = (
         {name: statistics.median(run[i] for run in values) for name, values in runs.items()} for i in range(3)
     )
     base, base_cpu = seconds["import boto3"], cpu["import boto3"]
-    variant = f"tracing {'on' if traced else 'off'}" + (", secrets named as deployed" if deployed else "")
+    variant = f"tracing {'on' if traced else 'off'}, secrets named as deployed"
     print(f"cold start, whole process, median of {repeats} ({variant})")
     print("| function | import s | / import boto3 | CPU s | / import boto3 | peak MiB |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
@@ -106,9 +137,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--traced", action="store_true", help="trace as in AWS (imports the X-Ray SDK)")
-    parser.add_argument("--deployed", action="store_true", help="name the secrets as in AWS (imports boto3)")
     args = parser.parse_args()
-    print_table(measure(repeats=args.repeats, traced=args.traced, deployed=args.deployed))
+    print_table(measure(repeats=args.repeats, traced=args.traced))
 
 
 if __name__ == "__main__":
