@@ -44,6 +44,29 @@ def stop_moto_push() -> None:
     )
 
 
+def retention_without_attributes() -> None:
+    """moto checks each received message's retention period by computing every attribute of its
+    queue (the approximate counts among them, each a scan of the queue's messages), so a receive
+    was quadratic in the queue's length. This is the same check reading the one attribute."""
+    from moto.core.utils import unix_time  # noqa: PLC0415
+    from moto.sqs.models import SQSBackend  # noqa: PLC0415
+
+    check = SQSBackend.is_message_valid_based_on_retention_period
+    if 'get_queue_attributes(\n            queue_name, ["MessageRetentionPeriod"]' not in inspect.getsource(check):
+        raise RuntimeError(
+            "moto's SQSBackend.is_message_valid_based_on_retention_period changed: the pinned moto "
+            "changed; check how it reads the retention period before upgrading moto"
+        )
+
+    def is_message_valid_based_on_retention_period(backend: Any, queue_name: str, message: Any) -> bool:
+        retention_period = backend.get_queue(queue_name).message_retention_period
+        return bool(retention_period + message.sent_timestamp / 1000 > unix_time())
+
+    SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
+        is_message_valid_based_on_retention_period
+    )
+
+
 def record(message: Any, queue_arn: str, region: str) -> dict[str, Any]:
     """One message as Lambda hands it to the function."""
     return {
@@ -118,7 +141,7 @@ class SqsPoller:
             queue = sqs.queues.get(mapping.event_source_arn.rsplit(":", 1)[1])
             if queue is None:
                 continue
-            visibility = max(1, round(int(queue.attributes["VisibilityTimeout"]) * self.visibility_scale))
+            visibility = max(1, round(queue.visibility_timeout * self.visibility_scale))
             with self._receiving:
                 messages = sqs.receive_message(queue.name, mapping.batch_size or 10, 0, visibility)
             if not messages:
