@@ -23,6 +23,7 @@ the scale for the waits that begin after it is written: a test runs one outage a
 
 import argparse
 import functools
+import gc
 import importlib
 import inspect
 import os
@@ -205,6 +206,24 @@ def remember_backends_of_hosts() -> None:
     DomainDispatcherApplication.get_backend_for_host = functools.lru_cache(maxsize=256)(find)  # type: ignore[method-assign]
 
 
+# Collect the youngest objects every 50,000 allocations instead of 700, and the older generations
+# 20 times more rarely than that (Python's defaults: 700, 10, 10).
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
+def fewer_garbage_collections() -> None:
+    """Stop the cyclic garbage collector from rescanning this server's long-lived heap.
+
+    The moto server's heap is mostly long-lived: the modules of moto, botocore and Flask, and
+    moto's state (every execution's history stays in memory). Its garbage is mostly freed by
+    reference counting. With Python's default thresholds the collector scanned that heap again
+    and again: about a third of the server's CPU during a burst of orders. What was imported at
+    start is moved out of the collector's sight (`gc.freeze`), and collections run more rarely;
+    the price is that cyclic garbage lives a little longer."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def without_docker() -> None:
     """There is no Docker engine here: moto's lazily made Docker client is None, not an error.
 
@@ -251,6 +270,7 @@ def main() -> None:
     install(invoker)
     stop_moto_push()
     retention_without_attributes()
+    fewer_garbage_collections()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=settings.moto_port, verbose=False)
     stop = threading.Event()
 
