@@ -7,12 +7,21 @@ the local Lambda invoker in place of moto's Docker runner, and its own SQS polle
 moto's one-shot event-source delivery (devstack/sqs_poller.py). Executions start through state
 machine versions and aliases as in AWS (devstack/moto_aliases.py: moto cannot run them itself).
 
-Two costs of moto's per execution are ours to remove, and this launcher removes them: the
-interpreter parses the ASL definition again for every execution (ANTLR, tens of milliseconds of
-CPU), and creates a boto3 client for every Lambda and SQS task it runs. The parse tree is kept
-per definition (each execution still gets fresh evaluation components from it, so no execution
-state is shared), and one client per region and service is kept (boto3 clients are thread-safe).
-Both hooks are private to moto, which is pinned; tests/unit/test_moto_hooks.py fails if they move.
+Some of moto's work per execution is not what AWS does and is ours to remove; this launcher
+removes it, moto pinned and no moto file edited (each hook fails loudly if it moved;
+tests/unit/test_moto_hooks.py checks them):
+- the interpreter parsed and built the ASL definition again for every execution (ANTLR, then the
+  evaluation components: tens of milliseconds of CPU). Each definition is built once and kept
+  pickled; each execution unpickles its own copy, so no execution state is shared;
+- it parsed every JSONPath again each time a state used it (jsonpath_ng builds a new parser each
+  time): parsed paths are kept;
+- it made a boto3 client per Lambda and SQS task and sent each task over HTTP to this very
+  server: one client per region and service is kept, and it is answered in process by moto's
+  backends (moto's own in-process mode), skipping the HTTP server;
+- the server matched every request's host against every service's URL patterns: kept per host;
+- the garbage collector rescanned the server's long-lived heap: the start-up heap is frozen and
+  collections are rarer;
+- SQS receives computed every queue attribute per message (devstack/sqs_poller.py).
 
 Optionally the Retry waits of the interpreter are scaled (DEVSTACK_RETRY_TIME_SCALE, 1 = real
 time): a compensation that "retries long" waits minutes in AWS, which a test run cannot afford.
@@ -88,7 +97,6 @@ def cache_parsed_definitions() -> None:
     execution state, is shared between executions) for a fraction of a millisecond. Only this
     process's own objects are pickled."""
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser  # noqa: PLC0415
-    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor  # noqa: PLC0415
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker  # noqa: PLC0415
 
     entrypoint = getattr(ExecutionWorker, "_get_evaluation_entrypoint", None)
@@ -100,7 +108,8 @@ def cache_parsed_definitions() -> None:
 
     @functools.lru_cache(maxsize=64)
     def built_program(definition: str) -> bytes:
-        return pickle.dumps(Preprocessor().visit(AmazonStateLanguageParser.parse(definition)[1]))
+        program, _tree = AmazonStateLanguageParser.parse(definition)
+        return pickle.dumps(program)
 
     def evaluation_entrypoint(worker: Any) -> Any:
         definition = worker._evaluation_details.state_machine_details.definition
