@@ -41,6 +41,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -133,7 +134,7 @@ def cache_parsed_json_paths() -> None:
     updating with it, so executions share it."""
     for name, parser in JSONPATH_PARSERS:
         module = importlib.import_module(name)
-        parse = importlib.import_module(parser).parse
+        parse: Callable[[str], Any] = importlib.import_module(parser).parse
         if getattr(module, "parse", None) is not parse:
             raise RuntimeError(
                 f"{name} no longer parses JSONPaths with {parser}.parse: the pinned moto changed; "
@@ -163,7 +164,7 @@ def in_process_client(region: str, service: str) -> Any:
     from botocore.config import Config  # noqa: PLC0415
     from moto.core.botocore_stubber import BotocoreStubber  # noqa: PLC0415
 
-    client = boto3.client(
+    client = boto3.client(  # type: ignore[call-overload] # the service is a parameter here
         service,
         region_name=region,
         endpoint_url=f"https://{service}.{region}.amazonaws.com",

@@ -62,9 +62,8 @@ def retention_without_attributes() -> None:
         retention_period = backend.get_queue(queue_name).message_retention_period
         return bool(retention_period + message.sent_timestamp / 1000 > unix_time())
 
-    SQSBackend.is_message_valid_based_on_retention_period = (  # type: ignore[method-assign]
-        is_message_valid_based_on_retention_period
-    )
+    replacement: Any = is_message_valid_based_on_retention_period
+    SQSBackend.is_message_valid_based_on_retention_period = replacement  # type: ignore[method-assign]
 
 
 def record(message: Any, queue_arn: str, region: str) -> dict[str, Any]:
@@ -141,7 +140,7 @@ class SqsPoller:
             queue = sqs.queues.get(mapping.event_source_arn.rsplit(":", 1)[1])
             if queue is None:
                 continue
-            visibility = max(1, round(queue.visibility_timeout * self.visibility_scale))
+            visibility = max(1, round(queue.visibility_timeout * self.visibility_scale))  # type: ignore[attr-defined]
             with self._receiving:
                 messages = sqs.receive_message(queue.name, mapping.batch_size or 10, 0, visibility)
             if not messages:

@@ -123,11 +123,12 @@ def test_a_definition_is_parsed_once_and_each_execution_gets_its_own_program(
 
     monkeypatch.setattr(AmazonStateLanguageParser, "parse", staticmethod(counting_parse))
     builds: list[Any] = []
-    monkeypatch.setattr(
-        Preprocessor,
-        "visitState_machine",
-        lambda self, tree: builds.append(tree) or real_build(self, tree),
-    )
+
+    def counting_build(self: Preprocessor, tree: Any) -> Any:
+        builds.append(tree)
+        return real_build(self, tree)
+
+    monkeypatch.setattr(Preprocessor, "visitState_machine", counting_build)
     cache_parsed_definitions()
     definition = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
     worker = SimpleNamespace(
@@ -138,6 +139,7 @@ def test_a_definition_is_parsed_once_and_each_execution_gets_its_own_program(
     assert parses == [definition]
     assert len(builds) == 1  # the components too are built once
     assert isinstance(first, Program)
+    assert isinstance(second, Program)
     assert first is not second  # no evaluation component is shared between executions
     assert first.states is not second.states
 
