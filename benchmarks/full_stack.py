@@ -3,16 +3,17 @@
     .venv/bin/python benchmarks/full_stack.py --clients 8 --orders 120
 
 This talks to the running stack that `order-saga up` starts (and starts it when it is not up): the
-edge process, and moto executing every saga through the local Lambda invoker. `--clients` threads
-create `--orders` orders as fast as the edge answers, and the run waits until no saga is in
-flight. It prints orders/s (orders over the time from the first CreateOrder to the last saga's
-end), CreateOrder's latency, each order's create-to-confirmed latency, the outcomes, and, sampled
-every half second while it runs, the machine's load average and the number of Lambda worker
-processes of this stack. Then, per step, from the REPORT lines the invoker's workers wrote during
-the burst (devstack/lambda_reports.py): invocations, the warm duration's p50 and p99 (the
-handler's own time, Lambda's "Duration"), the cold starts with their init duration, and the
-largest "Max Memory Used". `--seconds N` first runs N seconds of closed-loop CreateOrder load beside
-a bare grpcio echo server, as in benchmarks/create_order.py.
+edge process, and moto executing every saga through the local Lambda invoker. After `--warmup`
+unmeasured orders (16: they start the Lambda workers), `--clients` threads create `--orders`
+orders as fast as the edge answers, and the run waits until no saga is in flight. It prints
+orders/s (orders over the time from the first CreateOrder to the last saga's end), CreateOrder's
+latency, each order's create-to-confirmed latency, the outcomes, and, sampled every half second
+while it runs, the machine's load average and the number of Lambda worker processes of this
+stack. Then, per step, from the REPORT lines the invoker's workers wrote during the burst
+(devstack/lambda_reports.py): invocations, the warm duration's p50 and p99 (the handler's own
+time, Lambda's "Duration"), the cold starts with their init duration, and the largest "Max Memory
+Used". `--seconds N` first runs N seconds of closed-loop CreateOrder load beside a bare grpcio
+echo server, as in benchmarks/create_order.py.
 """
 
 import argparse
@@ -46,6 +47,9 @@ from order_saga.settings import Settings
 
 PRODUCT = "bench-item"
 DRAIN_SECONDS = 600
+# Orders first, unmeasured, to start the workers a burst keeps warm (their cold starts are CPU
+# the measured burst would otherwise share); the measured burst still reports any of its own.
+WARMUP = 16
 FIRST_MEASURED = 9.0  # orders/s to CONFIRMED on 2026-11-24, before the stack was tuned (docs/performance.md)
 Metadata = tuple[tuple[str, str]]
 
@@ -193,7 +197,9 @@ def closed_loop(address: str, metadata: Metadata, clients: int, seconds: float) 
     print_comparison(clients, seconds, echo_result, create_result)
 
 
-def measure(*, clients: int = 8, orders: int = 120, seconds: float = 0.0) -> list[Figure]:
+def measure(
+    *, clients: int = 8, orders: int = 120, seconds: float = 0.0, warmup: int = WARMUP
+) -> list[Figure]:
     logging.disable(logging.INFO)
     stack_up()
     os.environ.update(read_env())
@@ -206,6 +212,12 @@ def measure(*, clients: int = 8, orders: int = 120, seconds: float = 0.0) -> lis
     if seconds:
         closed_loop(address, metadata, clients, seconds)
     stub = orders_pb2_grpc.OrderServiceStub(grpc.insecure_channel(address))
+    if warmup:
+        started = burst(stub, metadata, warmup, clients, database)
+        cold = sum(
+            report.init_duration_ms is not None for step in started.reports.values() for report in step
+        )
+        print(f"warm-up: {warmup} orders in {started.seconds:.1f}s, {cold} cold starts of Lambda workers")
     result = burst(stub, metadata, orders, clients, database)
     result.print(orders, clients)
     if result.outcomes.get("CONFIRMED") != orders:
@@ -223,8 +235,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (threads)")
     parser.add_argument("--orders", type=int, default=120, help="orders in the burst")
     parser.add_argument("--seconds", type=float, default=0.0, help="seconds of closed-loop load first")
+    parser.add_argument("--warmup", type=int, default=WARMUP, help="unmeasured orders first (0: none)")
     args = parser.parse_args()
-    print_table(measure(clients=args.clients, orders=args.orders, seconds=args.seconds))
+    print_table(measure(clients=args.clients, orders=args.orders, seconds=args.seconds, warmup=args.warmup))
 
 
 if __name__ == "__main__":
