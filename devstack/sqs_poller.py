@@ -14,7 +14,8 @@ notice could be lost that way, which AWS never does. `install()` takes delivery 
   the Retry waits, DEVSTACK_RETRY_TIME_SCALE), is received again, and after the queue's
   maxReceiveCount moto's redrive policy moves it to the dead-letter queue.
 Delivery is asynchronous, as in AWS: SendMessage (the saga's notify states) no longer waits for
-the e-mail to be sent.
+the e-mail to be sent. `retention_without_attributes()` makes moto's receive linear in the
+queue's length again (see there).
 """
 
 import inspect
