@@ -3,13 +3,17 @@
     .venv/bin/python benchmarks/full_stack.py --clients 8 --orders 120
 
 This talks to the running stack that `order-saga up` starts (and starts it when it is not up): the
-edge process, and moto executing every saga through the local Lambda invoker. `--clients` threads
-create `--orders` orders as fast as the edge answers, and the run waits until no saga is in
-flight. It prints orders/s (orders over the time from the first CreateOrder to the last saga's
-end), CreateOrder's latency, each order's create-to-confirmed latency, the outcomes, and, sampled
-every half second while it runs, the machine's load average and the number of Lambda worker
-processes of this stack. `--seconds N` first runs N seconds of closed-loop CreateOrder load beside
-a bare grpcio echo server, as in benchmarks/create_order.py.
+edge process, and moto executing every saga through the local Lambda invoker. After `--warmup`
+unmeasured orders (16: they start the Lambda workers), `--clients` threads create `--orders`
+orders as fast as the edge answers, and the run waits until no saga is in flight. It prints
+orders/s (orders over the time from the first CreateOrder to the last saga's end), CreateOrder's
+latency, each order's create-to-confirmed latency, the outcomes, and, sampled every half second
+while it runs, the machine's load average and the number of Lambda worker processes of this
+stack. Then, per step, from the REPORT lines the invoker's workers wrote during the burst
+(devstack/lambda_reports.py): invocations, the warm duration's p50 and p99 (the handler's own
+time, Lambda's "Duration"), the cold starts with their init duration, and the largest "Max Memory
+Used". `--seconds N` first runs N seconds of closed-loop CreateOrder load beside a bare grpcio
+echo server, as in benchmarks/create_order.py.
 """
 
 import argparse
@@ -29,7 +33,9 @@ from create_order import echo_callers, echo_server, load, print_comparison
 from figures import Figure, percentile_ms, print_table
 
 from devstack.envfile import read_env
+from devstack.invoker import LOG_DIR
 from devstack.issuer.process import local_issuer
+from devstack.lambda_reports import Report, log_ends, reports_since
 from devstack.paths import REPO_ROOT, STATE_DIR
 from devstack.stack import stack_up
 from grpc_edge.generated.orders.v1 import orders_pb2 as pb
@@ -41,6 +47,9 @@ from order_saga.settings import Settings
 
 PRODUCT = "bench-item"
 DRAIN_SECONDS = 600
+# Orders first, unmeasured, to start the workers a burst keeps warm (their cold starts are CPU
+# the measured burst would otherwise share); the measured burst still reports any of its own.
+WARMUP = 16
 FIRST_MEASURED = 9.0  # orders/s to CONFIRMED on 2026-11-24, before the stack was tuned (docs/performance.md)
 Metadata = tuple[tuple[str, str]]
 
@@ -82,6 +91,7 @@ class Burst:
     outcomes: dict[str, int] = field(default_factory=dict)
     max_load: float = 0.0
     max_workers: int = 0
+    reports: dict[str, list[Report]] = field(default_factory=dict)  # by step
 
     @property
     def rate(self) -> float:
@@ -98,6 +108,23 @@ class Burst:
             f" p99 {percentile_ms(confirm, 99) / 1000:.2f}s"
         )
         print(f"  at most {self.max_workers} Lambda workers; load average (1 min) up to {self.max_load:.1f}")
+        print_steps(self.reports)
+
+
+def print_steps(reports: dict[str, list[Report]]) -> None:
+    """Per step, what Lambda's REPORT lines say: durations, cold starts, peak memory."""
+    print("| step | invocations | warm p50 | warm p99 | cold starts (init p50) | max memory used |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for step, step_reports in sorted(reports.items()):
+        warm = [r.duration_ms / 1000 for r in step_reports if r.init_duration_ms is None and not r.status]
+        inits = [r.init_duration_ms / 1000 for r in step_reports if r.init_duration_ms is not None]
+        cold = f"{len(inits)} ({percentile_ms(inits, 50):.0f} ms)" if inits else "0"
+        used = max(r.max_memory_used_mb for r in step_reports)
+        p50, p99 = percentile_ms(warm, 50), percentile_ms(warm, 99)
+        print(
+            f"| {step} | {len(step_reports)} | {p50:.1f} ms | {p99:.1f} ms | {cold}"
+            f" | {used} MB of {step_reports[-1].memory_size_mb} |"
+        )
 
 
 def lambda_workers() -> int:
@@ -132,6 +159,7 @@ def burst(stub: orders_pb2_grpc.OrderServiceStub, metadata: Metadata, orders: in
         return str(order_id)
 
     sampler = threading.Thread(target=sample, daemon=True)
+    ends = log_ends(LOG_DIR)
     sampler.start()
     began = time.monotonic()
     with ThreadPoolExecutor(max_workers=clients) as pool:
@@ -140,6 +168,7 @@ def burst(stub: orders_pb2_grpc.OrderServiceStub, metadata: Metadata, orders: in
     result.seconds = time.monotonic() - began
     done.set()
     sampler.join()
+    result.reports = reports_since(LOG_DIR, ends)
     with database.transaction() as cursor:
         cursor.execute(
             "SELECT status, TIMESTAMPDIFF(MICROSECOND, created_at, updated_at) / 1e6 AS seconds"
@@ -168,7 +197,9 @@ def closed_loop(address: str, metadata: Metadata, clients: int, seconds: float) 
     print_comparison(clients, seconds, create_result, echo_result)
 
 
-def measure(*, clients: int = 8, orders: int = 120, seconds: float = 0.0) -> list[Figure]:
+def measure(
+    *, clients: int = 8, orders: int = 120, seconds: float = 0.0, warmup: int = WARMUP
+) -> list[Figure]:
     logging.disable(logging.INFO)
     stack_up()
     os.environ.update(read_env())
@@ -181,6 +212,12 @@ def measure(*, clients: int = 8, orders: int = 120, seconds: float = 0.0) -> lis
     if seconds:
         closed_loop(address, metadata, clients, seconds)
     stub = orders_pb2_grpc.OrderServiceStub(grpc.insecure_channel(address))
+    if warmup:
+        started = burst(stub, metadata, warmup, clients, database)
+        cold = sum(
+            report.init_duration_ms is not None for step in started.reports.values() for report in step
+        )
+        print(f"warm-up: {warmup} orders in {started.seconds:.1f}s, {cold} cold starts of Lambda workers")
     result = burst(stub, metadata, orders, clients, database)
     result.print(orders, clients)
     if result.outcomes.get("CONFIRMED") != orders:
@@ -198,8 +235,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (threads)")
     parser.add_argument("--orders", type=int, default=120, help="orders in the burst")
     parser.add_argument("--seconds", type=float, default=0.0, help="seconds of closed-loop load first")
+    parser.add_argument("--warmup", type=int, default=WARMUP, help="unmeasured orders first (0: none)")
     args = parser.parse_args()
-    print_table(measure(clients=args.clients, orders=args.orders, seconds=args.seconds))
+    print_table(measure(clients=args.clients, orders=args.orders, seconds=args.seconds, warmup=args.warmup))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,10 @@ invocation thrashing the machine. The limits follow the cores (see
   also discards the sandbox of a timed-out invocation);
 - each function has its own environment variables and its own `handler` module (every service
   folder has a handler.py), which one process cannot hold apart.
+
+What a function prints goes to its step's log, `.devstack/lambda/<step>.log`, with Lambda's REPORT
+line after every invocation (its duration, the worker's peak memory, a cold start's init
+duration: devstack/lambda_reports.py).
 """
 
 import json
@@ -40,6 +44,7 @@ from order_saga.functions import FUNCTIONS
 from order_saga.manifest import LOCAL_ENVIRONMENT
 
 from . import faults, releases
+from .lambda_reports import TIMEOUT, Report, peak_memory_mb
 from .paths import REPO_ROOT, STATE_DIR
 
 LOG_DIR = STATE_DIR / "lambda"
@@ -117,7 +122,9 @@ def timed_out(request_id: str, timeout_seconds: float) -> Answer:
 class Worker:
     """One warm execution environment of one function configuration."""
 
-    def __init__(self, code: Code, invocation: Invocation, base_env: dict[str, str]) -> None:
+    def __init__(
+        self, code: Code, invocation: Invocation, base_env: dict[str, str], log_dir: Path = LOG_DIR
+    ) -> None:
         env = (
             base_env
             | invocation.environment
@@ -131,8 +138,10 @@ class Worker:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        with (LOG_DIR / f"{invocation.step}.log").open("ab") as log:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log = log_dir / f"{invocation.step}.log"
+        self.memory_mb = invocation.memory_mb
+        with self.log.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own runtime module
                 [sys.executable, "-m", "devstack.lambda_runtime", invocation.handler, *map(str, code)],
                 cwd=code[0],
@@ -172,6 +181,7 @@ class Worker:
             return self._exited(request_id)
         ready, _, _ = select.select([stdout], [], [], timeout_seconds)
         if not ready:
+            self._report_timeout(request_id, timeout_seconds)
             self.kill()
             return timed_out(request_id, timeout_seconds)
         line = stdout.readline()
@@ -179,6 +189,19 @@ class Worker:
             return self._exited(request_id)
         answer = json.loads(line)
         return json.dumps(answer["payload"]), not answer["ok"], ""
+
+    def _report_timeout(self, request_id: str, timeout_seconds: float) -> None:
+        """Lambda's REPORT line for an invocation that timed out (the worker, which writes the
+        others, is about to be killed)."""
+        report = Report(
+            request_id,
+            timeout_seconds * 1000,
+            self.memory_mb,
+            peak_memory_mb(self.process.pid),
+            status=TIMEOUT,
+        )
+        with self.log.open("a") as log:
+            log.write(report.line())
 
     def _pipes(self) -> tuple[IO[bytes], IO[bytes]]:
         assert self.process.stdin is not None  # both are pipes, by construction
@@ -212,6 +235,7 @@ class LocalInvoker:
     function_limit: int = field(default_factory=lambda: default_concurrency()[0])
     total_limit: int = field(default_factory=lambda: default_concurrency()[1])
     admission_wait_seconds: float = 2.0
+    log_dir: Path = LOG_DIR  # the functions' logs, one per step (what they print, REPORT lines)
     _idle: dict[tuple[Any, ...], list[Worker]] = field(default_factory=dict)
     _busy: dict[Worker, str] = field(default_factory=dict)  # worker -> its function's name
     _lock: threading.Condition = field(default_factory=threading.Condition)
@@ -337,7 +361,7 @@ class LocalInvoker:
                 if worker.alive():
                     self._busy[worker] = name
                     return worker
-            worker = Worker(code, invocation, self.base_env)
+            worker = Worker(code, invocation, self.base_env, self.log_dir)
             self._busy[worker] = name
             return worker
 

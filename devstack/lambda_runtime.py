@@ -12,7 +12,9 @@ then one JSON line per invocation on stdin (`request_id`, `event`, `timeout_ms`)
 line per answer on that stdout (`ok` and `payload`). Everything the handler prints (and
 the Powertools logger, which writes to stdout) goes to stderr, the function's log file, so it can
 never corrupt the protocol. Errors come back in the Lambda runtime's format: errorMessage,
-errorType, requestId, stackTrace.
+errorType, requestId, stackTrace. After each answer the worker writes Lambda's REPORT line to the
+function's log (devstack/lambda_reports.py): the handler's duration, the worker's peak memory,
+and on the first invocation the init's duration (the handler module's import).
 """
 
 import importlib
@@ -24,6 +26,8 @@ import traceback
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TextIO
+
+from devstack.lambda_reports import Report, peak_memory_mb
 
 
 class LambdaContext:
@@ -91,18 +95,27 @@ def invoke(handler: Callable[[Any, LambdaContext], Any], request: dict[str, Any]
     return True, result
 
 
-def serve(handler_spec: str, requests: TextIO, answers: TextIO) -> None:
+def serve(handler_spec: str, requests: TextIO, answers: TextIO, log: TextIO) -> None:
+    began = time.perf_counter()
     handler, init_error = load_handler(handler_spec)
+    init_ms: float | None = (time.perf_counter() - began) * 1000
+    memory_size_mb = int(os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
     answers.write(json.dumps({"ready": True}) + "\n")
     answers.flush()
     for line in requests:
         request = json.loads(line)
+        began = time.perf_counter()
         if handler is None:
             ok, payload = False, dict(init_error or {}, requestId=request["request_id"])
         else:
             ok, payload = invoke(handler, request)
+        duration_ms = (time.perf_counter() - began) * 1000
         answers.write(json.dumps({"ok": ok, "payload": payload}) + "\n")
         answers.flush()
+        report = Report(request["request_id"], duration_ms, memory_size_mb, peak_memory_mb(), init_ms)
+        log.write(report.line())
+        log.flush()
+        init_ms = None  # only the first invocation of a worker is a cold start
 
 
 def main() -> None:
@@ -111,7 +124,7 @@ def main() -> None:
     # Keep the real stdout for answers; whatever the function prints goes to its log (stderr).
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    serve(handler_spec, sys.stdin, answers)
+    serve(handler_spec, sys.stdin, answers, sys.stderr)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,21 @@ the local Lambda invoker in place of moto's Docker runner, and its own SQS polle
 moto's one-shot event-source delivery (devstack/sqs_poller.py). Executions start through state
 machine versions and aliases as in AWS (devstack/moto_aliases.py: moto cannot run them itself).
 
-Two costs of moto's per execution are ours to remove, and this launcher removes them: the
-interpreter parses the ASL definition again for every execution (ANTLR, tens of milliseconds of
-CPU), and creates a boto3 client for every Lambda and SQS task it runs. The parse tree is kept
-per definition (each execution still gets fresh evaluation components from it, so no execution
-state is shared), and one client per region and service is kept (boto3 clients are thread-safe).
-Both hooks are private to moto, which is pinned; tests/unit/test_moto_hooks.py fails if they move.
+Some of moto's work per execution is not what AWS does and is ours to remove; this launcher
+removes it, moto pinned and no moto file edited (each hook fails loudly if it moved;
+tests/unit/test_moto_hooks.py checks them):
+- the interpreter parsed and built the ASL definition again for every execution (ANTLR, then the
+  evaluation components: tens of milliseconds of CPU). Each definition is built once and kept
+  pickled; each execution unpickles its own copy, so no execution state is shared;
+- it parsed every JSONPath again each time a state used it (jsonpath_ng builds a new parser each
+  time): parsed paths are kept;
+- it made a boto3 client per Lambda and SQS task and sent each task over HTTP to this very
+  server: one client per region and service is kept, and it is answered in process by moto's
+  backends (moto's own in-process mode), skipping the HTTP server;
+- the server matched every request's host against every service's URL patterns: kept per host;
+- the garbage collector rescanned the server's long-lived heap: the start-up heap is frozen and
+  collections are rarer;
+- SQS receives computed every queue attribute per message (devstack/sqs_poller.py).
 
 Optionally the Retry waits of the interpreter are scaled (DEVSTACK_RETRY_TIME_SCALE, 1 = real
 time): a compensation that "retries long" waits minutes in AWS, which a test run cannot afford.
@@ -23,13 +32,16 @@ the scale for the waits that begin after it is written: a test runs one outage a
 
 import argparse
 import functools
+import gc
 import importlib
 import inspect
 import os
+import pickle
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -38,7 +50,7 @@ from .aws_settings import AwsStackSettings
 from .invoker import LocalInvoker, base_environment, default_concurrency, install
 from .moto_aliases import serve_versions_and_aliases
 from .paths import STATE_DIR
-from .sqs_poller import SqsPoller, stop_moto_push
+from .sqs_poller import SqsPoller, retention_without_attributes, stop_moto_push
 
 # While this file of the state folder exists, its number is the scale (a test makes one outage's
 # waits real, at 1, on a stack started scaled, without restarting it).
@@ -78,9 +90,14 @@ def scale_retry_waits(scale: float) -> None:
 
 
 def cache_parsed_definitions() -> None:
-    """Parse each definition once; build each execution's program from the kept parse tree."""
+    """Parse and build each definition once; give each execution its own copy of the program.
+
+    Building the evaluation components from the parse tree costs about as much CPU as the rest of
+    an execution together (tens of milliseconds), so it is done once per definition and kept
+    pickled: unpickling makes a new, independent object graph (no component, and so no
+    execution state, is shared between executions) for a fraction of a millisecond. Only this
+    process's own objects are pickled."""
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser  # noqa: PLC0415
-    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor  # noqa: PLC0415
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker  # noqa: PLC0415
 
     entrypoint = getattr(ExecutionWorker, "_get_evaluation_entrypoint", None)
@@ -91,14 +108,39 @@ def cache_parsed_definitions() -> None:
         )
 
     @functools.lru_cache(maxsize=64)
-    def parse_tree(definition: str) -> Any:
-        return AmazonStateLanguageParser.parse(definition)[1]
+    def built_program(definition: str) -> bytes:
+        program, _tree = AmazonStateLanguageParser.parse(definition)
+        return pickle.dumps(program)
 
     def evaluation_entrypoint(worker: Any) -> Any:
         definition = worker._evaluation_details.state_machine_details.definition
-        return Preprocessor().visit(parse_tree(definition))
+        return pickle.loads(built_program(definition))  # noqa: S301 - pickled by this process
 
     ExecutionWorker._get_evaluation_entrypoint = evaluation_entrypoint  # type: ignore[method-assign,assignment]
+
+
+# The interpreter's modules that parse a JSONPath every time a state evaluates one, and the name
+# they parse with: InputPath, Parameters' "key.$" values and ResultSelector; ResultPath.
+JSONPATH_PARSERS = (
+    ("moto.stepfunctions.parser.asl.utils.json_path", "jsonpath_ng.ext"),
+    ("moto.stepfunctions.parser.asl.component.common.path.result_path", "jsonpath_ng"),
+)
+
+
+def cache_parsed_json_paths() -> None:
+    """Parse each JSONPath once. jsonpath_ng builds a new parser (it reads its LALR tables) for
+    every `parse`, milliseconds each, and the interpreter parses the same few paths of the
+    definitions for every state of every execution. A parsed path is not changed by finding or
+    updating with it, so executions share it."""
+    for name, parser in JSONPATH_PARSERS:
+        module = importlib.import_module(name)
+        parse: Callable[[str], Any] = importlib.import_module(parser).parse
+        if getattr(module, "parse", None) is not parse:
+            raise RuntimeError(
+                f"{name} no longer parses JSONPaths with {parser}.parse: the pinned moto changed; "
+                "find where the interpreter parses JSONPaths before upgrading moto"
+            )
+        module.parse = functools.lru_cache(maxsize=1024)(parse)  # type: ignore[attr-defined]
 
 
 # The interpreter's modules that make a boto3 client per task: Lambda tasks and SQS sendMessage.
@@ -108,15 +150,43 @@ CLIENT_MAKERS = (
 )
 
 
+def in_process_client(region: str, service: str) -> Any:
+    """A boto3 client whose requests this process's moto backends answer directly.
+
+    moto's own interpreter client sends every task over HTTP to this very server. This one is
+    moto's in-process mode (the stubber `mock_aws` uses), on this client only: the request is
+    built, then dispatched to the backend's handler instead of a socket. The request and the
+    answer are the same; the HTTP server, its thread per connection and its service lookup are
+    skipped. Unsigned: there is no one to verify a signature, and moto reads the region from the
+    URL."""
+    import boto3  # noqa: PLC0415
+    from botocore import UNSIGNED  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+    from moto.core.botocore_stubber import BotocoreStubber  # noqa: PLC0415
+
+    client = boto3.client(  # type: ignore[call-overload] # the service is a parameter here
+        service,
+        region_name=region,
+        endpoint_url=f"https://{service}.{region}.amazonaws.com",
+        config=Config(
+            signature_version=UNSIGNED,
+            parameter_validation=False,
+            retries={"max_attempts": 0, "total_max_attempts": 1},  # as moto's: the ASL retries
+        ),
+    )
+    stubber = BotocoreStubber()
+    stubber.enabled = True
+    client.meta.events.register("before-send", stubber)
+    return client
+
+
 def reuse_task_clients() -> None:
-    """One boto3 client per region and service for the interpreter's tasks, instead of one per task."""
+    """One in-process client per region and service for the interpreter's tasks, instead of a new
+    HTTP client per task."""
     from moto.stepfunctions.parser.asl.utils import boto_client  # noqa: PLC0415
 
     make_client = boto_client.boto_client_for
-
-    @functools.lru_cache(maxsize=16)
-    def client_for(region: str, service: str) -> Any:
-        return make_client(region=region, service=service)
+    client_for = functools.lru_cache(maxsize=16)(in_process_client)
 
     def boto_client_for(region: str, service: str, **_state_credentials: Any) -> Any:
         return client_for(region, service)  # moto's maker ignores the credentials too
@@ -129,6 +199,39 @@ def reuse_task_clients() -> None:
                 "find where the interpreter makes its task clients before upgrading moto"
             )
         module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+
+
+def remember_backends_of_hosts() -> None:
+    """moto's server finds the service of every request by matching its host against the URL
+    patterns of every service (hundreds of regular expressions, under one lock); the answer for a
+    host never changes, so it is kept."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication  # noqa: PLC0415
+
+    find = DomainDispatcherApplication.get_backend_for_host
+    if "self.backend_url_patterns" not in inspect.getsource(find):
+        raise RuntimeError(
+            "moto's DomainDispatcherApplication.get_backend_for_host no longer matches the URL "
+            "patterns: the pinned moto changed; check how it finds a request's service before upgrading moto"
+        )
+    DomainDispatcherApplication.get_backend_for_host = functools.lru_cache(maxsize=256)(find)  # type: ignore[method-assign]
+
+
+# Collect the youngest objects every 50,000 allocations instead of 700, and the older generations
+# 20 times more rarely than that (Python's defaults: 700, 10, 10).
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
+def fewer_garbage_collections() -> None:
+    """Stop the cyclic garbage collector from rescanning this server's long-lived heap.
+
+    The moto server's heap is mostly long-lived: the modules of moto, botocore and Flask, and
+    moto's state (every execution's history stays in memory). Its garbage is mostly freed by
+    reference counting. With Python's default thresholds the collector scanned that heap again
+    and again: 1.3 s of wall time in a 120-order burst that took 4.1 s of its CPU. What was
+    imported at start is moved out of the collector's sight (`gc.freeze`), and collections run
+    more rarely; the price is that cyclic garbage lives a little longer."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def without_docker() -> None:
@@ -162,7 +265,9 @@ def main() -> None:
     enable_execution()
     serve_versions_and_aliases()
     cache_parsed_definitions()
+    cache_parsed_json_paths()
     reuse_task_clients()
+    remember_backends_of_hosts()
     without_docker()
     if settings.retry_time_scale != 1:
         scale_retry_waits(settings.retry_time_scale)
@@ -174,6 +279,8 @@ def main() -> None:
     )
     install(invoker)
     stop_moto_push()
+    retention_without_attributes()
+    fewer_garbage_collections()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=settings.moto_port, verbose=False)
     stop = threading.Event()
 

@@ -14,7 +14,8 @@ notice could be lost that way, which AWS never does. `install()` takes delivery 
   the Retry waits, DEVSTACK_RETRY_TIME_SCALE), is received again, and after the queue's
   maxReceiveCount moto's redrive policy moves it to the dead-letter queue.
 Delivery is asynchronous, as in AWS: SendMessage (the saga's notify states) no longer waits for
-the e-mail to be sent.
+the e-mail to be sent. `retention_without_attributes()` makes moto's receive linear in the
+queue's length again (see there).
 """
 
 import inspect
@@ -42,6 +43,28 @@ def stop_moto_push() -> None:
     Queue.lambda_event_source_mappings = property(  # type: ignore[assignment]
         lambda _queue: {}, lambda _queue, _mappings: None
     )
+
+
+def retention_without_attributes() -> None:
+    """moto checks each received message's retention period by computing every attribute of its
+    queue (the approximate counts among them, each a scan of the queue's messages), so a receive
+    was quadratic in the queue's length. This is the same check reading the one attribute."""
+    from moto.core.utils import unix_time  # noqa: PLC0415
+    from moto.sqs.models import SQSBackend  # noqa: PLC0415
+
+    check = SQSBackend.is_message_valid_based_on_retention_period
+    if '["MessageRetentionPeriod"]' not in inspect.getsource(check):
+        raise RuntimeError(
+            "moto's SQSBackend.is_message_valid_based_on_retention_period changed: the pinned moto "
+            "changed; check how it reads the retention period before upgrading moto"
+        )
+
+    def is_message_valid_based_on_retention_period(backend: Any, queue_name: str, message: Any) -> bool:
+        retention_period = backend.get_queue(queue_name).message_retention_period
+        return bool(retention_period + message.sent_timestamp / 1000 > unix_time())
+
+    replacement: Any = is_message_valid_based_on_retention_period
+    SQSBackend.is_message_valid_based_on_retention_period = replacement  # type: ignore[method-assign]
 
 
 def record(message: Any, queue_arn: str, region: str) -> dict[str, Any]:
@@ -118,7 +141,7 @@ class SqsPoller:
             queue = sqs.queues.get(mapping.event_source_arn.rsplit(":", 1)[1])
             if queue is None:
                 continue
-            visibility = max(1, round(int(queue.attributes["VisibilityTimeout"]) * self.visibility_scale))
+            visibility = max(1, round(queue.visibility_timeout * self.visibility_scale))  # type: ignore[attr-defined]
             with self._receiving:
                 messages = sqs.receive_message(queue.name, mapping.batch_size or 10, 0, visibility)
             if not messages:

@@ -13,6 +13,7 @@ import pytest
 
 from devstack import faults, releases
 from devstack.invoker import Invocation, LocalInvoker
+from devstack.lambda_reports import Report, peak_memory_mb, reports_since
 from devstack.paths import REPO_ROOT
 from order_saga.functions import function
 from tests.support.waiting import Deadline
@@ -30,6 +31,7 @@ def invoker(tmp_path: Path) -> Iterator[LocalInvoker]:
         faults_file=tmp_path / "faults.json",
         function_limit=8,  # above what any test here runs at once; limits have their own test
         total_limit=16,
+        log_dir=tmp_path / "lambda",
     )
     yield local
     local.shutdown()
@@ -95,6 +97,57 @@ def test_a_cold_start_does_not_count_against_the_invocations_timeout(
         payload, errored, _ = answer.result(timeout=deadline.left("the cold invocation's answer"))
     # Then it answers: init has a limit of its own, as in Lambda
     assert (errored, 0 < json.loads(payload)["remaining_ms"] <= 1000) == (False, True), payload
+
+
+def reports(invoker: LocalInvoker) -> list[Report]:
+    return reports_since(invoker.log_dir, {}).get("ProcessPayment", [])
+
+
+def test_each_invocation_leaves_lambdas_report_line_in_its_steps_log(invoker: LocalInvoker) -> None:
+    first, _ = call(invoker, "echo", {})
+    second, _ = call(invoker, "echo", {})
+    cold, warm = reports(invoker)
+    assert [cold.request_id, warm.request_id] == [first["request_id"], second["request_id"]]
+    assert (cold.init_duration_ms or 0) > 0  # the worker's cold start
+    assert warm.init_duration_ms is None  # the same worker, warm
+    assert min(cold.duration_ms, warm.duration_ms) > 0
+    assert (warm.memory_size_mb, warm.status) == (128, "")
+    # The worker's own peak memory, not the invoker's process it was forked from
+    assert warm.max_memory_used_mb == peak_memory_mb(second["pid"]) > 0
+
+
+def test_a_timed_out_invocation_is_reported_with_its_status(invoker: LocalInvoker, tmp_path: Path) -> None:
+    event = {"started": str(tmp_path / "started"), "release": str(tmp_path / "never")}
+    call(invoker, "hold", event, timeout=1)
+    [report] = reports(invoker)
+    assert (report.status, report.duration_ms) == ("timeout", 1000.0)
+
+
+def test_a_burst_beyond_the_bound_queues_for_the_bounded_workers(tmp_path: Path) -> None:
+    # Given: at most 2 concurrent invocations of the function, and time to wait for a slot
+    invoker = LocalInvoker(
+        code_dirs={"ProcessPayment": FIXTURE}, faults_file=tmp_path / "faults.json",
+        function_limit=2, total_limit=16, admission_wait_seconds=BUDGET_SECONDS,
+        log_dir=tmp_path / "lambda",
+    )  # fmt: skip
+    release = tmp_path / "release"
+    started = [tmp_path / f"started-{number}" for number in range(6)]
+    events = [{"started": str(marker), "release": str(release)} for marker in started]
+    try:
+        with ThreadPoolExecutor(max_workers=len(events)) as pool:
+            # When: 6 invocations arrive at once and the first ones hold their workers
+            answers = pool.map(lambda event: call(invoker, "hold", event, timeout=BUDGET_SECONDS), events)
+            Deadline(BUDGET_SECONDS).wait_for(
+                lambda: sum(marker.exists() for marker in started) == 2, "two held invocations to start"
+            )
+            release.touch()
+            results = list(answers)
+        # Then: every one ran, on the 2 workers the bound allows, none throttled
+        assert [errored for _, errored in results] == [False] * 6
+        assert len({answer["pid"] for answer, _ in results}) == 2
+    finally:
+        release.touch()
+        invoker.shutdown()
 
 
 def test_an_exception_comes_back_in_lambdas_error_format(invoker: LocalInvoker) -> None:
