@@ -12,6 +12,9 @@ from enum import StrEnum
 
 from order_saga.manifest import PROJECT, QUEUES, Step, arn_substitution, resource_name
 
+COMPUTING_MB = 512  # steps whose time is their own CPU between short MySQL and Redis round trips
+WAITING_MB = 256  # steps whose time is a remote service's answer: the payment gateway, SES, Step Functions
+
 
 class Needs(StrEnum):
     """What a function reaches besides its own logs: drives its settings and its IAM policy."""
@@ -32,7 +35,9 @@ class FunctionSpec:
     description: str
     needs: frozenset[Needs]
     timeout_seconds: int = 10
-    memory_mb: int = 512
+    # Lambda's CPU share grows with memory, so a step that mostly computes costs about the same
+    # GB-seconds at any size, and one that mostly waits costs in proportion (docs/decisions.md).
+    memory_mb: int = COMPUTING_MB
     environment: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -62,7 +67,13 @@ _PAYMENT = _STEP | {Needs.PAYMENT_GATEWAY}
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
-        Step.PROCESS_PAYMENT, "payment", "handler.process_payment", "Charge the order's total", _PAYMENT, 20
+        Step.PROCESS_PAYMENT,
+        "payment",
+        "handler.process_payment",
+        "Charge the order's total",
+        _PAYMENT,
+        20,
+        WAITING_MB,
     ),
     FunctionSpec(
         Step.REFUND_PAYMENT,
@@ -71,6 +82,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "Refund the charge (compensation)",
         _PAYMENT,
         20,
+        WAITING_MB,
     ),
     FunctionSpec(
         Step.RESERVE_STOCK, "inventory", "handler.reserve_stock", "Reserve every line's units", _STEP
@@ -109,6 +121,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "Send the e-mails the saga queued (SQS consumer)",
         frozenset({Needs.DATABASE, Needs.CACHE, Needs.EMAIL, Needs.NOTIFICATION_QUEUE}),
         timeout_seconds=30,
+        memory_mb=WAITING_MB,
     ),
     FunctionSpec(
         Step.SAGA_WATCHDOG,
@@ -117,6 +130,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "Finish or flag the order of an execution that failed, timed out or was aborted",
         _PAYMENT | {Needs.SAGA_CONTROL},
         timeout_seconds=60,
+        memory_mb=WAITING_MB,
     ),
     FunctionSpec(
         Step.RECONCILE_PAYMENTS,
