@@ -3,10 +3,12 @@ started on (its state machine version, the function versions that version calls,
 while new orders run the release the alias `live` routes to.
 
 Release N+1 is published with `order-saga release --source`, as a developer publishes another
-checkout, from a copy of the code in which ConfirmOrder writes a saga_log detail of its own.
+checkout, from a copy of the code in which ConfirmOrder answers with a reason code of its own
+(the step's answer, which the execution's history records).
 The stack is released from the checkout again at the end, for the tier's other tests.
 """
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from devstack.releases import LAYER_DIR
 from tests.support.stack import Customer, LocalStack
 
 MARK = "confirmed by the next release"
-CONFIRMATION = "_set_status(cursor, order, OrderStatus.CONFIRMED, Step.CONFIRM_ORDER)"
+CONFIRMATION = 'reason_code=row["reason_code"],'  # in confirm_order's answer
 
 
 @pytest.fixture
@@ -30,20 +32,23 @@ def next_release(tmp_path: Path, stack: LocalStack) -> Iterator[Path]:
         shutil.copytree(REPO_ROOT / part, source / part, ignore=shutil.ignore_patterns("__pycache__"))
     orders = source / LAYER_DIR / "order_saga" / "steps" / "orders.py"
     text = orders.read_text()
-    assert text.count(CONFIRMATION) == 1, "ConfirmOrder no longer sets its status this way: adapt the test"
-    orders.write_text(text.replace(CONFIRMATION, f"{CONFIRMATION[:-1]}, detail={MARK!r})"))
+    assert text.count(CONFIRMATION) == 1, "ConfirmOrder no longer answers this way: adapt the test"
+    orders.write_text(text.replace(CONFIRMATION, f"reason_code={MARK!r},"))
     yield source
     code, output = stack.operator("release")
     assert code == 0, output
 
 
-def confirmation_detail(stack: LocalStack, order_id: str) -> str | None:
-    [row] = stack.query(
-        "SELECT detail FROM saga_log WHERE saga_id = %s AND step = 'ConfirmOrder' AND status = 'CONFIRMED'",
-        order_id,
-    )
-    detail: str | None = row["detail"]
-    return detail
+def confirmation_code(stack: LocalStack, order_id: str) -> str | None:
+    """The reason code of ConfirmOrder's answer, as the execution's history recorded it."""
+    events = stack.sfn.get_execution_history(executionArn=stack.execution_of(order_id))["events"]
+    [answer] = [
+        json.loads(event["taskSucceededEventDetails"]["output"])["Payload"]
+        for event in events
+        if event["type"] == "TaskSucceeded" and '"CONFIRMED"' in event["taskSucceededEventDetails"]["output"]
+    ]
+    code: str | None = answer["reason_code"]
+    return code
 
 
 def version_of(stack: LocalStack, order_id: str) -> tuple[str, str]:
@@ -71,12 +76,12 @@ def test_held_executions_finish_on_their_release_and_new_orders_run_the_next(
     for order_id in held:
         assert stack.finish(order_id).status == "SUCCEEDED"
         assert stack.order(order_id)["status"] == "CONFIRMED"
-        assert confirmation_detail(stack, order_id) is None
+        assert confirmation_code(stack, order_id) is None
         assert version_of(stack, order_id) == (release_n, stack.saga_arn)
     # and a new order runs release N+1's code
     order_id = customer.create({"sku-1": 1}).order_id
     assert stack.finish(order_id).status == "SUCCEEDED"
-    assert confirmation_detail(stack, order_id) == MARK
+    assert confirmation_code(stack, order_id) == MARK
     assert version_of(stack, order_id) == (release_next, stack.saga_arn)
     # Every execution belongs to the machine, whichever release ran it
     listed = stack.sfn.list_executions(stateMachineArn=stack.saga_arn)["executions"]
