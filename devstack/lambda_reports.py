@@ -8,11 +8,11 @@ its duration and memory figures (and a right-sized memory setting) are read from
 
 (one line; `Init Duration` only on a cold start, `Status: timeout` when the invocation timed
 out). The local worker (devstack/lambda_runtime.py) writes the same line to its function's log,
-`.devstack/lambda/<step>.log`, after answering: the duration is the handler's own time, the
-memory the worker process's peak resident set (VmHWM: ru_maxrss would also count the moto
-server's memory, which the worker was forked from). The invoker writes it for an invocation that timed
-out, whose worker it kills. `grep REPORT .devstack/lambda/*.log` reads them;
-benchmarks/full_stack.py prints them per step.
+`.devstack/lambda/<step>.log`, before it answers (so whoever has an answer finds its report):
+the duration is the handler's own time, the memory the worker process's peak resident set
+(VmHWM: ru_maxrss would also count the moto server's memory, which the worker was forked from).
+The invoker writes it for an invocation that timed out, whose worker it kills.
+`grep REPORT .devstack/lambda/*.log` reads them; benchmarks/full_stack.py prints them per step.
 
 This module is imported by every worker: standard library only.
 """

@@ -12,7 +12,7 @@ then one JSON line per invocation on stdin (`request_id`, `event`, `timeout_ms`)
 line per answer on that stdout (`ok` and `payload`). Everything the handler prints (and
 the Powertools logger, which writes to stdout) goes to stderr, the function's log file, so it can
 never corrupt the protocol. Errors come back in the Lambda runtime's format: errorMessage,
-errorType, requestId, stackTrace. After each answer the worker writes Lambda's REPORT line to the
+errorType, requestId, stackTrace. Before each answer the worker writes Lambda's REPORT line to the
 function's log (devstack/lambda_reports.py): the handler's duration, the worker's peak memory,
 and on the first invocation the init's duration (the handler module's import).
 """
@@ -110,11 +110,12 @@ def serve(handler_spec: str, requests: TextIO, answers: TextIO, log: TextIO) -> 
         else:
             ok, payload = invoke(handler, request)
         duration_ms = (time.perf_counter() - began) * 1000
-        answers.write(json.dumps({"ok": ok, "payload": payload}) + "\n")
-        answers.flush()
+        # The report is in the log before the answer leaves: whoever has the answer finds it.
         report = Report(request["request_id"], duration_ms, memory_size_mb, peak_memory_mb(), init_ms)
         log.write(report.line())
         log.flush()
+        answers.write(json.dumps({"ok": ok, "payload": payload}) + "\n")
+        answers.flush()
         init_ms = None  # only the first invocation of a worker is a cold start
 
 
