@@ -117,6 +117,17 @@ def _saga_control(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:  # 
     return {}
 
 
+# The needs whose settings name a Secrets Manager secret: a function with one reads it through the
+# AWS Parameters and Secrets Lambda Extension (order_saga/secrets.py), with the function's role.
+SECRET_NEEDS = frozenset({Needs.DATABASE, Needs.CACHE, Needs.PAYMENT_GATEWAY})
+
+
+def secrets_extension() -> lambda_.ParamsAndSecretsLayerVersion:
+    """The extension's layer (AWS's, for the function's architecture), its settings at their
+    defaults: port 2773, a secret cached 300 s (order_saga.settings' `secret_max_age`)."""
+    return lambda_.ParamsAndSecretsLayerVersion.from_version(lambda_.ParamsAndSecretsVersions.V1_0_103)
+
+
 # What each need grants and which settings it brings; a need without an entry fails synthesis.
 WIRING: Mapping[Needs, Callable[[lambda_.Function, SagaResources], dict[str, str]]] = {
     Needs.DATABASE: _database,
@@ -165,6 +176,7 @@ class SagaFunction(Construct):
             timeout=Duration.seconds(spec.timeout_seconds),
             memory_size=spec.memory_mb,
             layers=resources.layers.all,
+            params_and_secrets=secrets_extension() if spec.needs & SECRET_NEEDS else None,
             role=self.role,
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
