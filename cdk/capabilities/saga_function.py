@@ -23,6 +23,7 @@ from cdk.capabilities.network import Network
 from cdk.nag import acknowledge
 from order_saga.functions import FunctionSpec, Needs
 from order_saga.manifest import STATE_MACHINE_STEPS, Setting
+from order_saga.settings import Settings
 
 # What Lambda does with the execution role of a function in a VPC: the network-interface half of
 # AWSLambdaVPCAccessExecutionRole, without its logs actions on every log group.
@@ -122,10 +123,15 @@ def _saga_control(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:  # 
 SECRET_NEEDS = frozenset({Needs.DATABASE, Needs.CACHE, Needs.PAYMENT_GATEWAY})
 
 
+SECRET_MAX_AGE = Duration.seconds(Settings.model_fields["secret_max_age"].default)
+
+
 def secrets_extension() -> lambda_.ParamsAndSecretsLayerVersion:
-    """The extension's layer (AWS's, for the function's architecture), its settings at their
-    defaults: port 2773, a secret cached 300 s (order_saga.settings' `secret_max_age`)."""
-    return lambda_.ParamsAndSecretsLayerVersion.from_version(lambda_.ParamsAndSecretsVersions.V1_0_103)
+    """The extension's layer (AWS's, for the function's architecture) on its default port (2773),
+    keeping a secret as long as the edge's and the tools' reader does (`SECRET_MAX_AGE`)."""
+    return lambda_.ParamsAndSecretsLayerVersion.from_version(
+        lambda_.ParamsAndSecretsVersions.V1_0_103, secrets_manager_ttl=SECRET_MAX_AGE
+    )
 
 
 # What each need grants and which settings it brings; a need without an entry fails synthesis.

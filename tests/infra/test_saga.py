@@ -9,6 +9,7 @@ from cdk.capabilities.saga_function import SECRET_NEEDS, VPC_NETWORK_INTERFACE_A
 from cdk.capabilities.workflow import placeholders
 from order_saga.functions import FUNCTIONS, Needs, function
 from order_saga.manifest import ORDER_SAGA
+from order_saga.settings import Settings
 from order_saga.steps.notification import CLAIM_STALE_AFTER_SECONDS
 from tests.support.synth import Synthesized, dump, lambda_function, refs, role_policy, state_machine
 
@@ -85,7 +86,10 @@ def test_every_function_naming_a_secret_reads_it_through_the_extension(synthesiz
     for props in readers:
         # has the extension's arm64 layer and the port setting the reader switches on
         assert [layer for layer in props["Layers"] if EXTENSION_LAYER in dump(layer)], props["FunctionName"]
-        assert props["Environment"]["Variables"]["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"] == "2773"
+        variables = props["Environment"]["Variables"]
+        assert variables["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"] == "2773"
+        # and keeps a secret as long as the edge's reader (docs/deploy.md's rotation runbook)
+        assert variables["SECRETS_MANAGER_TTL"] == str(Settings.model_fields["secret_max_age"].default)
 
 
 def test_each_function_role_names_only_its_own_resources(synthesized: Synthesized) -> None:
