@@ -123,3 +123,11 @@ def test_no_extension_listening_is_a_configuration_error(monkeypatch: pytest.Mon
         ConfigurationError, match=r"cannot reach the Parameters and Secrets extension.*TEST_SECRET_ARN"
     ):
         read("orders/key")
+
+
+def test_without_a_session_token_the_reader_says_so(
+    extension: SecretsExtension, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_SESSION_TOKEN")
+    with pytest.raises(ConfigurationError, match=r"TEST_SECRET_ARN.*AWS_SESSION_TOKEN \(unset\)"):
+        read("orders/key")
