@@ -9,8 +9,9 @@ first on the path, and on PYTHONPATH the shared layer and the dependencies layer
 for this machine from the same pinned `lambda` extra, under build/layers/host-deps); the
 interpreter runs with `-S`, so nothing of the development environment is importable, which has
 more (cryptography, say, which PyMySQL imports when it finds it). The environment is the
-function's from order_saga.functions with its secrets named, as deployed and on the local stack
-(never read here: their presence decides what the secrets client loads); tracing is off, as on
+function's from order_saga.functions with its secrets named and the Parameters and Secrets
+extension's port set, as deployed and on the local stack (never read here: their presence decides
+what the secrets client loads); tracing is off, as on
 the local stack (`--traced` sets LAMBDA_TASK_ROOT so Powertools traces, as in AWS). The baseline
 imports boto3 from the same packages, the same way. The time is the whole process, interpreter
 start-up included, measured from outside; the CPU time is the process's own (user + system, from
@@ -36,9 +37,10 @@ from order_saga.functions import FUNCTIONS, FunctionSpec
 
 LAYER = REPO_ROOT / "layers" / "common" / "python"
 PACKAGES = REPO_ROOT / "build" / "layers" / "host-deps"
-SECRETS = {  # as deployed: named, never read here
+SECRETS = {  # as deployed: named, never read here, and the extension's port they are read through
     "MYSQL_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:orders-app-AbCdEf",
     "PAYMENT_GATEWAY_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:gateway-AbCdEf",
+    "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": "2773",
 }
 
 

@@ -18,6 +18,17 @@ class AwsStackSettings(BaseSettings):
     email_sender: str = Field(
         "orders@order-saga.example", description="The SES identity the functions send from"
     )
+    secrets_extension_port: int = Field(
+        0,
+        ge=0,
+        description="Port of the local Parameters and Secrets extension the functions read their secrets "
+        "from (0 = a free port, picked by the moto server and given to its workers)",
+    )
+    secrets_extension_ttl: int = Field(
+        300,
+        ge=0,
+        description="Seconds the local Parameters and Secrets extension keeps a secret (SECRETS_MANAGER_TTL)",
+    )
     lambda_function_concurrency: int = Field(
         0, ge=0, description="Concurrent invocations per local function (0 = twice the cores)"
     )

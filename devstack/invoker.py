@@ -446,8 +446,12 @@ def install(invoker: LocalInvoker) -> None:
     LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
 
 
-def base_environment(endpoint_url: str, region: str) -> dict[str, str]:
-    """What the Lambda service gives every function, pointed at the local AWS endpoint."""
+SESSION_TOKEN = "local"  # noqa: S105 - moto accepts any; the local secrets extension checks it
+
+
+def base_environment(endpoint_url: str, region: str, secrets_extension_port: int) -> dict[str, str]:
+    """What the Lambda service gives every function, pointed at the local AWS endpoint, and the
+    port of the Parameters and Secrets extension the functions read their secrets through."""
     keep = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "DEVSTACK_DIR")
     return {key: os.environ[key] for key in keep if key in os.environ} | {
         "AWS_ENDPOINT_URL": endpoint_url,
@@ -455,6 +459,7 @@ def base_environment(endpoint_url: str, region: str) -> dict[str, str]:
         "AWS_DEFAULT_REGION": region,
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_SESSION_TOKEN": "local",
+        "AWS_SESSION_TOKEN": SESSION_TOKEN,
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+        "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT": str(secrets_extension_port),
     }

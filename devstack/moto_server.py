@@ -23,6 +23,10 @@ tests/unit/test_moto_hooks.py checks them):
   collections are rarer;
 - SQS receives computed every queue attribute per message (devstack/sqs_poller.py).
 
+The functions read their secrets through the Parameters and Secrets extension's HTTP interface, as
+in AWS: this process serves it to the workers from moto's Secrets Manager, in process
+(devstack/secrets_extension.py).
+
 Optionally the Retry waits of the interpreter are scaled (DEVSTACK_RETRY_TIME_SCALE, 1 = real
 time): a compensation that "retries long" waits minutes in AWS, which a test run cannot afford.
 Only the sleep between attempts is scaled; task timeouts, Lambda timeouts and the order of
@@ -47,9 +51,10 @@ from types import ModuleType
 from typing import Any
 
 from .aws_settings import AwsStackSettings
-from .invoker import LocalInvoker, base_environment, default_concurrency, install
+from .invoker import SESSION_TOKEN, LocalInvoker, base_environment, default_concurrency, install
 from .moto_aliases import serve_versions_and_aliases
 from .paths import STATE_DIR
+from .secrets_extension import SecretsExtension
 from .sqs_poller import SqsPoller, retention_without_attributes, stop_moto_push
 
 # While this file of the state folder exists, its number is the scale (a test makes one outage's
@@ -271,9 +276,17 @@ def main() -> None:
     without_docker()
     if settings.retry_time_scale != 1:
         scale_retry_waits(settings.retry_time_scale)
+    secrets = SecretsExtension(
+        lambda secret_id: in_process_client(settings.region, "secretsmanager").get_secret_value(
+            SecretId=secret_id
+        ),
+        token=SESSION_TOKEN,
+        port=settings.secrets_extension_port,
+        ttl_seconds=settings.secrets_extension_ttl,
+    )
     per_function, total = default_concurrency()
     invoker = LocalInvoker(
-        base_env=base_environment(settings.endpoint_url, settings.region),
+        base_env=base_environment(settings.endpoint_url, settings.region, secrets.port),
         function_limit=settings.lambda_function_concurrency or per_function,
         total_limit=settings.lambda_concurrency or total,
     )
@@ -287,6 +300,7 @@ def main() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     server.start()
+    secrets.start()
     from moto.core.models import DEFAULT_ACCOUNT_ID  # noqa: PLC0415
 
     poller = SqsPoller(DEFAULT_ACCOUNT_ID, settings.region, settings.retry_time_scale)
@@ -294,6 +308,7 @@ def main() -> None:
     print(f"moto server on {settings.endpoint_url} (Step Functions execution on)", flush=True)
     stop.wait()
     poller.stop()
+    secrets.stop()
     invoker.shutdown()
     server.stop()
     sys.exit(0)

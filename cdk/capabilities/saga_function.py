@@ -23,6 +23,7 @@ from cdk.capabilities.network import Network
 from cdk.nag import acknowledge
 from order_saga.functions import FunctionSpec, Needs
 from order_saga.manifest import STATE_MACHINE_STEPS, Setting
+from order_saga.settings import Settings
 
 # What Lambda does with the execution role of a function in a VPC: the network-interface half of
 # AWSLambdaVPCAccessExecutionRole, without its logs actions on every log group.
@@ -117,6 +118,22 @@ def _saga_control(fn: lambda_.Function, r: SagaResources) -> dict[str, str]:  # 
     return {}
 
 
+# The needs whose settings name a Secrets Manager secret: a function with one reads it through the
+# AWS Parameters and Secrets Lambda Extension (order_saga/secrets.py), with the function's role.
+SECRET_NEEDS = frozenset({Needs.DATABASE, Needs.CACHE, Needs.PAYMENT_GATEWAY})
+
+
+SECRET_MAX_AGE = Duration.seconds(Settings.model_fields["secret_max_age"].default)
+
+
+def secrets_extension() -> lambda_.ParamsAndSecretsLayerVersion:
+    """The extension's layer (AWS's, for the function's architecture) on its default port (2773),
+    keeping a secret as long as the edge's and the tools' reader does (`SECRET_MAX_AGE`)."""
+    return lambda_.ParamsAndSecretsLayerVersion.from_version(
+        lambda_.ParamsAndSecretsVersions.V1_0_103, secrets_manager_ttl=SECRET_MAX_AGE
+    )
+
+
 # What each need grants and which settings it brings; a need without an entry fails synthesis.
 WIRING: Mapping[Needs, Callable[[lambda_.Function, SagaResources], dict[str, str]]] = {
     Needs.DATABASE: _database,
@@ -165,6 +182,7 @@ class SagaFunction(Construct):
             timeout=Duration.seconds(spec.timeout_seconds),
             memory_size=spec.memory_mb,
             layers=resources.layers.all,
+            params_and_secrets=secrets_extension() if spec.needs & SECRET_NEEDS else None,
             role=self.role,
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,

@@ -6,6 +6,7 @@ import re
 from cdk import constants as c
 from cdk.capabilities.database import ROTATE_EVERY
 from cdk.capabilities.monitoring import PERIOD, PROXY_AUTH_FAILURE_PERIODS
+from cdk.capabilities.saga_function import SECRET_MAX_AGE
 from order_saga.settings import Settings
 from tests.support.synth import Synthesized
 
@@ -24,6 +25,8 @@ def test_the_runbook_names_the_schedules_the_max_age_and_the_alarms_window() -> 
     assert "No schedule rotates when it is created" in text
     max_age = Settings.model_fields["secret_max_age"].default
     assert f"(`SECRET_MAX_AGE`, {max_age} s)" in text
+    assert SECRET_MAX_AGE.to_seconds() == max_age
+    assert "Parameters and Secrets extension as its `SECRETS_MANAGER_TTL`" in text
     assert f"wait for the secret max-age ({max_age} s)" in text
     minutes = int(PERIOD.to_minutes())
     assert f"in {NUMBERS[PROXY_AUTH_FAILURE_PERIODS]} {minutes}-minute periods in a row" in text

@@ -5,10 +5,11 @@ import json
 import pytest
 
 from cdk import constants as c
-from cdk.capabilities.saga_function import VPC_NETWORK_INTERFACE_ACTIONS
+from cdk.capabilities.saga_function import SECRET_NEEDS, VPC_NETWORK_INTERFACE_ACTIONS
 from cdk.capabilities.workflow import placeholders
 from order_saga.functions import FUNCTIONS, Needs, function
 from order_saga.manifest import ORDER_SAGA
+from order_saga.settings import Settings
 from order_saga.steps.notification import CLAIM_STALE_AFTER_SECONDS
 from tests.support.synth import Synthesized, dump, lambda_function, refs, role_policy, state_machine
 
@@ -35,6 +36,19 @@ NEED_SETTINGS = {
         "COMPENSATION_DLQ_URL",
     },
 }
+# What the CDK's paramsAndSecrets sets beside the Parameters and Secrets extension's layer.
+EXTENSION_SETTINGS = {
+    "PARAMETERS_SECRETS_EXTENSION_CACHE_ENABLED",
+    "PARAMETERS_SECRETS_EXTENSION_CACHE_SIZE",
+    "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT",
+    "PARAMETERS_SECRETS_EXTENSION_LOG_LEVEL",
+    "PARAMETERS_SECRETS_EXTENSION_MAX_CONNECTIONS",
+    "SECRETS_MANAGER_TIMEOUT_MILLIS",
+    "SECRETS_MANAGER_TTL",
+    "SSM_PARAMETER_STORE_TIMEOUT_MILLIS",
+    "SSM_PARAMETER_STORE_TTL",
+}
+EXTENSION_LAYER = ":layer:AWS-Parameters-and-Secrets-Lambda-Extension-Arm64:"
 # The watchdog sends the notices it owes to the notification queue (it does not consume it).
 ALSO_GRANTED = {Needs.SAGA_CONTROL: {Needs.NOTIFICATION_QUEUE}}
 
@@ -51,12 +65,31 @@ def test_every_function_is_built_from_its_function_spec(synthesized: Synthesized
         assert props["Architectures"] == ["arm64"]
         assert props["TracingConfig"] == {"Mode": "Active"}
         assert props["VpcConfig"]["SubnetIds"]
-        assert len(props["Layers"]) == 2
+        reads_secrets = bool(spec.needs & SECRET_NEEDS)
+        assert len(props["Layers"]) == 2 + reads_secrets
         variables = props["Environment"]["Variables"]
         for key, value in spec.all_environment.items():
             assert variables[key] == value
         expected = set(spec.all_environment).union(*(NEED_SETTINGS[need] for need in spec.needs))
-        assert set(variables) == expected, spec.name
+        assert set(variables) == expected | (EXTENSION_SETTINGS if reads_secrets else set()), spec.name
+
+
+def test_every_function_naming_a_secret_reads_it_through_the_extension(synthesized: Synthesized) -> None:
+    # Every function of the stack (the steps and the schema migration) whose settings name a secret
+    functions = [f["Properties"] for f in synthesized.resources("Saga", "AWS::Lambda::Function").values()]
+    readers = [
+        props
+        for props in functions
+        if any(key.endswith("_SECRET_ARN") for key in props.get("Environment", {}).get("Variables", {}))
+    ]
+    assert len(readers) > len(FUNCTIONS) // 2
+    for props in readers:
+        # has the extension's arm64 layer and the port setting the reader switches on
+        assert [layer for layer in props["Layers"] if EXTENSION_LAYER in dump(layer)], props["FunctionName"]
+        variables = props["Environment"]["Variables"]
+        assert variables["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"] == "2773"
+        # and keeps a secret as long as the edge's reader (docs/deploy.md's rotation runbook)
+        assert variables["SECRETS_MANAGER_TTL"] == str(Settings.model_fields["secret_max_age"].default)
 
 
 def test_each_function_role_names_only_its_own_resources(synthesized: Synthesized) -> None:

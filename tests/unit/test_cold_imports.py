@@ -56,8 +56,18 @@ def test_a_handler_imports_only_what_its_first_call_needs(spec: FunctionSpec) ->
 
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
-def test_deployed_a_handler_loads_the_secrets_client_in_its_init(spec: FunctionSpec) -> None:
-    # Deployed, every function reads its database credentials from a secret on its first call
+def test_deployed_a_handler_reads_its_secrets_without_an_sdk(spec: FunctionSpec) -> None:
+    # Deployed (and on the local stack), every function reads its database credentials from a
+    # secret, through the Parameters and Secrets extension: neither boto3 nor Powertools parameters
+    loaded = imported(spec, MYSQL_SECRET_ARN=SECRET, PARAMETERS_SECRETS_EXTENSION_HTTP_PORT="2773")
+    assert ("boto3" in loaded) == bool(spec.needs & EVERY_CALL_USES_AWS)
+    assert "aws_lambda_powertools.utilities.parameters" not in loaded
+    assert not loaded & NEVER
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
+def test_without_the_extension_a_named_secret_loads_the_secrets_client_at_start(spec: FunctionSpec) -> None:
+    # The code outside Lambda (the edge, the tools) reads its secrets with boto3, loaded at start
     loaded = imported(spec, MYSQL_SECRET_ARN=SECRET)
     assert {"boto3", "aws_lambda_powertools.utilities.parameters"} <= loaded
     assert not loaded & NEVER

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from devstack.aws import MotoServer
 from devstack.aws_settings import AwsStackSettings
+from devstack.invoker import SESSION_TOKEN, base_environment
 from devstack.wiring import GatewayAccess, Wiring, function_environment
 from order_saga.functions import FUNCTIONS, function
 from order_saga.settings import Settings
@@ -83,3 +84,9 @@ def test_every_local_aws_setting_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     missing = [f"DEVSTACK_{name.upper()}" for name in AwsStackSettings.model_fields]
     assert [name for name in missing if f"| `{name}` |" not in readme] == []
+
+
+def test_the_local_functions_read_their_secrets_through_the_stacks_extension() -> None:
+    env = base_environment("http://127.0.0.1:1", "us-east-1", 45273)
+    assert env["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"] == "45273"
+    assert env["AWS_SESSION_TOKEN"] == SESSION_TOKEN  # what the extension checks the token against
