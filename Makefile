@@ -72,7 +72,7 @@ test-unit: install ## Only the unit tests (no network)
 test-integration: migrate ## Only the integration tests (MariaDB, Redis, moto)
 	$(BIN)/pytest tests/integration
 
-bench: migrate $(HOST_LAYER_DEPS).built ## Run every benchmark briefly and print one table (figure, baseline, ratio, goal)
+bench: migrate build/layers/host-deps.built ## Run every benchmark briefly and print one table (figure, baseline, ratio, goal)
 	$(BIN)/python benchmarks/bench.py
 
 # `make test` runs the fuzzer derandomized (the same inputs every run); `make fuzz` picks a random
